@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Make sure the Debian packages a target needs are installed.
+#   tools/deps.sh build   - compiler, cmake, liburing, Criterion, tcmalloc
+#   tools/deps.sh ci      - build + clang (fuzzer, sanitizer runtimes)
+#   tools/deps.sh peers   - build + iperf3, sockperf, gnuplot, libzmq, gRPC
+# As root, missing packages are installed with apt-get; otherwise the exact
+# apt-get line is printed and the script fails.
+set -euo pipefail
+
+build=(build-essential cmake pkg-config liburing-dev libcriterion-dev
+       libgoogle-perftools-dev)
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  ci)    want=("${build[@]}" clang libclang-rt-14-dev) ;;
+  peers) want=("${build[@]}" iperf3 sockperf gnuplot-nox libzmq3-dev
+               libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+               protobuf-compiler g++) ;;
+  *) echo "usage: $0 build|ci|peers" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get install -y ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "zcrpc: missing Debian packages; run as root:" >&2
+  echo "  apt-get update && $line" >&2
+  exit 1
+fi
+echo "zcrpc: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
