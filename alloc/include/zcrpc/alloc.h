@@ -149,12 +149,15 @@ struct zc_pool_config {
 	 * Slabs are mmap()ed lazily as the pool grows.  Default 2 MiB. */
 	size_t slab_bytes;
 	/* Defer-list length at which the pusher kicks the owner.
-	 * Default ZC_DEFER_MAX_DEFAULT. */
+	 * Default ZC_DEFER_MAX_DEFAULT; values above 65535 are clamped (the
+	 * list's depth is kept in 16 spare bits of its head word). */
 	unsigned defer_max;
 	enum zc_free_mode free_mode;
 	/* Called (on the pushing thread) once each time a push makes the defer
 	 * list reach defer_max.  It must be async-signal-safe in spirit: wake
 	 * the owner (eventfd write, io_uring msg_ring), nothing more.
+	 * @kick_arg must stay valid until zc_pool_destroy() returns 0, which
+	 * waits for a kick still in progress.
 	 * May be NULL; see also zc_pool_set_kick(). */
 	void (*kick)(void *arg);
 	void *kick_arg;
@@ -172,6 +175,9 @@ struct zc_pool_config {
  * for kicks, the rare pusher that crosses the cap), so reading them costs
  * the hot path nothing.  zc_pool_stats() takes a consistent-enough snapshot
  * from any thread; exact values need the owner thread.
+ * released_owner, deferred and drained count external buffers as well as
+ * pool buffers; so, with ZC_FREE_OWNER, allocated + ext_wrapped ==
+ * released_owner + drained + buffers still held or queued.
  */
 struct zc_pool_stats {
 	uint64_t allocated;        /* zc_buf_alloc() successes */
@@ -247,8 +253,11 @@ ZC_API size_t zc_pool_buf_size(const struct zc_pool *pool);
  * Owner thread only.  Take one buffer from the pool.
  * Returns 0 with *@out holding one reference (the caller's, exclusive, so
  * the caller may write the data), or -ENOBUFS when the pool is at its byte
- * cap with nothing free, -ENOMEM when mapping a slab failed.  On error
- * *@out is untouched and nothing is held.
+ * cap with nothing free, -ENOMEM when mapping a slab failed, or the
+ * negative value of the on_slab callback.  On error *@out is untouched and
+ * nothing is held.  With an empty free list, ZC_FREE_OWNER first takes
+ * back the defer list (as zc_pool_drain() would, but external release
+ * callbacks found there wait for the next zc_pool_drain()).
  */
 ZC_API ZC_MUST_CHECK int zc_buf_alloc(struct zc_pool *pool,
 				      struct zc_buf **out);

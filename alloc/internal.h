@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc/internal.h - private layout of buffers and pools, shared by the
+ * files of alloc/ only.  Nothing outside alloc/ may include it.
+ */
+#ifndef ZCRPC_ALLOC_INTERNAL_H
+#define ZCRPC_ALLOC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <zcrpc/alloc.h>
+
+#define ZC__CACHELINE 64
+
+/* Reference word: low half views, high half in-flight (see alloc.h). */
+#define ZC__REF_VIEW	 ((uint64_t)1)
+#define ZC__REF_INFLIGHT ((uint64_t)1 << 32)
+
+enum zc__buf_kind {
+	ZC__BUF_POOL,  /* data in a slab, header in the slab's array */
+	ZC__BUF_LOCAL, /* ZC_FREE_LOCAL: header and data malloc'ed per alloc */
+	ZC__BUF_EXT,   /* zc_buf_wrap(): application memory, malloc'ed header */
+};
+
+/*
+ * The tracker.  One cache line each, so that remote threads dropping
+ * references on neighbouring buffers do not share a line.
+ */
+struct zc_buf {
+	/* Written by every holder, any thread. */
+	_Atomic uint64_t ref;
+	/* Immutable while the buffer is handed out. */
+	struct zc_pool *pool;
+	void *data;
+	uint32_t cap;
+	uint8_t kind;	   /* enum zc__buf_kind */
+	uint32_t slab;	   /* ZC__BUF_POOL: index of the slab */
+	void (*release)(void *arg, void *data); /* ZC__BUF_EXT only */
+	void *release_arg;
+	/*
+	 * Link on the pool's free list (owner or mutex) or on its defer list.
+	 * Only touched by whoever holds the buffer after its last reference
+	 * went: the releasing thread until its push is published, then the
+	 * owner after it took the list.
+	 */
+	struct zc_buf *next;
+} __attribute__((aligned(ZC__CACHELINE)));
+
+_Static_assert(sizeof(struct zc_buf) == ZC__CACHELINE, "one line per header");
+
+struct zc__slab {
+	void *base;	      /* mmap()ed, page aligned */
+	size_t len;
+	struct zc_buf *hdrs;  /* nbufs headers */
+	uint32_t nbufs;
+};
+
+/*
+ * Defer list head: a Treiber stack whose 64-bit word packs the top node's
+ * address (low ZC__DEFER_PTR_BITS) and the list's depth (high bits,
+ * saturating).  Keeping the depth in the head word lets a pusher learn the
+ * depth its push makes without dereferencing the old top node, which the
+ * owner may already have taken and freed (external headers are freed on
+ * drain).
+ */
+#if UINTPTR_MAX == UINT64_MAX
+#define ZC__DEFER_PTR_BITS 48
+#else
+#define ZC__DEFER_PTR_BITS 32
+#endif
+#define ZC__DEFER_PTR_MASK  (((uint64_t)1 << ZC__DEFER_PTR_BITS) - 1)
+#define ZC__DEFER_DEPTH_MAX 0xffffu /* also the largest defer_max */
+
+static inline uint64_t zc__defer_pack(struct zc_buf *top, uint32_t depth)
+{
+	return (uint64_t)(uintptr_t)top | ((uint64_t)depth << ZC__DEFER_PTR_BITS);
+}
+
+static inline struct zc_buf *zc__defer_top(uint64_t word)
+{
+	return (struct zc_buf *)(uintptr_t)(word & ZC__DEFER_PTR_MASK);
+}
+
+static inline uint32_t zc__defer_depth(uint64_t word)
+{
+	return (uint32_t)(word >> ZC__DEFER_PTR_BITS);
+}
+
+struct zc_pool {
+	/*
+	 * ---- read-mostly: read by every release, on any thread ----
+	 * Immutable after create (set_kick: before sharing; owner: bind).
+	 */
+	size_t buf_size;
+	size_t max_bytes;
+	size_t slab_bytes;	/* whole buffers */
+	uint32_t defer_max;
+	enum zc_free_mode mode;
+	void (*kick)(void *arg);
+	void *kick_arg;
+	int (*on_slab)(void *arg, unsigned index, void *base, size_t len);
+	void *on_slab_arg;
+	/* The owner thread's token (see zc__self()). */
+	_Atomic(const void *) owner;
+
+	/* ---- owner thread only (LOCKED: under lock) ---- */
+	_Alignas(ZC__CACHELINE) struct zc_buf *free;	/* LIFO free list of pool buffers */
+	struct zc_buf *ext_later; /* drained external, callback not yet run */
+	struct zc__slab *slabs;
+	uint32_t nslabs;
+	uint32_t slabs_cap;
+	pthread_mutex_t lock;	/* ZC_FREE_LOCKED only */
+
+	/*
+	 * Owner-written counters, read by zc_pool_stats() from anywhere:
+	 * relaxed atomics updated by plain load + store (zc__cnt_add), so no
+	 * locked instruction on the hot path and no data race either.
+	 */
+	_Atomic uint64_t allocated;
+	_Atomic uint64_t released_owner;
+	_Atomic uint64_t drained;
+	_Atomic uint64_t pool_empty;
+	_Atomic uint64_t released_locked; /* under lock, any thread */
+	_Atomic uint64_t ext_released;
+	_Atomic uint64_t in_use;	  /* pool buffers; LOCKED: under lock */
+	_Atomic uint64_t bytes_mapped;	  /* slabs */
+
+	/* ---- written by other threads: own cache lines ---- */
+	/* Defer list head (pointer + depth), see zc__defer_pack(). */
+	_Alignas(ZC__CACHELINE) _Atomic uint64_t defer;
+	/* Rare or non-hot-path cross-thread counters. */
+	_Alignas(ZC__CACHELINE) _Atomic uint64_t kicks;
+	_Atomic uint32_t kickers;	  /* pushers inside the kick section */
+	_Atomic uint64_t ext_wrapped;
+	_Atomic uint64_t released_local;  /* LOCAL: freed off the owner */
+	_Atomic uint64_t local_bytes;	  /* LOCAL: bytes allocated now */
+};
+
+/* Single-writer counter update: cheap, yet race-free for readers. */
+static inline void zc__cnt_add(_Atomic uint64_t *c, int64_t d)
+{
+	uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
+
+	atomic_store_explicit(c, v + (uint64_t)d, memory_order_relaxed);
+}
+
+static inline uint64_t zc__cnt(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
+}
+
+/*
+ * Identity of the calling thread: the address of a per-thread byte, so one
+ * thread may own several pools and a comparison is all is_owner costs.
+ */
+extern _Thread_local char zc__thread_token;
+
+static inline const void *zc__self(void)
+{
+	return &zc__thread_token;
+}
+
+static inline bool zc__on_owner(const struct zc_pool *pool)
+{
+	return atomic_load_explicit((_Atomic(const void *) *)&pool->owner,
+				    memory_order_relaxed) == zc__self();
+}
+
+/* pool.c: owner-side return of a pool buffer (OWNER: owner thread only;
+ * LOCKED: takes the lock). */
+void zc__pool_put_buf(struct zc_pool *pool, struct zc_buf *buf);
+/* pool.c: free a ZC__BUF_LOCAL buffer, any thread. */
+void zc__pool_free_local(struct zc_pool *pool, struct zc_buf *buf);
+
+/* buf.c: run an external buffer's callback and free its header (owner). */
+void zc__ext_finish(struct zc_pool *pool, struct zc_buf *buf);
+
+/* defer.c: push @buf (no references left) onto @pool's defer list. */
+void zc__defer_push(struct zc_pool *pool, struct zc_buf *buf);
+/* defer.c: take the defer list back; external callbacks run only if
+ * @run_ext, else at the next zc_pool_drain(). */
+unsigned zc__defer_take(struct zc_pool *pool, bool run_ext);
+/* defer.c: wait until no pusher is still inside the kick section. */
+void zc__defer_quiesce(struct zc_pool *pool);
+
+#endif /* ZCRPC_ALLOC_INTERNAL_H */
