@@ -107,7 +107,6 @@ struct holders {
 	struct zc_buf *orig;
 	struct zc_view head, tail, slice;
 	struct zc_chain chain;
-	struct zc_buf *pool_buf;
 };
 
 static char ext_mem[256];
@@ -115,6 +114,8 @@ static char ext_mem[256];
 static void make_holders(struct holders *h, struct ext_probe *probe)
 {
 	struct zc_view v, pv;
+	struct zc_buf *pool_buf;
+	uint64_t in_use;
 
 	cr_assert_eq(zc_buf_wrap(pool, ext_mem, sizeof(ext_mem),
 				 ext_probe_release, probe, &h->orig), 0);
@@ -126,12 +127,16 @@ static void make_holders(struct holders *h, struct ext_probe *probe)
 	/* chain = [8 pool bytes][ext 100..200]; pull up 40 -> the ext view
 	 * is copied in part and keeps its reference. */
 	zc_chain_init(&h->chain);
-	cr_assert_eq(zc_buf_alloc(pool, &h->pool_buf), 0);
-	cr_assert_eq(zc_view_adopt(&pv, h->pool_buf, 0, 8), 0);
+	cr_assert_eq(zc_buf_alloc(pool, &pool_buf), 0);
+	cr_assert_eq(zc_view_adopt(&pv, pool_buf, 0, 8), 0);
 	cr_assert_eq(zc_chain_append(&h->chain, &pv), 0);
 	cr_assert_eq(zc_view_init(&v, h->orig, 100, 100), 0);
 	cr_assert_eq(zc_chain_append(&h->chain, &v), 0);
+	in_use = stats_of(pool).in_use;
+	/* The pool view is copied whole: its reference, the only one, goes
+	 * and the buffer returns while the pull-up's new one comes out. */
 	cr_assert_eq(zc_chain_pullup(&h->chain, 40, pool), 0);
+	cr_assert_eq(stats_of(pool).in_use, in_use);
 	cr_assert_eq(zc_chain_nviews(&h->chain), 2);
 	cr_assert_eq(zc_chain_view(&h->chain, 1)->buf, h->orig);
 	cr_assert_eq(zc_chain_view(&h->chain, 1)->off, 132);
@@ -184,7 +189,6 @@ Test(buf, ext_release_once_for_every_drop_order)
 		}
 		cr_assert_eq(atomic_load(&probe.calls), 1, "perm %u", n);
 		cr_assert_eq(atomic_load(&probe.off_owner), 0);
-		zc_buf_put(h.pool_buf);
 		n++;
 	} while (next_perm(perm, NHOLDERS));
 	cr_assert_eq(n, 720);
