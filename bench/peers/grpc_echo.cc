@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MIT
+/*
+ * grpc_echo - the RPC_RR workload of zcperf on gRPC C++ (Debian's
+ * libgrpc++), unary calls, the peer bench/compare measures against.
+ *
+ *   grpc_echo -s -p 7003                          server
+ *   grpc_echo -p 7003 -r 64,64 -P 16 -d 16 -l 5   client
+ *
+ * Both sides use the asynchronous completion-queue API, gRPC's fastest:
+ * -T threads, each polling its own completion queue (gRPC does the socket
+ * I/O on the thread that polls).  Each client connection is its own
+ * channel with a local subchannel pool, so -P channels are -P TCP
+ * connections rather than one shared HTTP/2 connection; each keeps -d
+ * unary calls in flight, as HTTP/2 streams.
+ */
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include "echo.grpc.pb.h"
+#include "peer_common.h"
+
+namespace {
+
+constexpr uint16_t kPort = 7003;
+constexpr uint64_t kDrainGuardNs = 5000000000ull;
+constexpr unsigned kMaxPostedPerQueue = 4096;
+
+/* ---- server ------------------------------------------------------------ */
+
+/*
+ * One completion queue and its thread.  @lock orders re-arming against
+ * shutdown: no RequestCall() may reach a queue after Shutdown().
+ */
+struct ServerQueue {
+	std::unique_ptr<grpc::ServerCompletionQueue> cq;
+	std::mutex lock;
+	bool closing = false;
+};
+
+/* A posted request slot: waits for a call, answers it, waits again. */
+class CallSlot {
+public:
+	CallSlot(zcpeer::Echo::AsyncService *svc, ServerQueue *q,
+		 const std::string *fixed)
+		: svc_(svc), q_(q), fixed_(fixed) {}
+
+	/* Posts the slot, unless the queue is closing: it then stays idle. */
+	void Arm()
+	{
+		std::lock_guard<std::mutex> g(q_->lock);
+
+		if (q_->closing)
+			return;
+		ctx_.emplace();
+		writer_.emplace(&*ctx_);
+		answered_ = false;
+		svc_->RequestCall(&*ctx_, &req_, &*writer_, q_->cq.get(),
+				  q_->cq.get(), this);
+	}
+
+	/*
+	 * Completion of this slot's tag: a call arrived (or, !ok, the server
+	 * is shutting down), or its answer went out (or failed: the client
+	 * left).  Either way an answered slot is posted again.
+	 */
+	void Proceed(bool ok)
+	{
+		if (answered_) {
+			Arm();
+			return;
+		}
+		if (!ok)
+			return;
+		if (fixed_)
+			reply_.set_data(*fixed_);
+		else
+			reply_.mutable_data()->swap(*req_.mutable_data());
+		answered_ = true;
+		writer_->Finish(reply_, grpc::Status::OK, this);
+	}
+
+private:
+	zcpeer::Echo::AsyncService *svc_;
+	ServerQueue *q_;
+	const std::string *fixed_;
+	std::optional<grpc::ServerContext> ctx_;
+	std::optional<grpc::ServerAsyncResponseWriter<zcpeer::Payload>> writer_;
+	zcpeer::Payload req_, reply_;
+	bool answered_ = false;
+};
+
+void ServeQueue(ServerQueue *q)
+{
+	void *tag;
+	bool ok;
+
+	while (q->cq->Next(&tag, &ok))
+		static_cast<CallSlot *>(tag)->Proceed(ok);
+}
+
+int Serve(const peer_opts &o)
+{
+	std::string addr = std::string(o.host ? o.host : "0.0.0.0") + ":" +
+			   std::to_string(o.port);
+	std::optional<std::string> fixed;
+	zcpeer::Echo::AsyncService svc;
+	grpc::ServerBuilder builder;
+	std::vector<std::unique_ptr<ServerQueue>> queues;
+	std::vector<std::unique_ptr<CallSlot>> slots;
+	std::vector<std::thread> threads;
+	sigset_t sigs;
+	int sig;
+
+	/* Blocked before any thread starts, so only sigwait() sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+	if (o.resp)
+		fixed.emplace(o.resp, 'g');
+	builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
+	builder.SetMaxReceiveMessageSize(-1);
+	builder.RegisterService(&svc);
+	for (unsigned i = 0; i < o.threads; i++) {
+		queues.push_back(std::make_unique<ServerQueue>());
+		queues.back()->cq = builder.AddCompletionQueue();
+	}
+	std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+	if (!server) {
+		fprintf(stderr, "grpc_echo: cannot listen on %s\n", addr.c_str());
+		return -EADDRINUSE;
+	}
+	/*
+	 * A call that finds no posted slot waits in the server's queue, so
+	 * post enough for every call a client keeps in flight.
+	 */
+	for (auto &q : queues) {
+		for (unsigned k = 0; k < kMaxPostedPerQueue / o.threads; k++) {
+			slots.push_back(std::make_unique<CallSlot>(
+				&svc, q.get(), fixed ? &*fixed : nullptr));
+			slots.back()->Arm();
+		}
+		threads.emplace_back(ServeQueue, q.get());
+	}
+	fprintf(stderr, "grpc_echo: serving on %s (%s)\n", addr.c_str(),
+		fixed ? "fixed response" : "echo");
+
+	sigwait(&sigs, &sig);
+	for (auto &q : queues) {
+		std::lock_guard<std::mutex> g(q->lock);
+		q->closing = true;
+	}
+	server->Shutdown();
+	for (auto &q : queues)
+		q->cq->Shutdown();
+	for (auto &t : threads)
+		t.join();
+	return 0;
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+struct Call {
+	zcpeer::Echo::Stub *stub;
+	uint64_t sent_ns;
+	std::optional<grpc::ClientContext> ctx;	/* not reusable: one per call */
+	std::unique_ptr<grpc::ClientAsyncResponseReader<zcpeer::Payload>> rpc;
+	zcpeer::Payload resp;
+	grpc::Status status;
+};
+
+struct ClientThread {
+	const peer_opts *o;
+	const zcpeer::Payload *req;
+	std::vector<std::unique_ptr<zcpeer::Echo::Stub>> stubs;
+	uint64_t end_ns;
+	peer_hist hist{};
+	int err = 0;
+};
+
+void StartCall(Call *c, const zcpeer::Payload &req, grpc::CompletionQueue *cq)
+{
+	c->ctx.emplace();
+	c->sent_ns = peer_now_ns();
+	c->rpc = c->stub->AsyncCall(&*c->ctx, req, cq);
+	c->rpc->Finish(&c->resp, &c->status, c);
+}
+
+/*
+ * Runs the window, then lets the calls in flight finish uncounted, since a
+ * completion queue may only be shut down once it holds no pending call.
+ */
+void RunClientThread(ClientThread *t)
+{
+	const peer_opts &o = *t->o;
+	grpc::CompletionQueue cq;
+	std::vector<Call> calls(t->stubs.size() * o.depth);
+	uint64_t deadline = t->end_ns;
+	size_t inflight = 0;
+	void *tag;
+	bool ok;
+
+	for (size_t i = 0; i < calls.size(); i++) {
+		calls[i].stub = t->stubs[i / o.depth].get();
+		StartCall(&calls[i], *t->req, &cq);
+		inflight++;
+	}
+	while (inflight) {
+		uint64_t now = peer_now_ns();
+		/* gpr's monotonic clock is offset from ours: wait relative. */
+		auto st = cq.AsyncNext(&tag, &ok, gpr_time_add(
+			gpr_now(GPR_CLOCK_MONOTONIC),
+			gpr_time_from_nanos(deadline > now ? (int64_t)(deadline - now) : 0,
+					    GPR_TIMESPAN)));
+		if (st == grpc::CompletionQueue::TIMEOUT) {
+			if (deadline != t->end_ns) {
+				fprintf(stderr, "grpc_echo: %zu calls still in flight "
+					"after the window\n", inflight);
+				t->err = -ETIMEDOUT;
+				break;
+			}
+			deadline = t->end_ns + kDrainGuardNs;
+			continue;
+		}
+		if (st != grpc::CompletionQueue::GOT_EVENT)
+			break;
+		now = peer_now_ns();
+		Call *c = static_cast<Call *>(tag);
+
+		inflight--;
+		if (!ok || !c->status.ok()) {
+			fprintf(stderr, "grpc_echo: call failed: %s\n",
+				c->status.error_message().c_str());
+			t->err = -ECONNRESET;
+			break;
+		}
+		if (c->resp.data().size() != o.resp) {
+			fprintf(stderr, "grpc_echo: response of %zu bytes, expected "
+				"%zu (server started with other -r?)\n",
+				c->resp.data().size(), o.resp);
+			t->err = -EPROTO;
+			break;
+		}
+		if (now >= t->end_ns) {
+			deadline = t->end_ns + kDrainGuardNs;
+			continue;
+		}
+		peer_hist_add(&t->hist, now - c->sent_ns);
+		StartCall(c, *t->req, &cq);
+		inflight++;
+	}
+	/* On error, cancel what is left so the queue drains promptly. */
+	for (auto &c : calls)
+		if (inflight && c.ctx)
+			c.ctx->TryCancel();
+	cq.Shutdown();
+	while (cq.Next(&tag, &ok))
+		;
+}
+
+int RunClient(const peer_opts &o)
+{
+	std::string target = std::string(o.host) + ":" + std::to_string(o.port);
+	std::vector<ClientThread> threads(o.threads);
+	std::vector<std::thread> running;
+	zcpeer::Payload req;
+	peer_hist total{};
+	int ret = 0;
+
+	req.set_data(std::string(o.req, 'g'));
+	for (unsigned i = 0; i < o.conns; i++) {
+		grpc::ChannelArguments args;
+
+		/* Without a private pool, equal channels share one connection. */
+		args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+		args.SetMaxReceiveMessageSize(-1);
+		auto ch = grpc::CreateCustomChannel(
+			target, grpc::InsecureChannelCredentials(), args);
+		if (!ch->WaitForConnected(gpr_time_add(
+			    gpr_now(GPR_CLOCK_MONOTONIC),
+			    gpr_time_from_seconds(5, GPR_TIMESPAN)))) {
+			fprintf(stderr, "grpc_echo: cannot connect to %s\n",
+				target.c_str());
+			return -ECONNREFUSED;
+		}
+		threads[i % o.threads].stubs.push_back(zcpeer::Echo::NewStub(ch));
+	}
+
+	uint64_t start = peer_now_ns();
+	uint64_t end = start + (uint64_t)(o.seconds * 1e9);
+
+	for (auto &t : threads) {
+		t.o = &o;
+		t.req = &req;
+		t.end_ns = end;
+		running.emplace_back(RunClientThread, &t);
+	}
+	for (auto &r : running)
+		r.join();
+	for (auto &t : threads) {
+		if (t.err && !ret)
+			ret = t.err;
+		peer_hist_merge(&total, &t.hist);
+	}
+	if (!ret)
+		peer_print_result("grpc", &o, (end - start) / 1e9, &total);
+	return ret;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	peer_opts o;
+	int ret = peer_parse_opts(argc, argv, "grpc_echo", kPort, &o);
+
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	ret = o.server ? Serve(o) : RunClient(o);
+	return ret ? 1 : 0;
+}

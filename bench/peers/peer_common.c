@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peer_common.c - command line, latency histogram and JSON output of the
+ * RPC_RR peers.  See peer_common.h for the workload they measure.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "peer_common.h"
+
+static void usage(const char *tool, uint16_t port)
+{
+	fprintf(stderr,
+		"usage: %s -s [-H ADDR] [-p PORT] [-r REQ,RESP] [-T N]\n"
+		"       %s [-H HOST] [-p PORT] [-r REQ,RESP] [-P N] [-d N] [-l SECS] [-T N]\n"
+		"  -s            run the server (until SIGINT or SIGTERM)\n"
+		"  -H HOST       server address (default 127.0.0.1; server: bind address, default any)\n"
+		"  -p PORT       TCP port (default %u)\n"
+		"  -r REQ,RESP   request and response bytes, K/M suffixes (default 64,64;\n"
+		"                server: respond with RESP bytes, default echo)\n"
+		"  -P N          connections (default 1)\n"
+		"  -d N          calls in flight per connection (default 1)\n"
+		"  -l SECS       measured seconds (default 5)\n"
+		"  -T N          threads driving the connections (default 1)\n"
+		"Prints one JSON object: calls/s and latency percentiles in us.\n",
+		tool, tool, port);
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	default: break;
+	}
+	if (*end || v == 0 || v > PEER_MAX_MSG)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max,
+		      unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_sizes(const char *s, size_t *req, size_t *resp)
+{
+	char buf[64];
+	char *comma;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	comma = strchr(buf, ',');
+	if (!comma)
+		return -EINVAL;
+	*comma = '\0';
+	if (parse_size(buf, req) || parse_size(comma + 1, resp))
+		return -EINVAL;
+	return 0;
+}
+
+int peer_parse_opts(int argc, char **argv, const char *tool,
+		    uint16_t default_port, struct peer_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned port = default_port;
+	bool sizes_given = false;
+	char *end;
+	int c;
+
+	*o = (struct peer_opts){
+		.port = default_port, .req = 64, .resp = 64, .conns = 1,
+		.depth = 1, .seconds = 5.0, .threads = 1,
+	};
+	while ((c = getopt_long(argc, argv, "sH:p:r:P:d:l:T:h", longopts,
+				NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->server = true;
+			break;
+		case 'H':
+			o->host = optarg;
+			break;
+		case 'p':
+			if (parse_uint(optarg, 1, 65535, &port))
+				goto bad;
+			o->port = port;
+			break;
+		case 'r':
+			if (parse_sizes(optarg, &o->req, &o->resp))
+				goto bad;
+			sizes_given = true;
+			break;
+		case 'P':
+			if (parse_uint(optarg, 1, PEER_MAX_CONNS, &o->conns))
+				goto bad;
+			break;
+		case 'd':
+			if (parse_uint(optarg, 1, PEER_MAX_DEPTH, &o->depth))
+				goto bad;
+			break;
+		case 'l':
+			o->seconds = strtod(optarg, &end);
+			if (*end || !(o->seconds > 0.0 && o->seconds <= 86400.0))
+				goto bad;
+			break;
+		case 'T':
+			if (parse_uint(optarg, 1, PEER_MAX_THREADS, &o->threads))
+				goto bad;
+			break;
+		case 'h':
+			usage(tool, default_port);
+			return 1;
+		default:
+			goto bad;
+		}
+	}
+	if (optind != argc)
+		goto bad;
+	if (o->server && !sizes_given)
+		o->resp = 0;
+	if (!o->server && !o->host)
+		o->host = "127.0.0.1";
+	if (o->threads > o->conns && !o->server)
+		o->threads = o->conns;
+	return 0;
+bad:
+	usage(tool, default_port);
+	return -EINVAL;
+}
+
+uint64_t peer_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Below PEER_HIST_SUB a bucket per nanosecond.  Above, the exponent e
+ * (value >> e falls in [SUB/2, SUB)) picks a row of SUB/2 buckets and the
+ * remaining top bits pick the bucket in it.
+ */
+static unsigned hist_index(uint64_t v)
+{
+	unsigned half = PEER_HIST_SUB / 2, msb, e, idx;
+
+	if (v < PEER_HIST_SUB)
+		return (unsigned)v;
+	msb = 63u - (unsigned)__builtin_clzll(v);
+	e = msb - 6u;
+	idx = PEER_HIST_SUB + (e - 1u) * half + (unsigned)(v >> e) - half;
+	if (idx >= PEER_HIST_BUCKETS)
+		idx = PEER_HIST_BUCKETS - 1u;
+	return idx;
+}
+
+/* Highest value that lands in bucket @idx. */
+static uint64_t hist_bucket_top(unsigned idx)
+{
+	unsigned half = PEER_HIST_SUB / 2, e, m;
+
+	if (idx < PEER_HIST_SUB)
+		return idx;
+	e = (idx - PEER_HIST_SUB) / half + 1u;
+	m = (idx - PEER_HIST_SUB) % half + half;
+	return (((uint64_t)m + 1u) << e) - 1u;
+}
+
+void peer_hist_add(struct peer_hist *h, uint64_t ns)
+{
+	h->bucket[hist_index(ns)]++;
+	h->count++;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
+void peer_hist_merge(struct peer_hist *dst, const struct peer_hist *src)
+{
+	for (unsigned i = 0; i < PEER_HIST_BUCKETS; i++)
+		dst->bucket[i] += src->bucket[i];
+	dst->count += src->count;
+	if (src->max_ns > dst->max_ns)
+		dst->max_ns = src->max_ns;
+}
+
+uint64_t peer_hist_quantile(const struct peer_hist *h, double q)
+{
+	uint64_t rank, seen = 0, top;
+
+	if (!h->count)
+		return 0;
+	rank = (uint64_t)ceil(q * (double)h->count);
+	if (rank < 1)
+		rank = 1;
+	for (unsigned i = 0; i < PEER_HIST_BUCKETS; i++) {
+		seen += h->bucket[i];
+		if (seen >= rank) {
+			top = hist_bucket_top(i);
+			return top < h->max_ns ? top : h->max_ns;
+		}
+	}
+	return h->max_ns;
+}
+
+void peer_print_result(const char *tool, const struct peer_opts *o,
+		       double seconds, const struct peer_hist *h)
+{
+	double rate = seconds > 0.0 ? (double)h->count / seconds : 0.0;
+
+	printf("{\"tool\":\"%s\",\"test\":\"RPC_RR\",\"seconds\":%.3f,"
+	       "\"request_bytes\":%zu,\"response_bytes\":%zu,"
+	       "\"connections\":%u,\"depth\":%u,\"threads\":%u,"
+	       "\"calls\":%llu,\"bytes\":%llu,\"transactions_per_s\":%.1f,"
+	       "\"latency_us\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,"
+	       "\"p999\":%.2f,\"max\":%.2f}}\n",
+	       tool, seconds, o->req, o->resp, o->conns, o->depth, o->threads,
+	       (unsigned long long)h->count,
+	       (unsigned long long)(h->count * (o->req + o->resp)), rate,
+	       peer_hist_quantile(h, 0.50) / 1e3,
+	       peer_hist_quantile(h, 0.90) / 1e3,
+	       peer_hist_quantile(h, 0.99) / 1e3,
+	       peer_hist_quantile(h, 0.999) / 1e3, h->max_ns / 1e3);
+	fflush(stdout);
+}

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zmq_echo - the RPC_RR workload of zcperf on ZeroMQ (libzmq), the peer
+ * bench/compare measures against.
+ *
+ *   zmq_echo -s -p 7002                          server (ROUTER)
+ *   zmq_echo -p 7002 -r 64,64 -P 16 -d 16 -l 5   client (DEALER per connection)
+ *
+ * Each client connection is its own DEALER socket, hence its own TCP
+ * connection, and keeps -d requests in flight (pipelined, no REQ/REP
+ * lockstep).  The server is one ROUTER socket answering in arrival order, so
+ * the replies on a connection come back in the order of its requests: the
+ * client keeps a ring of send times per connection instead of tagging
+ * payloads.  Both sides run -T I/O threads in their context; the client also
+ * splits its connections over -T application threads.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "peer_common.h"
+
+#define PEER_PORT	 7002
+
+struct conn {
+	void *sock;
+	uint64_t *sent;		/* ring of send times, depth entries */
+	unsigned head, tail;
+};
+
+struct client_thread {
+	pthread_t tid;
+	const struct peer_opts *o;
+	void *ctx;
+	const char *endpoint;
+	const char *payload;
+	unsigned nconns;
+	uint64_t end_ns;
+	struct peer_hist hist;
+	int err;		/* 0 or -errno, with a message printed */
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	stop_requested = 1;
+}
+
+static int set_hwm(void *sock, int hwm)
+{
+	if (zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) ||
+	    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)))
+		return -zmq_errno();
+	return 0;
+}
+
+/*
+ * Our depth already bounds what a connection queues, so the high-water
+ * mark must never bite; it is generous because a pipe's reader reports
+ * progress to its writer only in batches, so the writer's count lags.
+ */
+static int client_hwm(unsigned depth)
+{
+	return 4 * (int)depth + 1000;
+}
+
+/* ---- server ------------------------------------------------------------ */
+
+static int serve(const struct peer_opts *o)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	char endpoint[300];
+	void *ctx, *router;
+	char *fixed = NULL;
+	zmq_msg_t id, body;
+	int linger = 0, ret = 0;
+
+	/* No SA_RESTART: a signal makes zmq_msg_recv() return EINTR. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	if (o->resp) {
+		fixed = calloc(1, o->resp);
+		if (!fixed)
+			return -ENOMEM;
+	}
+	ctx = zmq_ctx_new();
+	if (!ctx || zmq_ctx_set(ctx, ZMQ_IO_THREADS, (int)o->threads)) {
+		fprintf(stderr, "zmq_echo: context: %s\n", zmq_strerror(zmq_errno()));
+		free(fixed);
+		return -ENOMEM;
+	}
+	router = zmq_socket(ctx, ZMQ_ROUTER);
+	snprintf(endpoint, sizeof(endpoint), "tcp://%s:%u",
+		 o->host ? o->host : "*", o->port);
+	/* Clients bound their own depth at PEER_MAX_DEPTH; stay above it. */
+	if (!router || set_hwm(router, client_hwm(PEER_MAX_DEPTH)) ||
+	    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    zmq_bind(router, endpoint)) {
+		fprintf(stderr, "zmq_echo: bind %s: %s\n", endpoint,
+			zmq_strerror(zmq_errno()));
+		ret = -zmq_errno();
+		goto out;
+	}
+	fprintf(stderr, "zmq_echo: serving on %s (%s)\n", endpoint,
+		o->resp ? "fixed response" : "echo");
+
+	zmq_msg_init(&id);
+	zmq_msg_init(&body);
+	while (!stop_requested) {
+		if (zmq_msg_recv(&id, router, 0) < 0 ||
+		    zmq_msg_recv(&body, router, 0) < 0) {
+			if (zmq_errno() == EINTR)
+				continue;
+			ret = -zmq_errno();
+			fprintf(stderr, "zmq_echo: recv: %s\n", zmq_strerror(-ret));
+			break;
+		}
+		/* A vanished client makes these fail; ROUTER drops silently. */
+		zmq_msg_send(&id, router, ZMQ_SNDMORE);
+		if (fixed)
+			zmq_send(router, fixed, o->resp, 0);
+		else
+			zmq_msg_send(&body, router, 0);
+	}
+	zmq_msg_close(&id);
+	zmq_msg_close(&body);
+out:
+	if (router)
+		zmq_close(router);
+	zmq_ctx_term(ctx);
+	free(fixed);
+	return ret;
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+static int conn_send(struct client_thread *t, struct conn *c)
+{
+	c->sent[c->tail] = peer_now_ns();
+	c->tail = (c->tail + 1) % t->o->depth;
+	if (zmq_send(c->sock, t->payload, t->o->req, ZMQ_DONTWAIT) < 0)
+		return -zmq_errno();
+	return 0;
+}
+
+/* Takes every reply waiting on @c; sends the next call while in window. */
+static int conn_receive(struct client_thread *t, struct conn *c,
+			unsigned *inflight, zmq_msg_t *msg)
+{
+	uint64_t now;
+	int n, ret;
+
+	for (;;) {
+		n = zmq_msg_recv(msg, c->sock, ZMQ_DONTWAIT);
+		if (n < 0)
+			return zmq_errno() == EAGAIN ? 0 : -zmq_errno();
+		now = peer_now_ns();
+		if ((size_t)n != t->o->resp) {
+			fprintf(stderr, "zmq_echo: response of %d bytes, expected %zu "
+				"(server started with other -r?)\n", n, t->o->resp);
+			return -EPROTO;
+		}
+		(*inflight)--;
+		if (now >= t->end_ns)
+			continue;
+		peer_hist_add(&t->hist, now - c->sent[c->head]);
+		c->head = (c->head + 1) % t->o->depth;
+		ret = conn_send(t, c);
+		if (ret)
+			return ret;
+		(*inflight)++;
+	}
+}
+
+static int client_loop(struct client_thread *t, struct conn *conns,
+		       zmq_pollitem_t *items)
+{
+	unsigned inflight = 0;
+	zmq_msg_t msg;
+	uint64_t now;
+	long timeout_ms;
+	int ret = 0;
+
+	for (unsigned i = 0; i < t->nconns; i++) {
+		for (unsigned k = 0; k < t->o->depth; k++) {
+			ret = conn_send(t, &conns[i]);
+			if (ret)
+				return ret;
+			inflight++;
+		}
+	}
+	zmq_msg_init(&msg);
+	/*
+	 * Stop at the end of the window: replies still in flight are not
+	 * counted and are dropped with the sockets (linger 0).
+	 */
+	while ((now = peer_now_ns()) < t->end_ns) {
+		timeout_ms = (long)((t->end_ns - now) / 1000000u) + 1;
+		if (zmq_poll(items, (int)t->nconns, timeout_ms) < 0) {
+			ret = -zmq_errno();
+			break;
+		}
+		for (unsigned i = 0; i < t->nconns && !ret; i++)
+			if (items[i].revents & ZMQ_POLLIN)
+				ret = conn_receive(t, &conns[i], &inflight, &msg);
+		if (ret)
+			break;
+	}
+	zmq_msg_close(&msg);
+	return ret;
+}
+
+static void *client_thread_main(void *arg)
+{
+	struct client_thread *t = arg;
+	struct conn *conns = calloc(t->nconns, sizeof(*conns));
+	zmq_pollitem_t *items = calloc(t->nconns, sizeof(*items));
+	int linger = 0;
+
+	if (!conns || !items) {
+		t->err = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < t->nconns; i++) {
+		struct conn *c = &conns[i];
+
+		c->sent = calloc(t->o->depth, sizeof(*c->sent));
+		c->sock = zmq_socket(t->ctx, ZMQ_DEALER);
+		if (!c->sent || !c->sock ||
+		    set_hwm(c->sock, client_hwm(t->o->depth)) ||
+		    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
+		    zmq_connect(c->sock, t->endpoint)) {
+			t->err = c->sock ? -zmq_errno() : -ENOMEM;
+			fprintf(stderr, "zmq_echo: connect %s: %s\n", t->endpoint,
+				zmq_strerror(-t->err));
+			goto out;
+		}
+		items[i] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
+	}
+	t->err = client_loop(t, conns, items);
+	if (t->err && t->err != -EPROTO)
+		fprintf(stderr, "zmq_echo: send/recv: %s\n", zmq_strerror(-t->err));
+out:
+	for (unsigned i = 0; conns && i < t->nconns; i++) {
+		if (conns[i].sock)
+			zmq_close(conns[i].sock);
+		free(conns[i].sent);
+	}
+	free(conns);
+	free(items);
+	return NULL;
+}
+
+static int run_client(const struct peer_opts *o)
+{
+	struct client_thread *threads;
+	struct peer_hist *total;
+	char endpoint[300];
+	char *payload;
+	uint64_t start, end;
+	unsigned started;
+	void *ctx;
+	int ret = 0;
+
+	snprintf(endpoint, sizeof(endpoint), "tcp://%s:%u", o->host, o->port);
+	threads = calloc(o->threads, sizeof(*threads));
+	total = calloc(1, sizeof(*total));
+	payload = calloc(1, o->req);
+	ctx = zmq_ctx_new();
+	if (!threads || !total || !payload || !ctx ||
+	    zmq_ctx_set(ctx, ZMQ_IO_THREADS, (int)o->threads)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memset(payload, 'z', o->req);
+	start = peer_now_ns();
+	end = start + (uint64_t)(o->seconds * 1e9);
+	for (started = 0; started < o->threads; started++) {
+		struct client_thread *t = &threads[started];
+		unsigned first = started * o->conns / o->threads;
+
+		*t = (struct client_thread){
+			.o = o, .ctx = ctx, .endpoint = endpoint,
+			.payload = payload, .end_ns = end,
+			.nconns = (started + 1) * o->conns / o->threads - first,
+		};
+		if (pthread_create(&t->tid, NULL, client_thread_main, t)) {
+			fprintf(stderr, "zmq_echo: cannot start thread %u\n", started);
+			ret = -EAGAIN;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(threads[i].tid, NULL);
+		if (threads[i].err && !ret)
+			ret = threads[i].err;
+		peer_hist_merge(total, &threads[i].hist);
+	}
+	if (!ret && !total->count) {
+		fprintf(stderr, "zmq_echo: no reply from %s in %.1f s\n",
+			endpoint, o->seconds);
+		ret = -ETIMEDOUT;
+	}
+	if (!ret)
+		peer_print_result("zmq", o, (end - start) / 1e9, total);
+out:
+	if (ctx)
+		zmq_ctx_term(ctx);
+	free(payload);
+	free(total);
+	free(threads);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct peer_opts o;
+	int ret;
+
+	ret = peer_parse_opts(argc, argv, "zmq_echo", PEER_PORT, &o);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	ret = o.server ? serve(&o) : run_client(&o);
+	return ret ? 1 : 0;
+}
