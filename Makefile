@@ -1,6 +1,6 @@
 # The two commands of the README.  Everything else goes through CMake.
-#   make run    build Release and run the main job (until zcperf exists:
-#               the alloc benchmark)
+#   make run    build Release and run the main job: the default zcperf
+#               tour on loopback (about 30 s)
 #   make test   build and run every test through ctest
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
@@ -18,7 +18,7 @@ $(BUILD)/.configured: | deps
 	@touch $@
 
 run: all
-	$(BUILD)/bench/alloc_bench
+	$(BUILD)/bench/zcperf/zcperf
 
 test: all
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

@@ -11,7 +11,7 @@ build=(build-essential cmake pkg-config liburing-dev libcriterion-dev
        libgoogle-perftools-dev)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
-  ci)    want=("${build[@]}" clang libclang-rt-14-dev) ;;
+  ci)    want=("${build[@]}" clang libclang-rt-14-dev python3) ;;
   peers) want=("${build[@]}" iperf3 sockperf gnuplot-nox libzmq3-dev
                libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
                protobuf-compiler g++) ;;

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * consumer.h - a thread on another CPU that reads received data and
+ * releases it there: the RFS case of the 2022 seed.
+ *
+ * The receiving reactor counts the bytes, then hands each chain to the
+ * consumer.  The consumer reads every cache line of it (as an application
+ * parsing the data would), releases the views on its own CPU, where the
+ * pool's free mode decides what that costs (owner: a push onto the
+ * reactor's deferred list; local: free() here; locked: the pool mutex),
+ * and gives the bytes back to the connection's receive budget, which is
+ * what bounds the memory in flight between the two threads.
+ */
+#ifndef ZCPERF_CONSUMER_H
+#define ZCPERF_CONSUMER_H
+
+#include <stdint.h>
+
+#include <zcrpc/zcrpc.h>
+
+struct zp_consumer;
+
+/* Start the thread pinned to @cpu.  0 or -errno. */
+int zp_consumer_start(struct zp_consumer **out, int cpu);
+/*
+ * Reactor thread.  Move @data to the consumer, which releases it and
+ * calls zc_conn_recv_done(@c, len).  A reference on @c is taken here and
+ * dropped by the consumer.  Returns 0, or -ENOMEM (then @data is still
+ * the caller's).
+ */
+int zp_consumer_push(struct zp_consumer *q, struct zc_conn *c,
+		     struct zc_chain *data);
+/* Wait until everything pushed so far is released. */
+void zp_consumer_flush(struct zp_consumer *q);
+/* Flush, stop and join.  Returns the checksum of what was read (so the
+ * reads cannot be optimised out; reported in verbose mode only). */
+uint64_t zp_consumer_stop(struct zp_consumer *q);
+
+#endif /* ZCPERF_CONSUMER_H */

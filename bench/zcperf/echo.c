@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echo.c - zcperf --echo: the stack's raw echo server on -p, -T reactors
+ * sharing the port, until SIGINT or SIGTERM.  Any client that sends bytes
+ * and wants them back (sockperf, a netcat, bench/compare) can use it.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zcrpc/zcrpc.h>
+
+#include "roles.h"
+
+struct echo_arg {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct zc_listener *lis;
+};
+
+static int listen_fn(void *arg)
+{
+	struct echo_arg *ea = arg;
+
+	return zc_echo_listen(zc_reactor_current(), (struct sockaddr *)&ea->ss,
+			      ea->len, ZC_LISTEN_REUSEPORT, &ea->lis);
+}
+
+/* Dual-stack [::] when the kernel has IPv6, else 0.0.0.0. */
+static void any_addr(struct echo_arg *ea, uint16_t port, bool v6)
+{
+	memset(&ea->ss, 0, sizeof(ea->ss));
+	if (v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ea->ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_any;
+		a->sin6_port = htons(port);
+		ea->len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ea->ss;
+
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_ANY);
+		a->sin_port = htons(port);
+		ea->len = sizeof(*a);
+	}
+}
+
+static int nth_cpu(const cpu_set_t *set, unsigned n)
+{
+	unsigned seen = 0;
+	int i;
+
+	n %= (unsigned)CPU_COUNT(set);
+	for (i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, set) && seen++ == n)
+			return i;
+	return 0;
+}
+
+int zp_echo_run(const struct zp_opts *o)
+{
+	const struct zp_test_cfg *cfg = &o->cfg;
+	struct zc_reactor_config rc;
+	struct zc_reactor **rs;
+	struct echo_arg ea;
+	sigset_t sigs;
+	unsigned i, n = 0;
+	uint16_t port = o->port;
+	int ret = 0, sig;
+
+	/* Reactor threads inherit the mask: only sigwait() sees signals. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	rs = calloc(cfg->reactors, sizeof(*rs));
+	if (!rs)
+		return 1;
+	memset(&rc, 0, sizeof(rc));
+	rc.rxbuf_size = cfg->rxbuf;
+	rc.free_mode = (enum zc_free_mode)cfg->free_mode;
+	rc.busy_poll_us = cfg->poll_us;
+	rc.send_mode = cfg->send == ZP_SEND_ZC	   ? ZC_SEND_ZC
+		       : cfg->send == ZP_SEND_COPY ? ZC_SEND_COPY
+						   : ZC_SEND_AUTO;
+	rc.congestion = cfg->cc[0] ? cfg->cc : NULL;
+	for (i = 0; i < cfg->reactors; i++) {
+		rc.pin = o->cpus_given;
+		rc.cpu = o->cpus_given ? nth_cpu(&o->cpus, i) : 0;
+		ret = zc_reactor_spawn(&rc, &rs[i]);
+		if (ret) {
+			fprintf(stderr, "zcperf: reactor: %s\n", strerror(-ret));
+			goto out;
+		}
+		n++;
+		/* Port 0: the first listener picks, the others share it. */
+		if (i)
+			port = zc_listener_port(ea.lis);
+		any_addr(&ea, port, true);
+		ret = zc_reactor_call(rs[i], listen_fn, &ea);
+		if (ret == -EAFNOSUPPORT) {
+			any_addr(&ea, port, false);
+			ret = zc_reactor_call(rs[i], listen_fn, &ea);
+		}
+		if (ret) {
+			fprintf(stderr, "zcperf: echo listen on port %u: %s\n",
+				o->port, strerror(-ret));
+			goto out;
+		}
+	}
+	fprintf(stderr, "zcperf: echo server on port %u, %u reactor%s "
+			"(SIGINT to stop)\n",
+		zc_listener_port(ea.lis), n, n == 1 ? "" : "s");
+	sigwait(&sigs, &sig);
+out:
+	for (i = 0; i < n; i++) {
+		int r = zc_reactor_destroy(rs[i]);
+
+		if (r)
+			fprintf(stderr, "zcperf: reactor teardown: %s\n",
+				strerror(-r));
+	}
+	free(rs);
+	return ret ? 1 : 0;
+}

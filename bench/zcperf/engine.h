@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h - one side of a test on the stack: its reactors, connections,
+ * payload templates, optional consumer thread, and the bookkeeping that
+ * tells the main thread when the run is over.
+ *
+ * Threads: the main thread (control connection, clock) creates the engine,
+ * then drives it only through zc_reactor_call(), so every field of a
+ * zp_rctx and every zp_conn is touched by its reactor thread alone.  The
+ * main thread reads totals after the reactors went quiet, through
+ * zc_reactor_call() again (which orders the memory).  Only the latches and
+ * the error counter are shared, and they are atomic or locked.
+ *
+ * Payload: a side sends clones of views of a template chain of pool
+ * buffers it wrote once at setup and never writes again, so sending the
+ * same bytes many times over, zero-copy, is safe (alloc.h "Who may
+ * write"): netperf's send ring, without a ring.
+ */
+#ifndef ZCPERF_ENGINE_H
+#define ZCPERF_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <zcrpc/zcrpc.h>
+
+#include "hist.h"
+#include "latch.h"
+#include "opts.h"
+#include "result.h"
+
+struct zp_engine;
+struct zp_rctx;
+struct zp_consumer;
+
+/* One data connection (reactor thread only). */
+struct zp_conn {
+	struct zp_rctx *rx;
+	struct zc_conn *c;
+	struct zp_conn *prev, *next; /* rx->conns */
+	bool connected;
+	bool stopping;               /* the deadline passed: wind down */
+	uint64_t got;                /* RR: bytes of the awaited message */
+	uint64_t t_start;            /* RR: when the request went out */
+	unsigned queued;             /* STREAM: sends not yet done */
+};
+
+/* Per reactor, reactor thread only (see the Threads note). */
+struct zp_rctx {
+	struct zp_engine *eng;
+	struct zc_reactor *r;
+	struct zc_listener *lis;
+	struct zp_conn *conns;
+	struct zc_chain tmpl;     /* what this side sends, see prepare */
+	uint32_t tmpl_len;
+	struct zp_hist *hist;     /* latency of this reactor's transactions */
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	uint64_t transactions;
+};
+
+/*
+ * A test family: the callbacks of one kind of traffic.  Both sides of
+ * every test use the same family; each callback checks eng->server.
+ * Everything here runs on reactor threads.
+ */
+struct zp_family {
+	/* Connection callbacks, ud = struct zp_conn. */
+	const struct zc_conn_ops *ops;
+	/* Fill rx->tmpl with the payload this side sends.  0 or -errno. */
+	int (*prepare)(struct zp_rctx *rx);
+	/* The measured interval begins: start traffic on @pc. */
+	void (*start)(struct zp_conn *pc);
+	/* The deadline passed: stop adding work, close when done. */
+	void (*stop)(struct zp_conn *pc);
+};
+
+extern const struct zp_family zp_stream_family; /* TCP_STREAM, TCP_MAERTS */
+extern const struct zp_family zp_rr_family;     /* TCP_RR */
+
+/*
+ * RPC_RR and RPC_STREAM run zcrpc's server and client on the engine's
+ * reactors instead of raw connections (test_rpc.c); the engine calls
+ * these where it would use the family for raw TCP.
+ */
+struct zp_rpc;
+/* Allocate / free e->rpc (zp_rpc_free accepts e->rpc == NULL). */
+int zp_rpc_create(struct zp_engine *e);
+void zp_rpc_free(struct zp_engine *e);
+int zp_rpc_prepare(struct zp_rctx *rx);
+int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
+		  socklen_t len);
+unsigned zp_rpc_accepted(struct zp_engine *e);
+int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
+		   socklen_t len);
+void zp_rpc_start(struct zp_engine *e);
+void zp_rpc_stop(struct zp_engine *e);
+int zp_rpc_wait_closed(struct zp_engine *e, unsigned timeout_ms);
+void zp_rpc_collect(struct zp_engine *e, struct zp_side *side);
+/* Close the client's or server's connections (before the reactors go). */
+void zp_rpc_quiesce(struct zp_engine *e);
+
+static inline bool zp_test_is_rpc(enum zp_test t)
+{
+	return t == ZP_RPC_RR || t == ZP_RPC_STREAM;
+}
+
+/* Does this side run a consumer thread (--consumer-cpu on a side that
+ * receives the test's data)? */
+static inline bool zp_side_consumes(const struct zp_test_cfg *cfg,
+				    bool server)
+{
+	if (cfg->consumer_cpu < 0 || zp_test_is_rpc(cfg->test))
+		return false;
+	if (cfg->test == ZP_TCP_STREAM)
+		return server;
+	if (cfg->test == ZP_TCP_MAERTS)
+		return !server;
+	return true;
+}
+
+struct zp_engine {
+	struct zp_test_cfg cfg;
+	const struct zp_family *fam;
+	bool server;
+	bool verbose;
+	unsigned n;               /* reactors */
+	struct zp_rctx *rx;
+	cpu_set_t cpus;
+	bool pinned;
+	struct zp_rpc *rpc;           /* RPC tests only (test_rpc.c) */
+	struct zp_consumer *consumer; /* NULL unless --consumer-cpu */
+	struct zp_latch connected;    /* connects done (ok or failed) / accepts */
+	struct zp_latch closed;       /* on_close delivered / RPC slots done */
+	unsigned expect_closed;       /* client: what `closed` must reach */
+	atomic_uint conn_failures;    /* failed connects, error closes, calls */
+	atomic_uint created;          /* zp_conns made (connects + accepts) */
+};
+
+/*
+ * Create @cfg->reactors reactors, pinned round-robin over @cpus when
+ * @pinned, and prepare the family's templates on each.  Returns 0 or
+ * -errno (a message is printed); on error nothing is left running.
+ */
+int zp_engine_create(struct zp_engine **out, const struct zp_test_cfg *cfg,
+		     bool server, const cpu_set_t *cpus, bool pinned,
+		     bool verbose);
+
+/* Server: listen on @addr (port 0: any) on every reactor (SO_REUSEPORT).
+ * Returns the bound port (> 0) or -errno. */
+int zp_engine_listen(struct zp_engine *e, const struct sockaddr *addr,
+		     socklen_t len);
+
+/* Client: open cfg.conns connections round-robin over the reactors and
+ * wait for them.  Returns 0 or -errno (all are closed again on error). */
+int zp_engine_connect(struct zp_engine *e, const struct sockaddr *addr,
+		      socklen_t len);
+
+/* Server: wait until cfg.conns connections were accepted.  0 or
+ * -ETIMEDOUT. */
+int zp_engine_wait_accepted(struct zp_engine *e, unsigned timeout_ms);
+
+/* Start / stop the traffic on every connection. */
+void zp_engine_start(struct zp_engine *e);
+void zp_engine_stop(struct zp_engine *e);
+
+/* Wait for the end of the traffic: every connection closed (raw TCP,
+ * RPC server) or every call answered (RPC client).  0 or -ETIMEDOUT. */
+int zp_engine_wait_closed(struct zp_engine *e, unsigned timeout_ms);
+
+/* After collecting: close what the traffic left open (RPC connections),
+ * so that the peer sees its connections end. */
+void zp_engine_quiesce(struct zp_engine *e);
+
+/*
+ * Sum the side's counts, latency histogram and stack counters into @side
+ * and @hist (may be NULL).  Call after zp_engine_wait_closed(); waits for
+ * the consumer to release what it still holds first.
+ */
+void zp_engine_collect(struct zp_engine *e, struct zp_side *side,
+		       struct zp_hist *hist);
+
+/* Abort what is left and destroy everything. */
+void zp_engine_destroy(struct zp_engine *e);
+
+/* ---- helpers for the families (reactor thread) ---- */
+
+/* Queue a clone of the template on @pc, with zc_conn_send()'s optional
+ * @done; 0 or zc_conn_send()'s error (then @done never runs). */
+int zp_send_tmpl(struct zp_conn *pc, void (*done)(void *arg, int err),
+		 void *arg);
+/* Put @pc on @rx's list of connections. */
+void zp_conn_link(struct zp_rctx *rx, struct zp_conn *pc);
+/* Count received bytes and let go of @data (consumer or at once). */
+void zp_consume(struct zp_conn *pc, struct zc_chain *data);
+/* Fill rx->tmpl with @len bytes of fresh pool buffers. */
+int zp_tmpl_make(struct zp_rctx *rx, uint32_t len);
+/* Common callbacks. */
+void zp_on_connect(struct zc_conn *c, void *ud);
+void zp_on_eof(struct zc_conn *c, void *ud);
+void zp_on_close(struct zc_conn *c, int err, void *ud);
+
+#endif /* ZCPERF_ENGINE_H */

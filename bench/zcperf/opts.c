@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * opts.c - command line parsing and the usage text.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zcrpc/zcrpc.h>
+
+#include "opts.h"
+
+static const char *const test_names[ZP_NTESTS] = {
+	[ZP_TCP_STREAM] = "TCP_STREAM",
+	[ZP_TCP_MAERTS] = "TCP_MAERTS",
+	[ZP_TCP_RR] = "TCP_RR",
+	[ZP_RPC_RR] = "RPC_RR",
+	[ZP_RPC_STREAM] = "RPC_STREAM",
+};
+
+static const char *const send_names[] = {
+	[ZP_SEND_AUTO] = "auto",
+	[ZP_SEND_COPY] = "copy",
+	[ZP_SEND_ZC] = "zc",
+};
+
+const char *zp_test_name(enum zp_test t)
+{
+	return (unsigned)t < ZP_NTESTS ? test_names[t] : "?";
+}
+
+int zp_test_parse(const char *name, enum zp_test *out)
+{
+	unsigned i;
+
+	for (i = 0; i < ZP_NTESTS; i++) {
+		if (!strcasecmp(name, test_names[i])) {
+			*out = (enum zp_test)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *zp_send_name(enum zp_send s)
+{
+	return (unsigned)s <= ZP_SEND_ZC ? send_names[s] : "?";
+}
+
+int zp_send_parse(const char *name, enum zp_send *out)
+{
+	unsigned i;
+
+	for (i = 0; i <= ZP_SEND_ZC; i++) {
+		if (!strcmp(name, send_names[i])) {
+			*out = (enum zp_send)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int zp_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -ERANGE;
+	switch (*end) {
+	case 'k': case 'K':
+		v = v > ULLONG_MAX >> 10 ? ULLONG_MAX : v << 10;
+		end++;
+		break;
+	case 'm': case 'M':
+		v = v > ULLONG_MAX >> 20 ? ULLONG_MAX : v << 20;
+		end++;
+		break;
+	case 'g': case 'G':
+		v = v > ULLONG_MAX >> 30 ? ULLONG_MAX : v << 30;
+		end++;
+		break;
+	default:
+		break;
+	}
+	/* Accept the iperf spelling "64KB" / "1MiB" as well. */
+	if (*end == 'i')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int zp_parse_cpulist(const char *s, cpu_set_t *out)
+{
+	const char *p = s;
+
+	CPU_ZERO(out);
+	if (!*p)
+		return -EINVAL;
+	while (*p) {
+		unsigned long a, b;
+		char *end;
+
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		a = strtoul(p, &end, 10);
+		b = a;
+		if (*end == '-') {
+			p = end + 1;
+			if (*p < '0' || *p > '9')
+				return -EINVAL;
+			b = strtoul(p, &end, 10);
+		}
+		if (a > b || b >= CPU_SETSIZE)
+			return -EINVAL;
+		for (; a <= b; a++)
+			CPU_SET(a, out);
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+void zp_format_cpulist(const cpu_set_t *set, char *buf, size_t len)
+{
+	size_t used = 0;
+	int i = 0;
+
+	buf[0] = 0;
+	while (i < CPU_SETSIZE) {
+		int j;
+
+		if (!CPU_ISSET(i, set)) {
+			i++;
+			continue;
+		}
+		for (j = i; j + 1 < CPU_SETSIZE && CPU_ISSET(j + 1, set); j++)
+			;
+		if (used < len)
+			used += (size_t)snprintf(buf + used, len - used,
+						 j > i ? "%s%d-%d" : "%s%d",
+						 used ? "," : "", i, j);
+		i = j + 1;
+	}
+	if (!buf[0])
+		snprintf(buf, len, "-");
+}
+
+void zp_format_size(uint64_t v, char *buf, size_t len)
+{
+	if (v && !(v & ((1ull << 20) - 1)))
+		snprintf(buf, len, "%lluM", (unsigned long long)(v >> 20));
+	else if (v && !(v & 1023))
+		snprintf(buf, len, "%lluK", (unsigned long long)(v >> 10));
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+void zp_cfg_defaults(struct zp_test_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->test = ZP_TCP_STREAM;
+	cfg->seconds = ZP_DEFAULT_SECONDS;
+	cfg->msg_size = 64 * 1024;
+	cfg->req_size = 64;
+	cfg->resp_size = 64;
+	cfg->conns = 1;
+	cfg->depth = 1;
+	cfg->reactors = 1;
+	cfg->send = ZP_SEND_AUTO;
+	cfg->free_mode = ZC_FREE_OWNER;
+	cfg->consumer_cpu = -1;
+}
+
+const char *zp_cfg_check(const struct zp_test_cfg *cfg)
+{
+	if ((unsigned)cfg->test >= ZP_NTESTS)
+		return "unknown test";
+	if (!(cfg->seconds >= ZP_MIN_SECONDS) || cfg->seconds > 86400)
+		return "-l: a run shorter than 1 second is too short to mean "
+		       "anything (and longer than a day is a typo)";
+	if (!cfg->msg_size || cfg->msg_size > ZP_MAX_MSG)
+		return "-m: message size must be 1 B to 256M";
+	if (!cfg->req_size || !cfg->resp_size || cfg->req_size > ZP_MAX_MSG ||
+	    cfg->resp_size > ZP_MAX_MSG)
+		return "-r: sizes must be 1 B to 256M";
+	if (!cfg->conns || cfg->conns > ZP_MAX_CONNS)
+		return "-P: connections must be 1 to 4096";
+	if (!cfg->depth || cfg->depth > ZP_MAX_DEPTH)
+		return "-d: depth must be 1 to 4096";
+	if (!cfg->reactors || cfg->reactors > ZP_MAX_REACTORS)
+		return "-T: reactors must be 1 to 64";
+	if (cfg->rxbuf && (cfg->rxbuf < ZC_BUF_SIZE_MIN ||
+			   cfg->rxbuf > ZC_BUF_SIZE_MAX || cfg->rxbuf % 4096))
+		return "--rxbuf: a multiple of 4K from 4K to 256K";
+	if (cfg->poll_us > 1000000)
+		return "--poll: at most 1000000 us";
+	if (cfg->consumer_cpu >= CPU_SETSIZE)
+		return "--consumer-cpu: no such CPU";
+	if (cfg->consumer_cpu >= 0 &&
+	    (cfg->test == ZP_RPC_RR || cfg->test == ZP_RPC_STREAM))
+		return "--consumer-cpu: applies to the TCP_* tests (RPC "
+		       "handlers run on the rpc server's own threads)";
+	if (zc_free_mode_name((enum zc_free_mode)cfg->free_mode) == NULL)
+		return "--free: owner, local or locked";
+	return NULL;
+}
+
+void zp_usage(FILE *f)
+{
+	fprintf(f,
+"usage: zcperf                          loopback tour (about 30 s, this is `make run`)\n"
+"       zcperf -t TEST [options]        one test on loopback, both ends in this process\n"
+"       zcperf -s [-p PORT]             server for every test (like netserver)\n"
+"       zcperf -H HOST [-p PORT] -t TEST [options]   client\n"
+"       zcperf --echo [-p PORT]         raw TCP echo server of the stack\n"
+"\n"
+"  -s, --server            run the test server\n"
+"      --echo              run the stack's raw echo server on PORT\n"
+"  -H, --host HOST         server to test against (default: none, loopback in-process)\n"
+"  -p, --port PORT         control port; data uses an ephemeral port (default %u)\n"
+"  -t, --test TEST         TCP_STREAM TCP_MAERTS TCP_RR RPC_RR RPC_STREAM (default TCP_STREAM)\n"
+"  -l, --length SECONDS    test length, at least 1 (default 10; tour: 3 per test)\n"
+"  -m, --msg-size SIZE     STREAM/MAERTS/RPC_STREAM message, K/M suffixes (default 64K)\n"
+"  -r, --rr REQ,RESP       TCP_RR/RPC_RR request and response sizes (default 64,64)\n"
+"  -P, --conns N           connections (default 1)\n"
+"  -d, --depth N           RPC_RR calls in flight per connection (default 1)\n"
+"  -T, --reactors N        reactors (threads with their own ring) per side (default 1)\n"
+"  -C, --cpus LIST         pin this side's reactors, e.g. 0 or 0-1 (default: unpinned;\n"
+"                          loopback: server 0, client 1)\n"
+"      --server-cpus LIST  ask the server to pin its reactors (default: its own -C)\n"
+"      --send MODE         copy | zc | auto: plain send, SEND_ZC, or zc until the\n"
+"                          kernel reports it copied (default auto)\n"
+"      --free MODE         owner | local | locked: consumed receive buffers go back\n"
+"                          to the owner's deferred list, to malloc on the consuming\n"
+"                          CPU, or through a locked pool (default owner)\n"
+"      --consumer-cpu N    consume received data on a thread on CPU N, not on the\n"
+"                          receiving reactor (the RFS case) (default: off)\n"
+"      --rxbuf SIZE        receive buffer size, 4K to 256K (default: stack's)\n"
+"      --poll USEC         busy-poll reactors up to USEC before sleeping (default 0)\n"
+"      --cc NAME           TCP congestion control per socket, e.g. cubic (default: system)\n"
+"      --json              one JSON object per test, one per line\n"
+"      --csv               a CSV header and one line per test\n"
+"  -v, --verbose           progress and per-connection detail on stderr\n"
+"  -h, --help              this text\n",
+		ZP_DEFAULT_PORT);
+}
+
+enum {
+	OPT_SERVER_CPUS = 256,
+	OPT_SEND,
+	OPT_FREE,
+	OPT_CONSUMER_CPU,
+	OPT_RXBUF,
+	OPT_POLL,
+	OPT_CC,
+	OPT_ECHO,
+	OPT_JSON,
+	OPT_CSV,
+};
+
+static const struct option long_opts[] = {
+	{ "server", no_argument, NULL, 's' },
+	{ "echo", no_argument, NULL, OPT_ECHO },
+	{ "host", required_argument, NULL, 'H' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "test", required_argument, NULL, 't' },
+	{ "length", required_argument, NULL, 'l' },
+	{ "msg-size", required_argument, NULL, 'm' },
+	{ "rr", required_argument, NULL, 'r' },
+	{ "conns", required_argument, NULL, 'P' },
+	{ "depth", required_argument, NULL, 'd' },
+	{ "reactors", required_argument, NULL, 'T' },
+	{ "cpus", required_argument, NULL, 'C' },
+	{ "server-cpus", required_argument, NULL, OPT_SERVER_CPUS },
+	{ "send", required_argument, NULL, OPT_SEND },
+	{ "free", required_argument, NULL, OPT_FREE },
+	{ "consumer-cpu", required_argument, NULL, OPT_CONSUMER_CPU },
+	{ "rxbuf", required_argument, NULL, OPT_RXBUF },
+	{ "poll", required_argument, NULL, OPT_POLL },
+	{ "cc", required_argument, NULL, OPT_CC },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "csv", no_argument, NULL, OPT_CSV },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int bad(const char *opt, const char *arg, const char *why)
+{
+	fprintf(stderr, "zcperf: %s '%s': %s (see zcperf --help)\n", opt, arg,
+		why);
+	return -EINVAL;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+
+	if (zp_parse_size(s, max, &v) || v < min)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_rr(const char *s, struct zp_test_cfg *cfg)
+{
+	char req[32], *comma;
+	uint64_t a, b;
+
+	if (strlen(s) >= sizeof(req))
+		return -EINVAL;
+	strcpy(req, s);
+	comma = strchr(req, ',');
+	if (comma)
+		*comma = 0;
+	if (zp_parse_size(req, ZP_MAX_MSG, &a) || !a)
+		return -EINVAL;
+	b = a;
+	if (comma && (zp_parse_size(comma + 1, ZP_MAX_MSG, &b) || !b))
+		return -EINVAL;
+	cfg->req_size = (uint32_t)a;
+	cfg->resp_size = (uint32_t)b;
+	return 0;
+}
+
+int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
+{
+	struct zp_test_cfg *cfg = &o->cfg;
+	const char *why;
+	uint32_t u;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	zp_cfg_defaults(cfg);
+	o->port = ZP_DEFAULT_PORT;
+	/* 0, not 1: glibc then re-initialises its state (tests parse twice). */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "sH:p:t:l:m:r:P:d:T:C:vh",
+				long_opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->role = ZP_ROLE_SERVER;
+			break;
+		case OPT_ECHO:
+			o->role = ZP_ROLE_ECHO;
+			break;
+		case 'H':
+			o->host = optarg;
+			o->role = ZP_ROLE_CLIENT;
+			break;
+		case 'p':
+			/* 0 lets a server pick (it prints the port). */
+			if (parse_u32(optarg, 0, 65535, &u))
+				return bad("-p", optarg, "a port is 0 to 65535");
+			o->port = (uint16_t)u;
+			break;
+		case 't':
+			if (zp_test_parse(optarg, &cfg->test))
+				return bad("-t", optarg, "unknown test");
+			o->test_given = true;
+			break;
+		case 'l': {
+			char *end;
+
+			cfg->seconds = strtod(optarg, &end);
+			if (end == optarg || *end)
+				return bad("-l", optarg, "seconds, e.g. 10 or 2.5");
+			o->seconds_given = true;
+			break;
+		}
+		case 'm':
+			if (parse_u32(optarg, 1, ZP_MAX_MSG, &cfg->msg_size))
+				return bad("-m", optarg, "1 to 256M, K/M suffixes");
+			break;
+		case 'r':
+			if (parse_rr(optarg, cfg))
+				return bad("-r", optarg, "REQ,RESP e.g. 64,64 or 1K,4K");
+			break;
+		case 'P':
+			if (parse_u32(optarg, 1, ZP_MAX_CONNS, &cfg->conns))
+				return bad("-P", optarg, "1 to 4096");
+			break;
+		case 'd':
+			if (parse_u32(optarg, 1, ZP_MAX_DEPTH, &cfg->depth))
+				return bad("-d", optarg, "1 to 4096");
+			break;
+		case 'T':
+			if (parse_u32(optarg, 1, ZP_MAX_REACTORS, &cfg->reactors))
+				return bad("-T", optarg, "1 to 64");
+			break;
+		case 'C':
+			if (zp_parse_cpulist(optarg, &o->cpus))
+				return bad("-C", optarg, "a CPU list like 0-1,3");
+			o->cpus_given = true;
+			break;
+		case OPT_SERVER_CPUS:
+			if (zp_parse_cpulist(optarg, &o->server_cpus))
+				return bad("--server-cpus", optarg,
+					   "a CPU list like 0-1,3");
+			o->server_cpus_given = true;
+			break;
+		case OPT_SEND:
+			if (zp_send_parse(optarg, &cfg->send))
+				return bad("--send", optarg, "copy, zc or auto");
+			break;
+		case OPT_FREE: {
+			enum zc_free_mode m;
+
+			if (zc_free_mode_parse(optarg, &m))
+				return bad("--free", optarg,
+					   "owner, local or locked");
+			cfg->free_mode = (int)m;
+			break;
+		}
+		case OPT_CONSUMER_CPU:
+			if (parse_u32(optarg, 0, CPU_SETSIZE - 1, &u))
+				return bad("--consumer-cpu", optarg,
+					   "a CPU number");
+			cfg->consumer_cpu = (int)u;
+			break;
+		case OPT_RXBUF:
+			if (parse_u32(optarg, ZC_BUF_SIZE_MIN, ZC_BUF_SIZE_MAX,
+				      &cfg->rxbuf) || cfg->rxbuf % 4096)
+				return bad("--rxbuf", optarg,
+					   "a multiple of 4K from 4K to 256K");
+			break;
+		case OPT_POLL:
+			if (parse_u32(optarg, 0, 1000000, &cfg->poll_us))
+				return bad("--poll", optarg, "0 to 1000000 us");
+			break;
+		case OPT_CC:
+			if (!*optarg || strlen(optarg) >= sizeof(cfg->cc))
+				return bad("--cc", optarg, "a short name like cubic");
+			strcpy(cfg->cc, optarg);
+			break;
+		case OPT_JSON:
+			o->out = ZP_OUT_JSON;
+			break;
+		case OPT_CSV:
+			o->out = ZP_OUT_CSV;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			zp_usage(stdout);
+			return 1;
+		default:
+			zp_usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc)
+		return bad("argument", argv[optind], "unexpected");
+	if (o->role == ZP_ROLE_CLIENT && !o->port)
+		return bad("-p", "0", "a client needs the server's port");
+	if (o->role == ZP_ROLE_LOCAL && !o->test_given && !o->seconds_given)
+		cfg->seconds = 3.0;
+	why = zp_cfg_check(cfg);
+	if (why) {
+		fprintf(stderr, "zcperf: %s\n", why);
+		return -EINVAL;
+	}
+	return 0;
+}

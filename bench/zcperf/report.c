@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report.c - result arithmetic and the three output formats.
+ */
+#include <string.h>
+
+#include <zcrpc/zcrpc.h>
+
+#include "report.h"
+
+void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
+{
+	dst->zc_sends += src->zc_sends;
+	dst->notifications += src->notifications;
+	dst->copied_notifications += src->copied_notifications;
+	dst->deferred_frees += src->deferred_frees;
+	dst->drains += src->drains;
+	dst->kicks += src->kicks;
+}
+
+void zp_result_finish(struct zp_result *r)
+{
+	r->bytes = r->client.bytes_sent + r->client.bytes_received;
+	if (r->seconds > 0) {
+		r->throughput_gbps = (double)r->bytes * 8 / r->seconds / 1e9;
+		r->transactions_per_s = (double)r->transactions / r->seconds;
+	}
+	r->client.service_demand = zp_service_demand(&r->client.cpu, r->bytes);
+	r->server.service_demand = zp_service_demand(&r->server.cpu, r->bytes);
+	if (r->transactions) {
+		r->client.service_demand_tran =
+			r->client.cpu.busy_s * 1e6 / (double)r->transactions;
+		r->server.service_demand_tran =
+			r->server.cpu.busy_s * 1e6 / (double)r->transactions;
+	}
+}
+
+static bool is_rr(enum zp_test t)
+{
+	return t == ZP_TCP_RR || t == ZP_RPC_RR;
+}
+
+static const char *free_name(int mode)
+{
+	const char *s = zc_free_mode_name((enum zc_free_mode)mode);
+
+	return s ? s : "?";
+}
+
+/* ------------------------------------------------------------------------
+ * Human
+ */
+
+static void print_config(FILE *f, const struct zp_result *r)
+{
+	const struct zp_test_cfg *c = &r->cfg;
+	char msg[16], req[16], resp[16], rx[16], cons[16];
+
+	zp_format_size(c->msg_size, msg, sizeof(msg));
+	zp_format_size(c->req_size, req, sizeof(req));
+	zp_format_size(c->resp_size, resp, sizeof(resp));
+	if (c->rxbuf)
+		zp_format_size(c->rxbuf, rx, sizeof(rx));
+	else
+		strcpy(rx, "default");
+	if (c->consumer_cpu >= 0)
+		snprintf(cons, sizeof(cons), "cpu %d", c->consumer_cpu);
+	else
+		strcpy(cons, "reactor");
+
+	fprintf(f, "zcperf %s to %s for %.1f s%s%s\n", zp_test_name(c->test),
+		r->peer, c->seconds, r->label[0] ? "  - " : "", r->label);
+	if (is_rr(c->test))
+		fprintf(f, "  request %s  response %s", req, resp);
+	else
+		fprintf(f, "  message %s", msg);
+	fprintf(f, "  conns %u", c->conns);
+	if (c->test == ZP_RPC_RR)
+		fprintf(f, "  depth %u", c->depth);
+	fprintf(f, "  reactors %u  cpus client %s server %s\n", c->reactors,
+		r->client.cpus, r->server.cpus);
+	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  poll %u us  cc %s\n\n",
+		zp_send_name(c->send), free_name(c->free_mode), cons, rx,
+		c->poll_us, c->cc[0] ? c->cc : "default");
+}
+
+static void print_counters(FILE *f, const char *who, const struct zp_counters *k)
+{
+	fprintf(f, "  %-8s %10llu %10llu %10llu %10llu %10llu %10llu\n", who,
+		(unsigned long long)k->zc_sends,
+		(unsigned long long)k->notifications,
+		(unsigned long long)k->copied_notifications,
+		(unsigned long long)k->deferred_frees,
+		(unsigned long long)k->drains, (unsigned long long)k->kicks);
+}
+
+static void report_human(FILE *f, const struct zp_result *r)
+{
+	const struct zp_lat *l = &r->lat;
+	/* netperf's units: per KiB for streams, per transaction for RR. */
+	bool tran = r->transactions && r->cfg.test != ZP_TCP_STREAM &&
+		    r->cfg.test != ZP_TCP_MAERTS;
+
+	print_config(f, r);
+	fprintf(f, "  Elapsed  Bytes           Throughput  Trans/s       "
+		   "CPU util %%       Service demand %s\n",
+		tran ? "us/Tr" : "us/KB");
+	fprintf(f, "  s                        Gbit/s                    "
+		   "client  server   client   server\n");
+	fprintf(f, "  %7.2f  %14llu  %10.3f  %12.1f  %6.1f  %6.1f   %6.3f   %6.3f\n\n",
+		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
+		r->transactions_per_s, r->client.cpu.util, r->server.cpu.util,
+		tran ? r->client.service_demand_tran : r->client.service_demand,
+		tran ? r->server.service_demand_tran : r->server.service_demand);
+	fprintf(f, "  latency us  %9s %9s %9s %9s %9s %9s %9s  samples\n",
+		"min", "mean", "p50", "p90", "p99", "p99.9", "max");
+	fprintf(f, "              %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f  %llu\n\n",
+		l->min, l->mean, l->p50, l->p90, l->p99, l->p999, l->max,
+		(unsigned long long)l->samples);
+	fprintf(f, "  counters %10s %10s %10s %10s %10s %10s\n", "zc_sends",
+		"notifs", "copied", "deferred", "drains", "kicks");
+	print_counters(f, "client", &r->client.ctr);
+	print_counters(f, "server", &r->server.ctr);
+	fprintf(f, "\n");
+}
+
+/* ------------------------------------------------------------------------
+ * JSON: one object per line.  Only numbers and fixed names are printed,
+ * except the label, cc and cpu lists, which come from our own tables and
+ * the command line (quotes and backslashes are escaped all the same).
+ *
+ *   test, label, peer, seconds, bytes, throughput_gbps (bytes both ways),
+ *   transactions, transactions_per_s,
+ *   latency_us {samples, min, mean, p50, p90, p99, p999, max}
+ *     (per transaction / call; samples 0 and zeros for STREAM, MAERTS),
+ *   cpu_util {client, server} (percent of the side's CPUs, cpu.h),
+ *   service_demand_us_per_kb {client, server},
+ *   service_demand_us_per_tran {client, server},
+ *   counters {zc_sends, notifications, copied_notifications,
+ *             deferred_frees, drains, kicks} (both sides summed),
+ *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
+ *           free, consumer_cpu, rxbuf, poll_us, cc, requested_seconds},
+ *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
+ *                   service_demand_us_per_kb, bytes_sent, bytes_received,
+ *                   transactions, rss_start_kb, rss_end_kb,
+ *                   counters {...}}
+ */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void json_counters(FILE *f, const struct zp_counters *k)
+{
+	fprintf(f, "{\"zc_sends\":%llu,\"notifications\":%llu,"
+		   "\"copied_notifications\":%llu,\"deferred_frees\":%llu,"
+		   "\"drains\":%llu,\"kicks\":%llu}",
+		(unsigned long long)k->zc_sends,
+		(unsigned long long)k->notifications,
+		(unsigned long long)k->copied_notifications,
+		(unsigned long long)k->deferred_frees,
+		(unsigned long long)k->drains, (unsigned long long)k->kicks);
+}
+
+static void json_side(FILE *f, const struct zp_side *s)
+{
+	fprintf(f, "{\"cpus\":");
+	json_str(f, s->cpus);
+	fprintf(f, ",\"cpu_util\":%.2f,\"cpu_seconds\":%.3f,"
+		   "\"process_cpu_seconds\":%.3f,\"service_demand_us_per_kb\":%.4f,"
+		   "\"bytes_sent\":%llu,\"bytes_received\":%llu,"
+		   "\"transactions\":%llu,\"rss_start_kb\":%llu,"
+		   "\"rss_end_kb\":%llu,\"counters\":",
+		s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->service_demand,
+		(unsigned long long)s->bytes_sent,
+		(unsigned long long)s->bytes_received,
+		(unsigned long long)s->transactions,
+		(unsigned long long)s->rss_start_kb,
+		(unsigned long long)s->rss_end_kb);
+	json_counters(f, &s->ctr);
+	fputc('}', f);
+}
+
+static void report_json(FILE *f, const struct zp_result *r)
+{
+	const struct zp_test_cfg *c = &r->cfg;
+	const struct zp_lat *l = &r->lat;
+	struct zp_counters total = r->client.ctr;
+
+	zp_counters_add(&total, &r->server.ctr);
+	fprintf(f, "{\"test\":\"%s\",\"label\":", zp_test_name(c->test));
+	json_str(f, r->label);
+	fprintf(f, ",\"peer\":");
+	json_str(f, r->peer);
+	fprintf(f, ",\"seconds\":%.6f,\"bytes\":%llu,\"throughput_gbps\":%.4f,"
+		   "\"transactions\":%llu,\"transactions_per_s\":%.2f,",
+		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
+		(unsigned long long)r->transactions, r->transactions_per_s);
+	fprintf(f, "\"latency_us\":{\"samples\":%llu,\"min\":%.3f,\"mean\":%.3f,"
+		   "\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
+		   "\"max\":%.3f},",
+		(unsigned long long)l->samples, l->min, l->mean, l->p50, l->p90,
+		l->p99, l->p999, l->max);
+	fprintf(f, "\"cpu_util\":{\"client\":%.2f,\"server\":%.2f},"
+		   "\"service_demand_us_per_kb\":{\"client\":%.4f,\"server\":%.4f},"
+		   "\"service_demand_us_per_tran\":{\"client\":%.4f,\"server\":%.4f},",
+		r->client.cpu.util, r->server.cpu.util, r->client.service_demand,
+		r->server.service_demand, r->client.service_demand_tran,
+		r->server.service_demand_tran);
+	fprintf(f, "\"counters\":");
+	json_counters(f, &total);
+	fprintf(f, ",\"config\":{\"msg_size\":%u,\"req_size\":%u,"
+		   "\"resp_size\":%u,\"conns\":%u,\"depth\":%u,\"reactors\":%u,"
+		   "\"send\":\"%s\",\"free\":\"%s\",\"consumer_cpu\":%d,"
+		   "\"rxbuf\":%u,\"poll_us\":%u,\"cc\":",
+		c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
+		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
+		c->consumer_cpu, c->rxbuf, c->poll_us);
+	json_str(f, c->cc);
+	fprintf(f, ",\"requested_seconds\":%.3f},\"client\":", c->seconds);
+	json_side(f, &r->client);
+	fprintf(f, ",\"server\":");
+	json_side(f, &r->server);
+	fprintf(f, "}\n");
+}
+
+/* ------------------------------------------------------------------------
+ * CSV
+ */
+
+static void report_csv(FILE *f, const struct zp_result *r, bool first)
+{
+	const struct zp_test_cfg *c = &r->cfg;
+	const struct zp_lat *l = &r->lat;
+	struct zp_counters k = r->client.ctr;
+	const char *p;
+
+	zp_counters_add(&k, &r->server.ctr);
+	if (first)
+		fprintf(f, "test,label,seconds,bytes,throughput_gbps,"
+			   "transactions,transactions_per_s,lat_p50_us,"
+			   "lat_p90_us,lat_p99_us,lat_p999_us,lat_max_us,"
+			   "cpu_util_client,cpu_util_server,sd_client_us_per_kb,"
+			   "sd_server_us_per_kb,zc_sends,notifications,"
+			   "copied_notifications,deferred_frees,drains,kicks,"
+			   "msg_size,req_size,resp_size,conns,depth,reactors,"
+			   "send,free,consumer_cpu,rxbuf,poll_us,cc\n");
+	fprintf(f, "%s,", zp_test_name(c->test));
+	/* Labels are ours and never hold a comma; keep it that way. */
+	for (p = r->label; *p; p++)
+		fputc(*p == ',' ? ';' : *p, f);
+	fprintf(f, ",%.6f,%llu,%.4f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
+		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,"
+		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s\n",
+		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
+		(unsigned long long)r->transactions, r->transactions_per_s,
+		l->p50, l->p90, l->p99, l->p999, l->max, r->client.cpu.util,
+		r->server.cpu.util, r->client.service_demand,
+		r->server.service_demand, (unsigned long long)k.zc_sends,
+		(unsigned long long)k.notifications,
+		(unsigned long long)k.copied_notifications,
+		(unsigned long long)k.deferred_frees,
+		(unsigned long long)k.drains, (unsigned long long)k.kicks,
+		c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
+		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
+		c->consumer_cpu, c->rxbuf, c->poll_us, c->cc);
+}
+
+void zp_report(FILE *f, enum zp_output out, const struct zp_result *r,
+	       bool first)
+{
+	switch (out) {
+	case ZP_OUT_JSON:
+		report_json(f, r);
+		break;
+	case ZP_OUT_CSV:
+		report_csv(f, r, first);
+		break;
+	default:
+		report_human(f, r);
+		break;
+	}
+	fflush(f);
+}
+
+void zp_report_table(FILE *f, const struct zp_result *r, unsigned n)
+{
+	unsigned i;
+
+	fprintf(f, "\n%-40s %8s %10s %8s %8s %6s %6s %7s %9s %9s %9s\n",
+		"test", "Gbit/s", "trans/s", "p50 us", "p99 us", "cpu c%",
+		"cpu s%", "us/KB", "zc_sends", "copied", "deferred");
+	for (i = 0; i < n; i++) {
+		const struct zp_result *x = &r[i];
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s %s", zp_test_name(x->cfg.test),
+			 x->label);
+		fprintf(f, "%-40.40s %8.2f %10.0f %8.1f %8.1f %6.1f %6.1f %7.3f "
+			   "%9llu %9llu %9llu\n",
+			name, x->throughput_gbps, x->transactions_per_s, x->lat.p50,
+			x->lat.p99, x->client.cpu.util, x->server.cpu.util,
+			x->client.service_demand + x->server.service_demand,
+			(unsigned long long)(x->client.ctr.zc_sends +
+					     x->server.ctr.zc_sends),
+			(unsigned long long)(x->client.ctr.copied_notifications +
+					     x->server.ctr.copied_notifications),
+			(unsigned long long)(x->client.ctr.deferred_frees +
+					     x->server.ctr.deferred_frees));
+	}
+	fprintf(f, "\nus/KB: service demand of both sides together (busy CPU "
+		   "per KiB moved).\n");
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * result.h - what one test run measured, on both sides.
+ *
+ * Byte accounting (what bench-smoke checks): every side counts payload
+ * bytes it handed to the stack to send and bytes the stack delivered to it,
+ * from the first byte to the end of the run, after all in-flight data was
+ * received (the sender half-closes and the receiver counts up to EOF, or
+ * RR/RPC runs wait for their last answers).  So
+ *   client.bytes_sent == server.bytes_received,
+ *   server.bytes_sent == client.bytes_received,
+ *   bytes == client.bytes_sent + client.bytes_received,
+ * and for TCP_RR / RPC_RR also bytes == transactions * (req + resp).
+ * RPC byte counts are payload only, without frame headers.
+ */
+#ifndef ZCPERF_RESULT_H
+#define ZCPERF_RESULT_H
+
+#include <stdint.h>
+
+#include "cpu.h"
+#include "hist.h"
+#include "opts.h"
+
+/* The stack's counters, summed over a side's reactors. */
+struct zp_counters {
+	uint64_t zc_sends;             /* SEND_ZC submissions */
+	uint64_t notifications;        /* IORING_CQE_F_NOTIF completions */
+	uint64_t copied_notifications; /* ... that said the kernel copied */
+	uint64_t deferred_frees;       /* receive buffers freed off-owner */
+	uint64_t drains;               /* buffers taken back by drains */
+	uint64_t kicks;                /* owner wake-ups from a full defer list */
+};
+
+struct zp_side {
+	struct zp_cpu_use cpu;
+	double service_demand;  /* us of busy CPU per KiB of result bytes */
+	double service_demand_tran; /* us of busy CPU per transaction */
+	char cpus[64];          /* CPU list counted, "all" when unpinned */
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	uint64_t transactions;  /* answered (server) or completed (client) */
+	uint64_t rss_start_kb;  /* process RSS when the interval began */
+	uint64_t rss_end_kb;    /* ... and when it ended (same process on
+				 * loopback: both sides then agree) */
+	struct zp_counters ctr;
+};
+
+struct zp_result {
+	char label[48];          /* tour: what this row varies; else "" */
+	struct zp_test_cfg cfg;
+	char peer[80];           /* "host:port" or "loopback" */
+	double seconds;          /* measured interval */
+	uint64_t bytes;
+	uint64_t transactions;
+	double throughput_gbps;
+	double transactions_per_s;
+	struct zp_lat lat;       /* per transaction/call/message */
+	struct zp_side client, server;
+};
+
+void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src);
+/* Derive bytes, rates and service demands from the side counts. */
+void zp_result_finish(struct zp_result *r);
+
+#endif /* ZCPERF_RESULT_H */

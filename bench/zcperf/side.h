@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * side.h - the two ends of a run over the control connection (ctl.h):
+ * the server loop (netserver) and the client's run of one test.
+ */
+#ifndef ZCPERF_SIDE_H
+#define ZCPERF_SIDE_H
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "ctl.h"
+#include "opts.h"
+#include "result.h"
+
+struct zp_server {
+	int lfd;               /* control listener, owned */
+	cpu_set_t cpus;        /* default reactor CPUs (-C) */
+	bool pinned;
+	bool verbose;
+	atomic_bool stop;
+};
+
+/*
+ * Serve control connections one after the other until
+ * zp_server_shutdown().  Returns 0, or -errno if accept() failed for
+ * another reason.
+ */
+int zp_server_serve(struct zp_server *s);
+/* Any thread: make zp_server_serve() return within about a second. */
+void zp_server_shutdown(struct zp_server *s);
+
+struct zp_client_args {
+	const struct sockaddr *peer;   /* control peer: data goes there too */
+	socklen_t peerlen;
+	const char *peer_name;         /* for the report */
+	const char *label;             /* tour row name, or NULL */
+	cpu_set_t cpus;                /* client reactors */
+	bool pinned;
+	const cpu_set_t *server_cpus;  /* asked of the server, or NULL */
+	bool verbose;
+};
+
+/*
+ * Run @cfg over @ctl (one test; the control connection stays usable for
+ * the next one only on success).  Fills @r and returns 0; or returns
+ * -errno after printing why, including a run refused as too short or
+ * broken by connection errors.
+ */
+int zp_client_run(struct zp_ctl *ctl, const struct zp_client_args *a,
+		  const struct zp_test_cfg *cfg, struct zp_result *r);
+
+#endif /* ZCPERF_SIDE_H */

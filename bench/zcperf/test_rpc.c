@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_rpc.c - RPC_RR and RPC_STREAM on zcrpc's own server and client.
+ *
+ * Server: a zc_rpc_server on the engine's reactors.  When the request and
+ * answer sizes are equal the client calls the built-in echo method, which
+ * answers with the request's own receive-buffer views (the zero-copy echo
+ * path); otherwise it calls SIZED, registered here, which answers with a
+ * clone of a RESP-byte template of the reactor's pool.
+ *
+ * Client: one zc_rpc_client per reactor, the -P connections spread over
+ * them, and -d "slots" per connection: a slot is one call kept in flight,
+ * reissued from its own completion until the deadline.  A slot that
+ * finishes after the deadline counts on the engine's `closed` latch, so
+ * the run ends when every call sent was answered: bytes add up exactly.
+ * RPC_STREAM is the same machinery with -m payloads both ways.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zcrpc/zcrpc.h>
+
+#include "cpu.h"
+#include "engine.h"
+
+#define ZP_METHOD_SIZED (ZC_RPC_METHOD_USER + 1)
+#define RPC_CONNECT_TIMEOUT_MS 5000u
+
+struct rpc_cctx;
+
+struct rpc_slot {
+	struct rpc_cctx *cc;
+	uint64_t t0;
+};
+
+/* One client, on one reactor; fields are its reactor thread's. */
+struct rpc_cctx {
+	struct zp_rctx *rx;
+	struct zc_rpc_client *cl;
+	unsigned conns;
+	unsigned nslots;
+	struct rpc_slot *slots;
+	bool stopping;
+};
+
+struct zp_rpc {
+	struct zc_rpc_server *srv;
+	struct zc_reactor **reactors; /* lent to the server, freed after it */
+	struct rpc_cctx *cc;  /* one per reactor (client) */
+	uint32_t method;
+	uint32_t req_len;
+	uint32_t resp_len;
+};
+
+static uint32_t msg_max(const struct zp_rpc *p)
+{
+	uint32_t m = p->req_len > p->resp_len ? p->req_len : p->resp_len;
+
+	/* Room for the largest message plus the protocol's own default. */
+	return m > ZC_RPC_MAX_MESSAGE_DEFAULT ? m : ZC_RPC_MAX_MESSAGE_DEFAULT;
+}
+
+int zp_rpc_create(struct zp_engine *e)
+{
+	struct zp_rpc *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	if (e->cfg.test == ZP_RPC_STREAM) {
+		p->req_len = e->cfg.msg_size;
+		p->resp_len = e->cfg.msg_size;
+	} else {
+		p->req_len = e->cfg.req_size;
+		p->resp_len = e->cfg.resp_size;
+	}
+	p->method = p->req_len == p->resp_len ? ZC_RPC_METHOD_ECHO
+					      : ZP_METHOD_SIZED;
+	e->rpc = p;
+	return 0;
+}
+
+void zp_rpc_free(struct zp_engine *e)
+{
+	struct zp_rpc *p = e->rpc;
+	unsigned i;
+
+	if (!p)
+		return;
+	if (p->cc) {
+		for (i = 0; i < e->cfg.reactors; i++)
+			free(p->cc[i].slots);
+		free(p->cc);
+	}
+	free(p->reactors);
+	free(p);
+	e->rpc = NULL;
+}
+
+int zp_rpc_prepare(struct zp_rctx *rx)
+{
+	struct zp_engine *e = rx->eng;
+	struct zp_rpc *p = e->rpc;
+
+	if (!e->server)
+		return zp_tmpl_make(rx, p->req_len);
+	if (p->method == ZP_METHOD_SIZED)
+		return zp_tmpl_make(rx, p->resp_len);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Server
+ */
+
+static struct zp_rctx *rctx_of(struct zp_engine *e, struct zc_reactor *r)
+{
+	unsigned i;
+
+	for (i = 0; i < e->n; i++)
+		if (e->rx[i].r == r)
+			return &e->rx[i];
+	return NULL;
+}
+
+/* INLINE handler: runs on the reactor that received the request. */
+static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
+			  void *arg)
+{
+	struct zp_rctx *rx = rctx_of(arg, zc_rpc_call_reactor(call));
+	struct zc_chain resp;
+
+	zc_chain_release(req);
+	zc_chain_init(&resp);
+	if (!rx || zc_chain_append_clone(&resp, &rx->tmpl)) {
+		zc_rpc_reply_error(call, ZC_RPC_INTERNAL, "zcperf: no memory");
+		return;
+	}
+	zc_rpc_reply(call, &resp);
+}
+
+int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
+		  socklen_t len)
+{
+	struct zp_rpc *p = e->rpc;
+	struct zc_rpc_server_config sc;
+	struct zc_reactor **rs;
+	unsigned i;
+	int ret;
+
+	rs = calloc(e->n, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	p->reactors = rs;
+	for (i = 0; i < e->n; i++)
+		rs[i] = e->rx[i].r;
+	memset(&sc, 0, sizeof(sc));
+	sc.reactors = rs;
+	sc.nreactors = e->n;
+	sc.max_message = msg_max(p);
+	ret = zc_rpc_server_create(&sc, &p->srv);
+	if (ret) {
+		fprintf(stderr, "zcperf: rpc server: %s\n", strerror(-ret));
+		return ret;
+	}
+	if (p->method == ZP_METHOD_SIZED) {
+		ret = zc_rpc_server_register(p->srv, ZP_METHOD_SIZED, "sized",
+					     ZC_RPC_INLINE, 0, sized_handler, e);
+		if (ret)
+			goto err;
+	}
+	ret = zc_rpc_server_listen(p->srv, addr, len);
+	if (ret)
+		goto err;
+	return zc_rpc_server_port(p->srv);
+err:
+	fprintf(stderr, "zcperf: rpc server: %s\n", strerror(-ret));
+	zc_rpc_server_destroy(p->srv);
+	p->srv = NULL;
+	return ret;
+}
+
+unsigned zp_rpc_accepted(struct zp_engine *e)
+{
+	struct zc_rpc_server_stats st;
+
+	if (!e->rpc->srv)
+		return 0;
+	zc_rpc_server_stats(e->rpc->srv, &st);
+	return (unsigned)st.conns_accepted;
+}
+
+int zp_rpc_wait_closed(struct zp_engine *e, unsigned timeout_ms)
+{
+	struct zc_rpc_server_stats st;
+	unsigned waited = 0;
+
+	for (;;) {
+		zc_rpc_server_stats(e->rpc->srv, &st);
+		if (!st.conns_open && !st.inflight)
+			return 0;
+		if (waited++ >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Client
+ */
+
+static void issue(struct rpc_slot *s);
+
+static void slot_finished(struct rpc_cctx *cc)
+{
+	zp_latch_add(&cc->rx->eng->closed, 1);
+}
+
+static void call_done(void *arg, int status, struct zc_chain *resp)
+{
+	struct rpc_slot *s = arg;
+	struct rpc_cctx *cc = s->cc;
+	struct zp_rctx *rx = cc->rx;
+
+	if (status != ZC_RPC_OK) {
+		if (rx->eng->verbose)
+			fprintf(stderr, "zcperf: call failed: %s\n",
+				zc_rpc_status_name(status));
+		atomic_fetch_add(&rx->eng->conn_failures, 1);
+		slot_finished(cc);
+		return;
+	}
+	rx->bytes_received += zc_chain_len(resp);
+	zc_chain_release(resp);
+	zp_hist_record(rx->hist, zp_now_ns() - s->t0);
+	rx->transactions++;
+	if (cc->stopping)
+		slot_finished(cc);
+	else
+		issue(s);
+}
+
+static void issue(struct rpc_slot *s)
+{
+	struct rpc_cctx *cc = s->cc;
+	struct zp_rctx *rx = cc->rx;
+	struct zc_chain req;
+	int ret;
+
+	zc_chain_init(&req);
+	ret = zc_chain_append_clone(&req, &rx->tmpl);
+	if (!ret) {
+		s->t0 = zp_now_ns();
+		ret = zc_rpc_call(cc->cl, rx->eng->rpc->method, &req, NULL,
+				  call_done, s, NULL);
+	}
+	if (ret) {
+		/* Calls in flight are bounded by the slots, which fit in the
+		 * client's tx budget: -EAGAIN here is a real failure too. */
+		fprintf(stderr, "zcperf: rpc call: %s\n", strerror(-ret));
+		zc_chain_release(&req);
+		atomic_fetch_add(&rx->eng->conn_failures, 1);
+		slot_finished(cc);
+		return;
+	}
+	rx->bytes_sent += rx->tmpl_len;
+}
+
+int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
+		   socklen_t len)
+{
+	struct zp_rpc *p = e->rpc;
+	unsigned i, waited = 0;
+	int ret;
+
+	p->cc = calloc(e->n, sizeof(*p->cc));
+	if (!p->cc)
+		return -ENOMEM;
+	e->expect_closed = 0;
+	for (i = 0; i < e->n; i++) {
+		struct rpc_cctx *cc = &p->cc[i];
+		struct zc_rpc_client_config ccfg;
+		size_t inflight_bytes;
+		unsigned j;
+
+		cc->rx = &e->rx[i];
+		cc->conns = e->cfg.conns / e->n + (i < e->cfg.conns % e->n);
+		if (!cc->conns)
+			continue;
+		cc->nslots = cc->conns * e->cfg.depth;
+		cc->slots = calloc(cc->nslots, sizeof(*cc->slots));
+		if (!cc->slots)
+			return -ENOMEM;
+		for (j = 0; j < cc->nslots; j++)
+			cc->slots[j].cc = cc;
+		inflight_bytes = (size_t)cc->nslots * p->req_len;
+		memset(&ccfg, 0, sizeof(ccfg));
+		ccfg.reactor = cc->rx->r;
+		ccfg.addr = addr;
+		ccfg.addrlen = len;
+		ccfg.conns = cc->conns;
+		ccfg.max_message = msg_max(p);
+		ccfg.max_inflight_conn = e->cfg.depth;
+		ccfg.tx_budget = 2 * inflight_bytes > (64u << 20)
+					 ? 2 * inflight_bytes
+					 : (64u << 20);
+		ccfg.connect_timeout_ms = RPC_CONNECT_TIMEOUT_MS;
+		ret = zc_rpc_client_create(&ccfg, &cc->cl);
+		if (ret) {
+			fprintf(stderr, "zcperf: rpc client: %s\n",
+				strerror(-ret));
+			return ret;
+		}
+		e->expect_closed += cc->nslots;
+	}
+	/* Calls made before the connections are up would wait in the
+	 * client and count their wait as latency: start only once all are
+	 * connected. */
+	for (;;) {
+		unsigned ready = 0, want = 0;
+
+		for (i = 0; i < e->n; i++) {
+			struct zc_rpc_client_stats st;
+
+			if (!p->cc[i].cl)
+				continue;
+			zc_rpc_client_stats(p->cc[i].cl, &st);
+			ready += (unsigned)st.conns_open;
+			want += p->cc[i].conns;
+		}
+		if (ready >= want)
+			return 0;
+		if (waited++ >= RPC_CONNECT_TIMEOUT_MS) {
+			fprintf(stderr, "zcperf: rpc: %u of %u connections up\n",
+				ready, want);
+			return -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+}
+
+static int start_fn(void *arg)
+{
+	struct rpc_cctx *cc = arg;
+	unsigned j;
+
+	for (j = 0; j < cc->nslots; j++)
+		issue(&cc->slots[j]);
+	return 0;
+}
+
+static int stop_fn(void *arg)
+{
+	struct rpc_cctx *cc = arg;
+
+	cc->stopping = true;
+	return 0;
+}
+
+static void for_each_client(struct zp_engine *e, int (*fn)(void *))
+{
+	unsigned i;
+
+	if (e->server || !e->rpc->cc)
+		return;
+	for (i = 0; i < e->n; i++)
+		if (e->rpc->cc[i].cl)
+			zc_reactor_call(e->rx[i].r, fn, &e->rpc->cc[i]);
+}
+
+void zp_rpc_start(struct zp_engine *e)
+{
+	for_each_client(e, start_fn);
+}
+
+void zp_rpc_stop(struct zp_engine *e)
+{
+	for_each_client(e, stop_fn);
+}
+
+void zp_rpc_collect(struct zp_engine *e, struct zp_side *side)
+{
+	struct zc_rpc_method_stats ms;
+
+	/* Client counts were summed per reactor by the engine; the server's
+	 * live in the rpc server, per method. */
+	if (!e->server || !e->rpc->srv)
+		return;
+	if (zc_rpc_server_method_stats(e->rpc->srv, e->rpc->method, &ms))
+		return;
+	side->bytes_received += ms.rx_bytes;
+	side->bytes_sent += ms.tx_bytes;
+	side->transactions += ms.by_status[ZC_RPC_OK];
+}
+
+void zp_rpc_quiesce(struct zp_engine *e)
+{
+	struct zp_rpc *p = e->rpc;
+	unsigned i;
+
+	if (p->srv) {
+		zc_rpc_server_destroy(p->srv);
+		p->srv = NULL;
+	}
+	if (!p->cc)
+		return;
+	for (i = 0; i < e->n; i++) {
+		if (p->cc[i].cl) {
+			zc_rpc_client_destroy(p->cc[i].cl);
+			p->cc[i].cl = NULL;
+		}
+	}
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpc/client.h - the client's private structures, shared by client.c (the
+ * reactor side: connections, frames, completions) and client_api.c (calls
+ * from any thread, the tick thread, setup and teardown).
+ */
+#ifndef ZCRPC_RPC_CLIENT_H
+#define ZCRPC_RPC_CLIENT_H
+
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+/* Messages from other threads to the client's reactor. */
+enum { MSG_SUBMIT, MSG_CANCEL };
+
+struct zc__cmsg {
+	struct zc__inode node;
+	uint8_t kind;
+};
+
+enum pstate { P_NEW, P_WAITING, P_SENT, P_DONE };
+
+struct zc__cconn;
+
+struct zc_rpc_pending {
+	struct zc__cmsg submit;
+	struct zc__cmsg cancel;
+	atomic_uint refs;		/* client's + caller's handle */
+	atomic_bool cancel_sent;	/* zc_rpc_cancel() called once */
+	struct zc_rpc_client *cli;
+	uint32_t method;
+	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
+	zc_rpc_done_fn done;
+	void *arg;
+	size_t req_bytes;		/* charged to tx_budget */
+	/* reactor thread only from here */
+	struct zc_chain req;		/* until queued */
+	enum pstate state;
+	bool cancel_early;
+	struct zc__cconn *cc;
+	uint64_t id;
+	struct zc__txmsg *tm;		/* our request while still queued */
+	struct zc_chain resp;
+	uint32_t resp_len, got;
+	struct zc_rpc_pending *wnext;	/* waiting list */
+	uint32_t heap_idx;		/* position + 1 in the deadline heap */
+};
+
+struct zc__cconn {
+	struct zc__cconn *next, *prev;	/* client's list of all conns */
+	struct zc_rpc_client *cli;
+	int slot;			/* -1 once replaced (goaway) */
+	struct zc_conn *conn;
+	struct zc__tx tx;
+	struct zc_chain rx;
+	struct zc_frame_limits lim;
+	struct zc_hello peer;
+	bool ready, goaway, broken, dirty;
+	uint64_t hello_deadline;	/* ns, while not ready */
+	struct zc__map calls;		/* id -> pending or discard mark */
+	uint32_t ninflight;
+};
+
+struct zc__slot {
+	struct zc__cconn *cc;		/* connecting or ready, or NULL */
+	uint64_t retry_at;		/* ns; 0: no reconnect planned */
+	unsigned failures;		/* consecutive, for the backoff */
+};
+
+struct zc_rpc_client {
+	struct zc_rpc_client_config cfg;
+	struct sockaddr_storage addr;
+	struct zc_reactor *r;
+	struct zc__inbox inbox;
+	struct zc__slot *slots;
+	struct zc__cconn *all;
+	struct zc_rpc_pending *whead, *wtail;	/* waiting for a conn */
+	struct zc_rpc_pending **heap;		/* by deadline */
+	uint32_t nheap, heap_cap;
+	uint64_t next_id;
+	unsigned rr;
+	uint64_t rng;
+	bool closing_r;				/* reactor's view */
+	/* tick thread */
+	pthread_t ticker;
+	atomic_bool stop, need_tick, tick_queued;
+	pthread_mutex_t tick_lock;	/* sleeps of the tick thread */
+	pthread_cond_t tick_cond;
+	struct zc_work tick_work;
+	/* any thread */
+	atomic_bool closing;
+	zc__ctr conns_live;
+	/* stats */
+	zc__ctr calls, inflight, tx_bytes, rx_bytes, tx_budget_refusals,
+		connects, connect_failures, conns_open, goaways,
+		protocol_errors, tx_pending;
+	zc__ctr by_status[ZC_RPC_NSTATUS];
+};
+
+/* Reactor thread. */
+void zc__client_inbox(struct zc__inbox *ib, struct zc__inode *list);
+void zc__client_tick(struct zc_work *w);
+void zc__client_start(struct zc_rpc_client *cli);
+void zc__client_shutdown(struct zc_rpc_client *cli);
+void zc__pending_put(struct zc_rpc_pending *p);
+
+#endif /* ZCRPC_RPC_CLIENT_H */

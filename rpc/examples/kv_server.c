@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kv_server - a key-value store served with zcrpc.
+ *
+ *   kv_server [-p PORT]       (PORT 0, the default, picks a free port)
+ *
+ * Prints "listening on PORT", serves until SIGINT/SIGTERM, then drains.
+ *
+ * What it shows: handlers running inline on the reactor (so the table
+ * needs no lock), keeping only a copy of what must outlive the request
+ * (receive buffers go back to the pool at once), and answering GET
+ * without copying: each value lives in a zc_buf_wrap()ed block, every
+ * answer is one more reference on it, and a PUT that replaces a value
+ * drops the table's reference only, so an answer still being sent keeps
+ * its bytes until the kernel is done with them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kv.h"
+
+#define NBUCKETS 1024
+
+struct entry {
+	struct entry *next;
+	char *key;
+	struct zc_buf *val;	/* '+' and the value; the table's reference */
+};
+
+static struct entry *table[NBUCKETS];
+
+static unsigned hash(const char *k, size_t n)
+{
+	unsigned h = 2166136261u;
+
+	while (n--)
+		h = (h ^ (uint8_t)*k++) * 16777619u;
+	return h % NBUCKETS;
+}
+
+static struct entry **lookup(const char *key, size_t n)
+{
+	struct entry **e = &table[hash(key, n)];
+
+	while (*e && (strlen((*e)->key) != n || memcmp((*e)->key, key, n)))
+		e = &(*e)->next;
+	return e;
+}
+
+static void free_value(void *arg, void *data)
+{
+	free(data);
+}
+
+static void static_value(void *arg, void *data)
+{
+}
+
+/* PUT: copy key and value out of the request, then let the request go. */
+static void put(struct zc_rpc_call *call, struct zc_chain *req, void *arg)
+{
+	struct zc_pool *pool = zc_reactor_pool(zc_rpc_call_reactor(call));
+	size_t len = zc_chain_len(req), vlen;
+	char *key = NULL, *val = NULL;
+	struct zc_chain empty;
+	struct zc_buf *b;
+	struct entry **e;
+	uint8_t hdr[2];
+	uint16_t klen;
+
+	if (zc_chain_copyout(req, 0, hdr, 2) != 2)
+		goto bad;
+	klen = (uint16_t)(hdr[0] | hdr[1] << 8);
+	if (!klen || 2u + klen > len)
+		goto bad;
+	vlen = len - 2 - klen;
+	key = calloc(1, klen + 1u);
+	val = malloc(vlen + 1);
+	if (!key || !val ||
+	    zc_buf_wrap(pool, val, vlen + 1, free_value, NULL, &b))
+		goto oom;
+	zc_chain_copyout(req, 2, key, klen);
+	val[0] = '+';
+	zc_chain_copyout(req, 2u + klen, val + 1, vlen);
+	zc_chain_release(req);
+
+	e = lookup(key, klen);
+	if (*e) {
+		zc_buf_put((*e)->val);	/* answers in flight keep theirs */
+		free(key);
+	} else if ((*e = calloc(1, sizeof(**e)))) {
+		(*e)->key = key;
+	} else {
+		free(key);
+		zc_buf_put(b);		/* frees val */
+		zc_rpc_reply_error(call, ZC_RPC_INTERNAL, "out of memory");
+		return;
+	}
+	(*e)->val = b;
+	zc_chain_init(&empty);
+	(void)zc_rpc_reply(call, &empty);
+	return;
+oom:
+	free(key);
+	free(val);
+	zc_chain_release(req);
+	zc_rpc_reply_error(call, ZC_RPC_INTERNAL, "out of memory");
+	return;
+bad:
+	zc_chain_release(req);
+	zc_rpc_reply_error(call, ZC_RPC_INTERNAL, "bad put request");
+}
+
+/* GET: answer with a view of the stored block, no copy. */
+static void get(struct zc_rpc_call *call, struct zc_chain *req, void *arg)
+{
+	static char miss = '-';
+	struct zc_pool *pool = zc_reactor_pool(zc_rpc_call_reactor(call));
+	char key[256];
+	size_t n = zc_chain_copyout(req, 0, key, sizeof(key));
+	struct entry *e = *lookup(key, n);
+	struct zc_chain resp;
+	struct zc_view v;
+	struct zc_buf *b;
+	int ret;
+
+	zc_chain_release(req);
+	zc_chain_init(&resp);
+	if (e) {
+		ret = zc_view_init(&v, e->val, 0, zc_buf_capacity(e->val));
+	} else {
+		ret = zc_buf_wrap(pool, &miss, 1, static_value, NULL, &b);
+		if (!ret)
+			ret = zc_view_adopt(&v, b, 0, 1);
+	}
+	if (!ret && zc_chain_append(&resp, &v)) {
+		zc_view_release(&v);
+		ret = -ENOMEM;
+	}
+	if (ret)
+		zc_rpc_reply_error(call, ZC_RPC_INTERNAL, "out of memory");
+	else
+		(void)zc_rpc_reply(call, &resp);
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_ANY) };
+	struct zc_reactor_config rc = { 0 };
+	struct zc_rpc_server *srv;
+	struct zc_reactor *r;
+	sigset_t sigs;
+	int sig, ret;
+
+	if (argc == 3 && !strcmp(argv[1], "-p"))
+		sin.sin_port = htons((uint16_t)atoi(argv[2]));
+	/* Block the signals before any thread starts, then wait for them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	ret = zc_reactor_spawn(&rc, &r);
+	if (ret) {
+		fprintf(stderr, "reactor: %s\n", strerror(-ret));
+		return 1;
+	}
+	ret = zc_rpc_server_create(&(struct zc_rpc_server_config){
+		.reactors = &r, .nreactors = 1 }, &srv);
+	if (!ret)
+		ret = zc_rpc_server_register(srv, KV_PUT, "put", ZC_RPC_INLINE,
+					     0, put, NULL);
+	if (!ret)
+		ret = zc_rpc_server_register(srv, KV_GET, "get", ZC_RPC_INLINE,
+					     0, get, NULL);
+	if (!ret)
+		ret = zc_rpc_server_listen(srv, (struct sockaddr *)&sin,
+					   sizeof(sin));
+	if (ret) {
+		fprintf(stderr, "server: %s\n", strerror(-ret));
+		return 1;
+	}
+	printf("listening on %u\n", zc_rpc_server_port(srv));
+	fflush(stdout);
+
+	sigwait(&sigs, &sig);
+	zc_rpc_server_drain(srv, 1000);
+	zc_rpc_server_destroy(srv);
+	for (unsigned i = 0; i < NBUCKETS; i++) {
+		while (table[i]) {
+			struct entry *e = table[i];
+
+			table[i] = e->next;
+			zc_buf_put(e->val);	/* deferred to the reactor */
+			free(e->key);
+			free(e);
+		}
+	}
+	while ((ret = zc_reactor_destroy(r)) == -EBUSY)
+		usleep(1000);
+	return ret ? 1 : 0;
+}

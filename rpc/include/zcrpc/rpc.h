@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zcrpc/rpc.h - multiplexed RPC over the zcrpc stack: a server that hands
+ * handlers their requests as views of the receive buffers, and a client
+ * with many calls in flight per connection.  docs/PROTOCOL.md is the wire.
+ *
+ * DOC: Requests are views
+ *
+ *   The server parses frames straight out of the stack's receive buffers.
+ *   A handler receives its request as a zc_chain whose views point into
+ *   those buffers: many small requests share one buffer, a large one spans
+ *   several.  The chain is the handler's: it may keep it, send it back
+ *   (echo does), or move it to another thread; releasing it anywhere is
+ *   fine, a buffer released off its reactor goes home through the pool's
+ *   deferred list.  Request bytes count against the server's receive
+ *   budget (max_inflight_bytes) until the call is answered.
+ *
+ * DOC: Answers are chains
+ *
+ *   zc_rpc_reply() moves a chain into the connection's send queue: views of
+ *   the request, reactor pool buffers, or application memory wrapped with
+ *   zc_buf_wrap() (the release callback says when it may be reused).  Large
+ *   answers are cut into frames of the peer's max_frame and interleaved
+ *   with every other call of the connection, and big slices go out
+ *   zero-copy according to the connection's send mode.
+ *
+ * DOC: Threads
+ *
+ *   A server or client is bound to reactors (zc_reactor_spawn()).
+ *   Callbacks of the client and INLINE handlers run on a reactor thread;
+ *   WORKER handlers run on the server's worker threads.  Functions say
+ *   which threads may call them.
+ *
+ * Errors are negative errno values; errno is never set.  A function that
+ * returns an error never calls its callback.
+ */
+#ifndef ZCRPC_RPC_H
+#define ZCRPC_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <zcrpc/alloc.h>
+#include <zcrpc/stack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Call outcomes; values are the wire codes of PROTOCOL.md section 5. */
+enum zc_rpc_status {
+	ZC_RPC_OK = 0,
+	ZC_RPC_CANCELLED = 1,
+	ZC_RPC_DEADLINE_EXCEEDED = 2,
+	ZC_RPC_UNKNOWN_METHOD = 3,
+	ZC_RPC_TOO_LARGE = 4,
+	ZC_RPC_OVERLOADED = 5,	/* retryable: not processed */
+	ZC_RPC_UNAVAILABLE = 6,	/* retryable: not processed */
+	ZC_RPC_INTERNAL = 7,
+	ZC_RPC_PROTOCOL_ERROR = 8,
+};
+#define ZC_RPC_NSTATUS 9
+
+/* "ok", "cancelled", "deadline_exceeded", ...; "internal" for unknown. */
+ZC_API const char *zc_rpc_status_name(int status);
+/* True for OVERLOADED and UNAVAILABLE: the call was not processed. */
+ZC_API bool zc_rpc_status_retryable(int status);
+
+/* Built-in method: answers its request payload. */
+#define ZC_RPC_METHOD_ECHO 1u
+/* Applications register ids from here on; below is reserved. */
+#define ZC_RPC_METHOD_USER 256u
+
+/* Protocol limits (see PROTOCOL.md section 4). */
+#define ZC_RPC_MAX_FRAME_DEFAULT (64u * 1024)
+#define ZC_RPC_MAX_MESSAGE_DEFAULT (64u << 20)
+
+/* =========================================================================
+ * Server
+ */
+struct zc_rpc_server;
+struct zc_rpc_call;
+
+/* Where a method's handler runs. */
+enum zc_rpc_mode {
+	ZC_RPC_INLINE = 0,	/* on the reactor that received the request */
+	ZC_RPC_WORKER,		/* on one of the server's worker threads */
+};
+
+/*
+ * A handler.  @req's views are moved to the handler (take the struct by
+ * assignment or release it; the server forgets it on return).  The handler
+ * must answer @call exactly once, now or later, from any thread, with
+ * zc_rpc_reply() or zc_rpc_reply_error(); until then @call stays valid.
+ */
+typedef void (*zc_rpc_handler_fn)(struct zc_rpc_call *call,
+				  struct zc_chain *req, void *arg);
+
+struct zc_rpc_server_config {
+	/* Reactors that accept and serve connections (one listener each, on
+	 * the same port with SO_REUSEPORT).  Borrowed: they must outlive the
+	 * server. Required. */
+	struct zc_reactor *const *reactors;
+	unsigned nreactors;
+	/* Worker threads for ZC_RPC_WORKER methods; pinned to the CPUs in
+	 * worker_cpus[] when it is not NULL. [0: WORKER methods refused] */
+	unsigned workers;
+	const int *worker_cpus;
+	/* Limits we announce in HELLO. [ZC_RPC_MAX_MESSAGE_DEFAULT,
+	 * ZC_RPC_MAX_FRAME_DEFAULT] */
+	uint32_t max_message;
+	uint32_t max_frame;
+	/* Calls being served at once, whole server and per connection;
+	 * beyond them requests are answered OVERLOADED. [65536, 4096] */
+	uint32_t max_inflight;
+	uint32_t max_inflight_conn;
+	/* Server receive budget: request bytes held by calls not yet
+	 * answered, whole server.  A new request that would pass it waits
+	 * unparsed (its connection stops reading once the reactor's
+	 * rx_budget is reached) until calls finish; nothing fails.  Must be
+	 * >= max_message. [256 MiB, or 2 x max_message if larger] */
+	size_t max_inflight_bytes;
+	/* Per connection: answer bytes queued in rpc plus not yet released
+	 * by the stack.  Above it the server stops parsing that connection's
+	 * requests (so its receive budget fills and the stack stops reading)
+	 * until the peer has read.  [8 MiB] */
+	size_t tx_budget;
+	/* Per connection: answer bytes handed to the stack at once. [1 MiB] */
+	size_t tx_window;
+};
+
+/*
+ * Any thread.  Create a stopped server.  Returns 0 and *@out, or -EINVAL
+ * (no reactors, max_frame outside [4 KiB, 16 MiB], max_message over
+ * max_inflight_bytes), -ENOMEM, a pthread error.  The caller owns the
+ * server and must zc_rpc_server_destroy() it.
+ *
+ * Memory: give the server's reactors an rx_budget (zc_reactor_config) of
+ * at least max_frame + 32 bytes: it is what makes a paused connection
+ * stop reading.  Without one, bytes of paused connections keep arriving
+ * into receive buffers.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_create(
+	const struct zc_rpc_server_config *cfg, struct zc_rpc_server **out);
+
+/*
+ * Any thread, before zc_rpc_server_listen().  Register @fn for @method
+ * (>= ZC_RPC_METHOD_USER), @name (copied) for logs and stats, with at
+ * most @max_inflight calls at once (0: only the server limits).  Returns
+ * 0, -EINVAL (reserved id, NULL fn, WORKER without workers), -EEXIST,
+ * -EBUSY (already listening), -ENOMEM.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_register(struct zc_rpc_server *s,
+						uint32_t method,
+						const char *name,
+						enum zc_rpc_mode mode,
+						uint32_t max_inflight,
+						zc_rpc_handler_fn fn,
+						void *arg);
+
+/*
+ * Any thread except the server's reactors.  Listen on @addr on every
+ * reactor (port 0 picks one).  Returns 0, -EBUSY (already listening), or
+ * zc_listen()'s errors (then no listener is left open).
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_listen(struct zc_rpc_server *s,
+					      const struct sockaddr *addr,
+					      socklen_t addrlen);
+
+/* Bound port (host order), 0 when not listening. */
+ZC_API uint16_t zc_rpc_server_port(const struct zc_rpc_server *s);
+
+/*
+ * Any thread except the server's reactors.  Graceful drain: stop
+ * accepting, send GOAWAY on every connection (requests arriving after it
+ * are answered UNAVAILABLE), wait up to @timeout_ms for the calls in
+ * flight to be answered, then mark the rest cancelled (answered
+ * CANCELLED) and close every connection gracefully.  Returns 0 when every
+ * call finished in time, -ETIMEDOUT when some were cancelled.
+ */
+ZC_API int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms);
+
+/*
+ * Any thread except the server's reactors.  Abort what is left (as drain
+ * with timeout 0, closing with RST), wait for every handler to answer
+ * (handlers must answer even cancelled calls), join the workers, free.
+ */
+ZC_API void zc_rpc_server_destroy(struct zc_rpc_server *s);
+
+/*
+ * Any thread, once per call.  Answer @call with @resp, moving its views
+ * (on return @resp is empty and reusable, whatever the outcome).  If the
+ * connection is gone or the call was cancelled the answer is dropped.
+ * After this @call is invalid.  Returns 0, or -E2BIG when @resp exceeds
+ * the peer's max_message (the call is then answered TOO_LARGE instead).
+ */
+ZC_API int zc_rpc_reply(struct zc_rpc_call *call, struct zc_chain *resp);
+
+/* Any thread, once per call.  Answer with an error @status (non-zero),
+ * optional @msg text (copied, truncated to 64 bytes).  @call is invalid
+ * after. */
+ZC_API void zc_rpc_reply_error(struct zc_rpc_call *call, int status,
+			       const char *msg);
+
+/* Any thread, until the answer.  True once the client cancelled the call,
+ * its deadline passed, or the server is shutting down: the handler should
+ * stop and answer (any answer is then dropped or replaced). */
+ZC_API bool zc_rpc_call_cancelled(const struct zc_rpc_call *call);
+
+/* Method id, request id and absolute deadline (CLOCK_MONOTONIC ns, 0 when
+ * none) of a call; any thread, until the answer. */
+ZC_API uint32_t zc_rpc_call_method(const struct zc_rpc_call *call);
+ZC_API uint64_t zc_rpc_call_id(const struct zc_rpc_call *call);
+ZC_API uint64_t zc_rpc_call_deadline(const struct zc_rpc_call *call);
+
+/* Reactor of the connection the call came in on: INLINE handlers may
+ * allocate answer buffers from zc_reactor_pool() of it. */
+ZC_API struct zc_reactor *zc_rpc_call_reactor(const struct zc_rpc_call *call);
+
+/* Per-method counters. */
+struct zc_rpc_method_stats {
+	const char *name;		/* as registered, while the server
+					 * lives */
+	uint64_t calls;			/* requests accepted for this method */
+	/* answers sent, by status */
+	uint64_t by_status[ZC_RPC_NSTATUS];
+	uint64_t rx_bytes;		/* request payload bytes */
+	uint64_t tx_bytes;		/* answer payload bytes */
+	uint64_t inflight;		/* accepted, not yet answered */
+};
+
+struct zc_rpc_server_stats {
+	uint64_t conns_accepted;
+	uint64_t conns_open;
+	uint64_t conns_protocol_error;	/* closed for a malformed frame */
+	uint64_t requests;		/* request messages received */
+	uint64_t rejected_overload;	/* answered OVERLOADED */
+	uint64_t rejected_too_large;	/* answered TOO_LARGE */
+	uint64_t rejected_unknown;	/* answered UNKNOWN_METHOD */
+	uint64_t rejected_draining;	/* answered UNAVAILABLE */
+	uint64_t expired_queued;	/* dropped: deadline passed in queue */
+	uint64_t cancels;		/* CANCEL frames that found a call */
+	uint64_t dropped_answers;	/* answers to calls already gone */
+	uint64_t tx_budget_stops;	/* parsing paused by tx_budget */
+	uint64_t rx_budget_stops;	/* ... by max_inflight_bytes */
+	uint64_t inflight;		/* calls being served */
+	uint64_t inflight_bytes;	/* request bytes held by them */
+};
+
+/* Any thread.  Snapshot of the server counters. */
+ZC_API void zc_rpc_server_stats(const struct zc_rpc_server *s,
+				struct zc_rpc_server_stats *out);
+/* Any thread.  Counters of @method; -ENOENT when not registered (echo is
+ * always registered). */
+ZC_API int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
+				      uint32_t method,
+				      struct zc_rpc_method_stats *out);
+
+/* =========================================================================
+ * Client: one peer, a small pool of multiplexed connections.
+ */
+struct zc_rpc_client;
+struct zc_rpc_pending;
+
+/*
+ * Completion of a call, on the client's reactor thread, exactly once per
+ * accepted call.  On ZC_RPC_OK @resp holds the answer's views, moved to
+ * the callee (take by assignment or release; forgotten on return); else
+ * @resp is empty.
+ */
+typedef void (*zc_rpc_done_fn)(void *arg, int status, struct zc_chain *resp);
+
+struct zc_rpc_client_config {
+	/* Reactor running the connections and callbacks.  Borrowed.
+	 * Required. */
+	struct zc_reactor *reactor;
+	/* The peer. Copied. Required. */
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+	/* Connections kept open to the peer. [2] */
+	unsigned conns;
+	/* Limits we announce in HELLO (answers we accept).
+	 * [ZC_RPC_MAX_MESSAGE_DEFAULT, ZC_RPC_MAX_FRAME_DEFAULT] */
+	uint32_t max_message;
+	uint32_t max_frame;
+	/* Calls in flight per connection before calls go to the next
+	 * connection; when all are full, calls wait in the client. [0: no
+	 * limit] */
+	uint32_t max_inflight_conn;
+	/* Request bytes accepted by zc_rpc_call() and not yet released by
+	 * the stack (zero-copy bytes until their notification).  A call that
+	 * would pass it gets -EAGAIN from zc_rpc_call(), unless nothing is
+	 * pending (so one message larger than the budget still goes).
+	 * [64 MiB] */
+	size_t tx_budget;
+	/* Per connection: request bytes handed to the stack at once.
+	 * [1 MiB] */
+	size_t tx_window;
+	/* Reconnect backoff: first delay, cap (ms); each delay is drawn
+	 * uniformly in [d/2, d], d doubling per failure. [10, 2000] */
+	unsigned backoff_min_ms;
+	unsigned backoff_max_ms;
+	/* Connect timeout: TCP connect, then the server's HELLO (ms).
+	 * [2000] */
+	unsigned connect_timeout_ms;
+};
+
+/*
+ * Any thread except the client's reactor.  Create the client and start
+ * connecting.  Returns 0 and *@out, -EINVAL, -ENOMEM, a pthread error.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_client_create(
+	const struct zc_rpc_client_config *cfg, struct zc_rpc_client **out);
+
+/*
+ * Any thread except the client's reactor.  Fail every call still pending
+ * with UNAVAILABLE (callbacks run first), close the connections, free.
+ */
+ZC_API void zc_rpc_client_destroy(struct zc_rpc_client *c);
+
+struct zc_rpc_call_opts {
+	/* Budget for the whole call in microseconds, sent on the wire.
+	 * [0: none] */
+	uint64_t timeout_us;
+};
+
+/*
+ * Any thread.  Start a call of @method with @req (views moved in: on
+ * success @req is left empty; on error it is untouched).  @done(@arg, ...)
+ * runs once on the reactor thread.  If @pending is not NULL it receives a
+ * handle for zc_rpc_cancel() that the caller must drop with
+ * zc_rpc_pending_put(), before or after the completion.
+ * Returns 0, or -EINVAL (method 0, NULL done), -EAGAIN (tx_budget
+ * reached: back-pressure, retry later), -ESHUTDOWN (client being
+ * destroyed), -ENOMEM.  Any failure after acceptance (no connection,
+ * too large for the peer, deadline, ...) comes through @done.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_call(struct zc_rpc_client *c, uint32_t method,
+				     struct zc_chain *req,
+				     const struct zc_rpc_call_opts *opts,
+				     zc_rpc_done_fn done, void *arg,
+				     struct zc_rpc_pending **pending);
+
+/*
+ * Any thread.  Cancel the call: if it has not completed yet it completes
+ * with CANCELLED and a CANCEL frame tells the server.  Harmless after
+ * completion.  The handle stays the caller's.  Not after
+ * zc_rpc_client_destroy() has started (zc_rpc_pending_put() still is).
+ */
+ZC_API void zc_rpc_cancel(struct zc_rpc_pending *p);
+/* Any thread.  Drop the handle from zc_rpc_call(). */
+ZC_API void zc_rpc_pending_put(struct zc_rpc_pending *p);
+
+/*
+ * Any thread except the client's reactor (-EDEADLK).  Blocking wrapper of
+ * zc_rpc_call(): returns the status (>= 0) with the answer moved to *@resp
+ * (which must be an initialised chain; on non-OK it is left empty), or a
+ * negative error of zc_rpc_call() (then @req is still the caller's).
+ */
+ZC_API int zc_rpc_call_sync(struct zc_rpc_client *c, uint32_t method,
+			    struct zc_chain *req,
+			    const struct zc_rpc_call_opts *opts,
+			    struct zc_chain *resp);
+
+struct zc_rpc_client_stats {
+	uint64_t calls;			/* accepted by zc_rpc_call() */
+	uint64_t by_status[ZC_RPC_NSTATUS]; /* completions by status */
+	uint64_t inflight;		/* accepted, not completed */
+	uint64_t tx_bytes;		/* request payload bytes framed */
+	uint64_t rx_bytes;		/* answer payload bytes received */
+	uint64_t tx_budget_refusals;	/* zc_rpc_call() said -EAGAIN */
+	uint64_t connects;		/* connections that completed HELLO */
+	uint64_t connect_failures;
+	uint64_t conns_open;
+	uint64_t goaways;
+	uint64_t protocol_errors;	/* connections closed as malformed */
+	uint64_t tx_pending_bytes;	/* counted against tx_budget now */
+};
+
+/* Any thread.  Snapshot of the client counters. */
+ZC_API void zc_rpc_client_stats(const struct zc_rpc_client *c,
+				struct zc_rpc_client_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZCRPC_RPC_H */

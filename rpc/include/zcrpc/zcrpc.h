@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zcrpc/zcrpc.h - the umbrella header: buffers (alloc.h), reactors and
+ * connections (stack.h), RPC server and client (rpc.h).
+ */
+#ifndef ZCRPC_ZCRPC_H
+#define ZCRPC_ZCRPC_H
+
+#include <zcrpc/alloc.h>
+#include <zcrpc/stack.h>
+#include <zcrpc/rpc.h>
+
+#endif /* ZCRPC_ZCRPC_H */

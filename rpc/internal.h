@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpc/internal.h - helpers shared by the rpc/ files: an id map, a
+ * multi-producer hand-off list into a reactor, the framing send queue and
+ * the receive parser plumbing.  Not installed.
+ */
+#ifndef ZCRPC_RPC_INTERNAL_H
+#define ZCRPC_RPC_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <zcrpc/rpc.h>
+
+#include "frame.h"
+
+/* Answers up to this size are copied next to their header; larger slices
+ * travel as views (and zero-copy, by the connection's send mode). */
+#define ZC__TX_COPY_MAX 2048u
+
+static inline uint64_t zc__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Counters read from any thread, written relaxed. */
+typedef atomic_uint_fast64_t zc__ctr;
+
+static inline void zc__ctr_add(zc__ctr *c, uint64_t v)
+{
+	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+static inline void zc__ctr_sub(zc__ctr *c, uint64_t v)
+{
+	atomic_fetch_sub_explicit(c, v, memory_order_relaxed);
+}
+
+static inline uint64_t zc__ctr_get(const zc__ctr *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Log one line to stderr, prefixed "zcrpc: ". */
+void zc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* -------------------------------------------------------------------------
+ * u64 -> pointer map, open addressing with backward-shift deletion.  Key 0
+ * is never stored (request id 0 is reserved on the wire).  Single thread.
+ */
+struct zc__map {
+	uint64_t *keys;
+	void **vals;
+	uint32_t mask;	/* capacity - 1, capacity a power of two, or 0 */
+	uint32_t n;
+};
+
+void zc__map_init(struct zc__map *m);
+void zc__map_free(struct zc__map *m);
+void *zc__map_get(const struct zc__map *m, uint64_t key);
+/* 0, or -ENOMEM (nothing changed).  @key must not be present. */
+int zc__map_put(struct zc__map *m, uint64_t key, void *val);
+/* Removes and returns the value, NULL when absent. */
+void *zc__map_del(struct zc__map *m, uint64_t key);
+/* Iterate: for (i = 0; zc__map_next(m, &i, &k, &v);) - no changes inside. */
+bool zc__map_next(const struct zc__map *m, uint32_t *i, uint64_t *k,
+		  void **v);
+
+/* -------------------------------------------------------------------------
+ * Hand-off into a reactor: any thread pushes nodes, the reactor takes the
+ * whole list in one exchange.  One zc_work is queued per batch (when the
+ * list goes from empty to non-empty), so a burst of replies from workers
+ * costs the reactor one wake-up.
+ */
+struct zc__inode {
+	struct zc__inode *next;
+};
+
+struct zc__inbox {
+	_Atomic(struct zc__inode *) head;
+	atomic_bool queued;
+	struct zc_work work;
+	struct zc_reactor *reactor;
+	void (*run)(struct zc__inbox *ib, struct zc__inode *list);
+};
+
+void zc__inbox_init(struct zc__inbox *ib, struct zc_reactor *r,
+		    void (*run)(struct zc__inbox *, struct zc__inode *));
+/* Any thread. */
+void zc__inbox_push(struct zc__inbox *ib, struct zc__inode *n);
+
+/* -------------------------------------------------------------------------
+ * The send side of one connection: messages waiting to be framed, taken
+ * round-robin one frame at a time, headers (and small payloads) written
+ * into a staging pool buffer.
+ *
+ * Staging rule (the page_frag rule): the stage buffer is written only past
+ * the end of every view already cut from it, so no byte that a view (or
+ * the kernel) can see is ever rewritten.
+ */
+struct zc__txmsg {
+	struct zc__txmsg *next;
+	struct zc_frame hdr;	/* len and flags are set per frame */
+	struct zc_chain body;	/* bytes not yet framed */
+	uint32_t framed;	/* bytes already framed */
+	uint32_t small_len;
+	uint8_t small[64];	/* payload of control frames */
+	/* Where the owner keeps a pointer to this message (cleared when
+	 * the message is fully framed or dropped), or NULL. */
+	struct zc__txmsg **backref;
+	/* Its payload is reported through released() (the owner charged
+	 * it to a budget). */
+	bool counted;
+};
+
+struct zc__tx {
+	struct zc_conn *conn;
+	struct zc_pool *pool;
+	struct zc__txmsg *head, *tail;
+	struct zc_buf *stage;	/* our reference, or NULL */
+	uint32_t stage_start;	/* first byte not yet in a view */
+	uint32_t stage_cur;	/* write cursor */
+	struct zc_chain refused; /* built, refused by zc_conn_send(-EAGAIN) */
+	size_t refused_acct;
+	uint32_t max_frame;	/* the peer's */
+	size_t window;		/* bytes at most handed to the stack */
+	size_t in_stack;	/* handed to the stack, done() not yet run */
+	size_t queued;		/* payload bytes waiting in messages */
+	bool dead;		/* connection closing: drop, don't send */
+	/* Called on the reactor with counted payload bytes given back. */
+	void (*released)(struct zc__tx *tx, size_t payload);
+};
+
+void zc__tx_init(struct zc__tx *tx, struct zc_conn *conn,
+		 struct zc_pool *pool, size_t window,
+		 void (*released)(struct zc__tx *, size_t));
+/* A new message: body empty, small_len 0, the header fields set by the
+ * caller.  NULL on -ENOMEM. */
+struct zc__txmsg *zc__txmsg_new(void);
+void zc__txmsg_free(struct zc__txmsg *m);
+/* Queue @m (its msg_len is set here from the body). */
+void zc__tx_queue(struct zc__tx *tx, struct zc__txmsg *m);
+/* Unlink @m if no byte of it was framed yet: true, and the caller owns
+ * @m again.  False when framing started (it will finish). */
+bool zc__tx_unqueue(struct zc__tx *tx, struct zc__txmsg *m);
+/* Frame and hand to the stack what the window allows. */
+void zc__tx_flush(struct zc__tx *tx);
+/* Connection closing: free every queued message (backrefs cleared),
+ * release the stage.  Returns the counted payload bytes dropped. */
+size_t zc__tx_drop(struct zc__tx *tx);
+/* Queue a control frame with up to 64 payload bytes; -ENOMEM. */
+int zc__tx_control(struct zc__tx *tx, const struct zc_frame *hdr,
+		   const void *payload, uint32_t len);
+
+/* -------------------------------------------------------------------------
+ * Receive side: append a delivery to the connection's pending bytes.
+ */
+int zc__rx_append(struct zc_chain *rx, struct zc_chain *data);
+
+#endif /* ZCRPC_RPC_INTERNAL_H */

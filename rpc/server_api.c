@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpc/server_api.c - server setup, the worker pool, drain, answers, stats.
+ *
+ * Workers take calls from one FIFO under a mutex.  A call's request views
+ * are released on the worker (by the handler or when it answers), so the
+ * receive buffers travel home through their pool's deferred list: the
+ * consumer-on-another-CPU case the stack is built for.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server.h"
+
+static void echo_handler(struct zc_rpc_call *call, struct zc_chain *req,
+			 void *arg)
+{
+	(void)zc_rpc_reply(call, req);
+}
+
+struct zc__method *zc__server_method(const struct zc_rpc_server *s,
+				     uint32_t id)
+{
+	unsigned lo = 0, hi = s->nmethods;
+
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (s->methods[mid]->id == id)
+			return s->methods[mid];
+		if (s->methods[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int add_method(struct zc_rpc_server *s, uint32_t id, const char *name,
+		      enum zc_rpc_mode mode, uint32_t max_inflight,
+		      zc_rpc_handler_fn fn, void *arg)
+{
+	struct zc__method *m, **arr;
+	unsigned i;
+
+	if (zc__server_method(s, id))
+		return -EEXIST;
+	m = calloc(1, sizeof(*m));
+	arr = realloc(s->methods, (s->nmethods + 1) * sizeof(*arr));
+	if (!m || !arr) {
+		free(m);
+		if (arr)
+			s->methods = arr;
+		return -ENOMEM;
+	}
+	s->methods = arr;
+	m->id = id;
+	snprintf(m->name, sizeof(m->name), "%s", name ? name : "?");
+	m->mode = mode;
+	m->max_inflight = max_inflight;
+	m->fn = fn;
+	m->arg = arg;
+	for (i = s->nmethods; i > 0 && arr[i - 1]->id > id; i--)
+		arr[i] = arr[i - 1];
+	arr[i] = m;
+	s->nmethods++;
+	return 0;
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+	struct zc_rpc_server *s = arg;
+
+	pthread_mutex_lock(&s->wlock);
+	for (;;) {
+		struct zc_rpc_call *call;
+		struct zc_chain req;
+
+		while (!s->whead && !s->wstop)
+			pthread_cond_wait(&s->wcond, &s->wlock);
+		if (!s->whead)
+			break;
+		call = (struct zc_rpc_call *)s->whead;
+		s->whead = call->node.next;
+		if (!s->whead)
+			s->wtail = NULL;
+		pthread_mutex_unlock(&s->wlock);
+
+		/* Deadline first: a call that expired in the queue is
+		 * reported as such even if the client's cancel (sent when
+		 * its own timer fired) got here too. */
+		if (call->deadline && zc__now_ns() >= call->deadline) {
+			zc__ctr_add(&s->expired_queued, 1);
+			zc_rpc_reply_error(call, ZC_RPC_DEADLINE_EXCEEDED,
+					   "expired in queue");
+		} else if (atomic_load_explicit(&call->cancelled,
+						memory_order_acquire)) {
+			zc_rpc_reply_error(call, ZC_RPC_CANCELLED, NULL);
+		} else {
+			req = call->req;
+			zc_chain_init(&call->req);
+			call->m->fn(call, &req, call->m->arg);
+		}
+		pthread_mutex_lock(&s->wlock);
+	}
+	pthread_mutex_unlock(&s->wlock);
+	return NULL;
+}
+
+void zc__worker_push(struct zc_rpc_server *s, struct zc_rpc_call *call)
+{
+	call->node.next = NULL;
+	pthread_mutex_lock(&s->wlock);
+	if (s->wtail)
+		s->wtail->next = &call->node;
+	else
+		s->whead = &call->node;
+	s->wtail = &call->node;
+	pthread_cond_signal(&s->wcond);
+	pthread_mutex_unlock(&s->wlock);
+}
+
+struct wstart {
+	struct zc_rpc_server *s;
+	int cpu;
+};
+
+static void *pin_and_run(void *arg)
+{
+	struct wstart ws = *(struct wstart *)arg;
+	cpu_set_t set;
+
+	free(arg);
+	if (ws.cpu >= 0) {
+		CPU_ZERO(&set);
+		CPU_SET(ws.cpu, &set);
+		/* Best effort: a missing CPU leaves the worker unpinned. */
+		(void)sched_setaffinity(0, sizeof(set), &set);
+	}
+	return worker_main(ws.s);
+}
+
+static void stop_workers(struct zc_rpc_server *s)
+{
+	pthread_mutex_lock(&s->wlock);
+	s->wstop = true;
+	pthread_cond_broadcast(&s->wcond);
+	pthread_mutex_unlock(&s->wlock);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		pthread_join(s->wthreads[i], NULL);
+	s->nworkers = 0;
+}
+
+static int start_workers(struct zc_rpc_server *s)
+{
+	s->wthreads = calloc(s->cfg.workers, sizeof(*s->wthreads));
+	if (!s->wthreads)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->cfg.workers; i++) {
+		struct wstart *ws = malloc(sizeof(*ws));
+		int ret;
+
+		if (!ws)
+			return -ENOMEM;
+		ws->s = s;
+		ws->cpu = s->cfg.worker_cpus ? s->cfg.worker_cpus[i] : -1;
+		ret = pthread_create(&s->wthreads[i], NULL, pin_and_run, ws);
+		if (ret) {
+			free(ws);
+			return -ret;
+		}
+		s->nworkers++;
+	}
+	return 0;
+}
+
+/* ---- create / destroy -------------------------------------------------- */
+
+int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
+			 struct zc_rpc_server **out)
+{
+	struct zc_rpc_server *s;
+	int ret;
+
+	struct zc_rpc_server_config c;
+
+	if (!cfg || !cfg->reactors || !cfg->nreactors)
+		return -EINVAL;
+	c = *cfg;
+#define DEF(f, v) do { if (!c.f) c.f = (v); } while (0)
+	DEF(max_message, ZC_RPC_MAX_MESSAGE_DEFAULT);
+	DEF(max_frame, ZC_RPC_MAX_FRAME_DEFAULT);
+	DEF(max_inflight, 65536);
+	DEF(max_inflight_conn, 4096);
+	DEF(max_inflight_bytes, c.max_message > (128u << 20) ?
+				2 * (size_t)c.max_message : 256u << 20);
+	DEF(tx_budget, 8u << 20);
+	DEF(tx_window, 1u << 20);
+#undef DEF
+	if (c.max_frame < ZC_FRAME_MIN || c.max_frame > ZC_FRAME_MAX ||
+	    c.max_message > c.max_inflight_bytes)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cfg = c;
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_cond_init(&s->wcond, NULL);
+	s->rcs = calloc(cfg->nreactors, sizeof(*s->rcs));
+	if (!s->rcs) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	for (unsigned i = 0; i < cfg->nreactors; i++) {
+		s->rcs[i].s = s;
+		s->rcs[i].r = cfg->reactors[i];
+		zc__inbox_init(&s->rcs[i].inbox, cfg->reactors[i],
+			       zc__server_inbox);
+		s->rcs[i].resume_work.fn = zc__server_resume;
+	}
+	ret = add_method(s, ZC_RPC_METHOD_ECHO, "echo", ZC_RPC_INLINE, 0,
+			 echo_handler, NULL);
+	if (ret)
+		goto err_free;
+	ret = start_workers(s);
+	if (ret)
+		goto err_workers;
+	*out = s;
+	return 0;
+err_workers:
+	stop_workers(s);
+err_free:
+	for (unsigned i = 0; i < s->nmethods; i++)
+		free(s->methods[i]);
+	free(s->methods);
+	free(s->wthreads);
+	free(s->rcs);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_cond_destroy(&s->wcond);
+	free(s);
+	return ret;
+}
+
+int zc_rpc_server_register(struct zc_rpc_server *s, uint32_t method,
+			   const char *name, enum zc_rpc_mode mode,
+			   uint32_t max_inflight, zc_rpc_handler_fn fn,
+			   void *arg)
+{
+	if (method < ZC_RPC_METHOD_USER || !fn ||
+	    (mode != ZC_RPC_INLINE && mode != ZC_RPC_WORKER) ||
+	    (mode == ZC_RPC_WORKER && !s->nworkers))
+		return -EINVAL;
+	if (s->listening)
+		return -EBUSY;
+	return add_method(s, method, name, mode, max_inflight, fn, arg);
+}
+
+struct listen_arg {
+	struct zc__srctx *rc;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+static int listen_on(void *arg)
+{
+	struct listen_arg *la = arg;
+
+	return zc_listen(la->rc->r, (struct sockaddr *)&la->addr, la->addrlen,
+			 ZC_LISTEN_REUSEPORT, zc__server_accept, la->rc,
+			 &la->rc->l);
+}
+
+static int close_listener(void *arg)
+{
+	struct zc__srctx *rc = arg;
+
+	if (rc->l)
+		zc_listener_close(rc->l);
+	rc->l = NULL;
+	return 0;
+}
+
+int zc_rpc_server_listen(struct zc_rpc_server *s, const struct sockaddr *addr,
+			 socklen_t addrlen)
+{
+	struct listen_arg la;
+	int ret = 0;
+
+	if (s->listening)
+		return -EBUSY;
+	if (!addr || addrlen > sizeof(la.addr) ||
+	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+		return -EINVAL;
+	memcpy(&la.addr, addr, addrlen);
+	la.addrlen = addrlen;
+	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+		la.rc = &s->rcs[i];
+		ret = zc_reactor_call(la.rc->r, listen_on, &la);
+		if (ret)
+			break;
+		if (!i) {
+			/* The others join the port the first one got. */
+			uint16_t port = zc_listener_port(la.rc->l);
+
+			s->port = port;
+			if (la.addr.ss_family == AF_INET)
+				((struct sockaddr_in *)&la.addr)->sin_port =
+					htons(port);
+			else
+				((struct sockaddr_in6 *)&la.addr)->sin6_port =
+					htons(port);
+		}
+	}
+	if (ret) {
+		for (unsigned i = 0; i < s->cfg.nreactors; i++)
+			(void)zc_reactor_call(s->rcs[i].r, close_listener,
+					      &s->rcs[i]);
+		s->port = 0;
+		return ret;
+	}
+	s->listening = true;
+	return 0;
+}
+
+uint16_t zc_rpc_server_port(const struct zc_rpc_server *s)
+{
+	return s->port;
+}
+
+static int goaway_fn(void *arg)
+{
+	zc__server_goaway_all(arg);
+	return 0;
+}
+
+static int close_graceful_fn(void *arg)
+{
+	zc__server_close_all(arg, false);
+	return 0;
+}
+
+static int close_abort_fn(void *arg)
+{
+	zc__server_close_all(arg, true);
+	return 0;
+}
+
+static int noop_fn(void *arg)
+{
+	return 0;
+}
+
+int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms)
+{
+	uint64_t end = zc__now_ns() + (uint64_t)timeout_ms * 1000000;
+	bool late = false;
+
+	atomic_store(&s->drained, true);
+	for (unsigned i = 0; i < s->cfg.nreactors; i++)
+		(void)zc_reactor_call(s->rcs[i].r, goaway_fn, &s->rcs[i]);
+	while (zc__ctr_get(&s->inflight)) {
+		if (zc__now_ns() >= end) {
+			late = true;
+			break;
+		}
+		usleep(1000);
+	}
+	for (unsigned i = 0; i < s->cfg.nreactors; i++)
+		(void)zc_reactor_call(s->rcs[i].r, close_graceful_fn,
+				      &s->rcs[i]);
+	return late ? -ETIMEDOUT : 0;
+}
+
+void zc_rpc_server_destroy(struct zc_rpc_server *s)
+{
+	atomic_store(&s->drained, true);
+	for (unsigned i = 0; i < s->cfg.nreactors; i++)
+		(void)zc_reactor_call(s->rcs[i].r, close_abort_fn, &s->rcs[i]);
+	/* Handlers answer even cancelled calls; connections finish closing
+	 * on their reactors.  Both are bounded by the handlers' own work. */
+	while (zc__ctr_get(&s->inflight) || zc__ctr_get(&s->sconns_live))
+		usleep(1000);
+	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+		struct zc__srctx *rc = &s->rcs[i];
+
+		/* The last inbox batch may still be running. */
+		do {
+			(void)zc_reactor_call(rc->r, noop_fn, NULL);
+		} while (atomic_load(&rc->inbox.queued) ||
+			 atomic_load(&rc->inbox.head) ||
+			 atomic_load(&rc->resume_queued));
+	}
+	stop_workers(s);
+	for (unsigned i = 0; i < s->nmethods; i++)
+		free(s->methods[i]);
+	free(s->methods);
+	free(s->wthreads);
+	free(s->rcs);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_cond_destroy(&s->wcond);
+	free(s);
+}
+
+/* ---- answers ----------------------------------------------------------- */
+
+int zc_rpc_reply(struct zc_rpc_call *call, struct zc_chain *resp)
+{
+	if (zc_chain_len(resp) > call->sc->peer.max_message) {
+		zc_chain_release(resp);
+		zc_rpc_reply_error(call, ZC_RPC_TOO_LARGE,
+				   "answer exceeds the client's max_message");
+		return -E2BIG;
+	}
+	call->resp = *resp;
+	zc_chain_init(resp);
+	call->status = ZC_RPC_OK;
+	zc__call_finish(call);
+	return 0;
+}
+
+void zc_rpc_reply_error(struct zc_rpc_call *call, int status, const char *msg)
+{
+	zc_chain_release(&call->req);
+	call->status = status > 0 && status < ZC_RPC_NSTATUS ?
+		       status : ZC_RPC_INTERNAL;
+	if (msg)
+		snprintf(call->msg, sizeof(call->msg), "%s", msg);
+	zc__call_finish(call);
+}
+
+bool zc_rpc_call_cancelled(const struct zc_rpc_call *call)
+{
+	if (atomic_load_explicit(&call->cancelled, memory_order_acquire))
+		return true;
+	return call->deadline && zc__now_ns() >= call->deadline;
+}
+
+uint32_t zc_rpc_call_method(const struct zc_rpc_call *call)
+{
+	return call->m->id;
+}
+
+uint64_t zc_rpc_call_id(const struct zc_rpc_call *call)
+{
+	return call->id;
+}
+
+uint64_t zc_rpc_call_deadline(const struct zc_rpc_call *call)
+{
+	return call->deadline;
+}
+
+struct zc_reactor *zc_rpc_call_reactor(const struct zc_rpc_call *call)
+{
+	return call->sc->rc->r;
+}
+
+/* ---- stats ------------------------------------------------------------- */
+
+void zc_rpc_server_stats(const struct zc_rpc_server *s,
+			 struct zc_rpc_server_stats *out)
+{
+	out->conns_accepted = zc__ctr_get(&s->conns_accepted);
+	out->conns_open = zc__ctr_get(&s->conns_open);
+	out->conns_protocol_error = zc__ctr_get(&s->conns_protocol_error);
+	out->requests = zc__ctr_get(&s->requests);
+	out->rejected_overload = zc__ctr_get(&s->rejected_overload);
+	out->rejected_too_large = zc__ctr_get(&s->rejected_too_large);
+	out->rejected_unknown = zc__ctr_get(&s->rejected_unknown);
+	out->rejected_draining = zc__ctr_get(&s->rejected_draining);
+	out->expired_queued = zc__ctr_get(&s->expired_queued);
+	out->cancels = zc__ctr_get(&s->cancels);
+	out->dropped_answers = zc__ctr_get(&s->dropped_answers);
+	out->tx_budget_stops = zc__ctr_get(&s->tx_budget_stops);
+	out->rx_budget_stops = zc__ctr_get(&s->rx_budget_stops);
+	out->inflight = zc__ctr_get(&s->inflight);
+	out->inflight_bytes = zc__ctr_get(&s->inflight_bytes);
+}
+
+int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
+			       uint32_t method,
+			       struct zc_rpc_method_stats *out)
+{
+	const struct zc__method *m = zc__server_method(s, method);
+
+	if (!m)
+		return -ENOENT;
+	out->name = m->name;
+	out->calls = zc__ctr_get(&m->calls);
+	out->rx_bytes = zc__ctr_get(&m->rx_bytes);
+	out->tx_bytes = zc__ctr_get(&m->tx_bytes);
+	out->inflight = zc__ctr_get(&m->inflight);
+	for (int i = 0; i < ZC_RPC_NSTATUS; i++)
+		out->by_status[i] = zc__ctr_get(&m->by_status[i]);
+	return 0;
+}

@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zcrpc/stack.h - per-CPU io_uring reactors and TCP connections whose bytes
+ * live in alloc/ buffers from the moment the kernel writes them until the
+ * last user lets go.
+ *
+ * DOC: Reactors
+ *
+ *   A reactor is one thread, one io_uring and one alloc pool (the pool's
+ *   owner thread is the reactor thread).  Every connection belongs to one
+ *   reactor for its whole life.  Its loop is:
+ *
+ *     reap a batch of CQEs -> run handlers (on_data, done callbacks, ...)
+ *       -> zc_pool_drain() (buffers released on other threads come home)
+ *       -> refill the provided-buffer ring from the pool, re-arm receives
+ *       -> submit and wait (or busy-poll first, see busy_poll_us)
+ *
+ *   Two ways to run one:
+ *     - zc_reactor_spawn(): a new thread, optionally pinned, creates and
+ *       runs the reactor until zc_reactor_destroy();
+ *     - zc_reactor_create() on the calling thread, which then drives it with
+ *       zc_reactor_run() or, from its own event loop, with zc_reactor_fd()
+ *       and zc_reactor_run_once().
+ *
+ * DOC: Threads
+ *
+ *   "Reactor thread only" functions must be called on the thread running
+ *   the reactor (inside a callback, or a function queued with
+ *   zc_reactor_post()/zc_reactor_queue()/zc_reactor_call()).  Functions
+ *   marked "any thread" are safe everywhere.  Callbacks always run on the
+ *   reactor thread.
+ *
+ * DOC: Receive ownership
+ *
+ *   The kernel writes received bytes straight into pool buffers given to
+ *   it through a provided-buffer ring.  on_data() hands the user a chain of
+ *   views of those buffers: the views (one reference each) now belong to
+ *   the callee, who may read them, keep them, slice them, send them back
+ *   (echo) or move them to another thread and release them there: a buffer
+ *   released off the reactor thread goes back through the pool's deferred
+ *   list and is drained at the end of the reactor's next batch.  Nothing is
+ *   ever copied by the stack on this path.
+ *
+ * DOC: Send ownership
+ *
+ *   zc_conn_send() moves a chain into the connection's send queue.  The
+ *   stack keeps the views until the bytes are written to the socket and,
+ *   for zero-copy sends, until every kernel notification covering them has
+ *   arrived (each zero-copy send holds zc_buf_inflight_get() on every
+ *   buffer it covers, dropped on its IORING_CQE_F_NOTIF completion).  Then
+ *   it releases the views and calls done(arg, err).  Hence: memory behind a
+ *   sent chain may be rewritten once done() has run AND the caller's own
+ *   views (if it kept clones) are gone; for zc_buf_wrap() memory, once its
+ *   release callback has run.
+ *
+ * DOC: Close
+ *
+ *   Every connection gets exactly one on_close(conn, err, ud), after which
+ *   the stack forgets the conn pointer (it stays valid only for holders of
+ *   zc_conn_get() references).  Before on_close runs, every queued send's
+ *   done() has run (with 0 if fully sent, else the error) and the kernel
+ *   holds no buffer of the connection any more.
+ *
+ * Errors are negative errno values; errno is never set; nothing aborts on
+ * bad input.  A function returning an error never calls its callback.
+ */
+#ifndef ZCRPC_STACK_H
+#define ZCRPC_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <zcrpc/alloc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct zc_reactor;
+struct zc_conn;
+struct zc_listener;
+
+/*
+ * How a connection sends.
+ * ZC_SEND_AUTO - payloads >= zc_threshold go zero-copy (IORING_OP_SEND_ZC)
+ *                until the kernel reports, through a notification, that it
+ *                copied them anyway (loopback, veth); the connection then
+ *                switches to plain send for good.  Default.
+ * ZC_SEND_COPY - always plain send (the kernel copies into the socket).
+ * ZC_SEND_ZC   - always zero-copy, whatever the size and the reports.
+ */
+enum zc_send_mode {
+	ZC_SEND_AUTO = 0,
+	ZC_SEND_COPY,
+	ZC_SEND_ZC,
+};
+
+/* Name of a send mode ("auto", "copy", "zc"), or NULL. */
+ZC_API const char *zc_send_mode_name(enum zc_send_mode mode);
+/* Parse a name back; returns 0 or -EINVAL. */
+ZC_API int zc_send_mode_parse(const char *name, enum zc_send_mode *out);
+
+/*
+ * How zc_reactor_post() and the pool's kick wake a sleeping reactor.
+ * ZC_WAKE_AUTO    - the measured faster one: the eventfd (see
+ *                   docs/ARCHITECTURE.md for the ping-pong numbers).
+ * ZC_WAKE_EVENTFD - a read of an eventfd kept armed on the ring; any
+ *                   thread wakes it with one write().
+ * ZC_WAKE_MSG_RING - reserved: IORING_OP_MSG_RING from the poster's own
+ *                   ring measured no faster here (the cost is the
+ *                   sleeping CPU's wake-up either way), so this value is
+ *                   accepted and currently uses the eventfd too.
+ */
+enum zc_wake_mode {
+	ZC_WAKE_AUTO = 0,
+	ZC_WAKE_EVENTFD,
+	ZC_WAKE_MSG_RING,
+};
+
+/* zc_reactor_config.flags */
+enum {
+	/* Do not ask for IORING_SETUP_DEFER_TASKRUN (e.g. when an embedder
+	 * polls zc_reactor_fd() from a loop that may sleep elsewhere). */
+	ZC_REACTOR_NO_DEFER_TASKRUN = 1u << 0,
+	/* Do not register pool slabs as fixed buffers (no send_zc_fixed). */
+	ZC_REACTOR_NO_FIXED_BUFS = 1u << 1,
+	/*
+	 * TEST ONLY, UNSAFE: treat a zero-copy send as finished at its first
+	 * completion, dropping the in-flight references and calling done()
+	 * before the kernel's notification.  This is the bug the seeds warn
+	 * about; tests/stack use it to prove their corruption check can fail.
+	 */
+	ZC_REACTOR_UNSAFE_EARLY_RELEASE = 1u << 31,
+};
+
+/*
+ * Reactor configuration.  A zeroed field takes the default in brackets.
+ */
+struct zc_reactor_config {
+	/* Pin the reactor thread (zc_reactor_spawn) or the calling thread
+	 * (zc_reactor_create) to CPU @cpu when @pin is true. [no pinning] */
+	bool pin;
+	int cpu;
+	/* Submission queue entries; the CQ gets 8x as many. [256] */
+	unsigned sq_entries;
+	/* Bytes per pool buffer, hence per receive buffer: multiple of 4 KiB
+	 * in [ZC_BUF_SIZE_MIN, ZC_BUF_SIZE_MAX]. [64 KiB] */
+	size_t rxbuf_size;
+	/* Buffers in the provided-buffer ring, a power of two <= 32768.
+	 * [128, fewer if the pool cannot hold 4x the ring] */
+	unsigned rx_ring_entries;
+	/* Byte cap of the reactor's pool (receive and send buffers).
+	 * [max(64 MiB, 4 x rx_ring_entries x rxbuf_size)] */
+	size_t pool_bytes;
+	/* Pool free mode, defer cap and slab size: see alloc.h.
+	 * [ZC_FREE_OWNER, ZC_DEFER_MAX_DEFAULT, 2 MiB] */
+	enum zc_free_mode free_mode;
+	unsigned defer_max;
+	size_t slab_bytes;
+	/* Spin on the completion queue for up to this many microseconds
+	 * before sleeping. [0: never spin] */
+	unsigned busy_poll_us;
+	/* Default send mode of new connections. [ZC_SEND_AUTO] */
+	enum zc_send_mode send_mode;
+	/* Sends of at least this many bytes go zero-copy in AUTO mode.
+	 * [ZC_ZC_THRESHOLD_DEFAULT] */
+	size_t zc_threshold;
+	/* Send queue cap per connection in bytes: zc_conn_send() answers
+	 * -EAGAIN while the queued bytes are at or above it. [4 MiB] */
+	size_t sndq_max;
+	/* Receive budget per connection in bytes: received bytes handed to
+	 * on_data() and not yet given back with zc_conn_recv_done().  Above
+	 * it the connection stops reading (others go on) until credit comes
+	 * back. [0: no budget, zc_conn_recv_done() is then optional] */
+	size_t rx_budget;
+	/* TCP_CONGESTION for every socket of this reactor, e.g. "cubic".
+	 * The string is copied. [NULL: system default] */
+	const char *congestion;
+	/* Wake mechanism. [ZC_WAKE_AUTO] */
+	enum zc_wake_mode wake;
+	/* ZC_REACTOR_* flags. [0] */
+	unsigned flags;
+};
+
+/* Measured default zero-copy threshold for AUTO mode (bytes). */
+#define ZC_ZC_THRESHOLD_DEFAULT (16u * 1024)
+
+/*
+ * Counters of one reactor, written by the reactor thread only.
+ * zc_reactor_stats() reads them from any thread (each value is read
+ * atomically; the set is not one instant).
+ */
+struct zc_reactor_stats {
+	/* loop */
+	uint64_t loops;            /* batches run */
+	uint64_t cqes;             /* completions reaped */
+	uint64_t sleeps;           /* waits in the kernel */
+	uint64_t spins;            /* busy-poll rounds that found work */
+	uint64_t spin_misses;      /* busy-poll windows that ended in sleep */
+	uint64_t wakes_sent;       /* wake-ups sent to this reactor */
+	uint64_t posts;            /* posted work items run */
+	/* connections */
+	uint64_t accepted;
+	uint64_t connected;
+	uint64_t connect_failed;
+	uint64_t closed;           /* on_close delivered */
+	uint64_t conns_open;       /* live connections now */
+	uint64_t conn_errors;      /* connections closed with an error */
+	/* receive */
+	uint64_t rx_bytes;
+	uint64_t rx_cqes;          /* receive completions with data */
+	uint64_t rx_arms;          /* receives (re)armed */
+	uint64_t rx_enobufs;       /* receives ended by an empty ring */
+	uint64_t rx_budget_stops;  /* receives stopped by the budget */
+	uint64_t rx_ring_refills;  /* buffers given to the ring */
+	/* send */
+	uint64_t tx_bytes;
+	uint64_t tx_plain;         /* plain send/sendmsg completions */
+	uint64_t tx_zc;            /* SEND_ZC/SENDMSG_ZC completions */
+	uint64_t tx_zc_fixed;      /* ... of which from registered buffers */
+	uint64_t tx_short;         /* short sends resubmitted */
+	uint64_t tx_refused;       /* zc_conn_send() answered -EAGAIN */
+	uint64_t notifs;           /* zero-copy notifications */
+	uint64_t notifs_copied;    /* ... reporting the kernel copied */
+	uint64_t zc_to_copy;       /* AUTO connections switched to copy */
+	/* the reactor's pool (deferred frees, drains, kicks, ...) */
+	struct zc_pool_stats pool;
+};
+
+/* -------------------------------------------------------------------------
+ * Reactors
+ */
+
+/*
+ * Create a reactor owned by the calling thread (which becomes its pool's
+ * owner and the ring's only submitter) and pin the thread if asked.
+ * Returns 0 and sets *@out, or -EINVAL (bad config), -ENOMEM, -EOPNOTSUPP
+ * (the kernel lacks provided-buffer rings), or an io_uring setup error.
+ * Ownership: the caller must zc_reactor_destroy() it on the same thread.
+ */
+ZC_API ZC_MUST_CHECK int zc_reactor_create(const struct zc_reactor_config *cfg,
+					   struct zc_reactor **out);
+
+/*
+ * Start a thread (pinned if asked) that creates a reactor and runs it.
+ * Returns once the reactor is ready: 0 and *@out, or the creation error
+ * (then no thread is left running).  Drive it only through "any thread"
+ * functions and posted work; end it with zc_reactor_destroy() from any
+ * other thread.
+ */
+ZC_API ZC_MUST_CHECK int zc_reactor_spawn(const struct zc_reactor_config *cfg,
+					  struct zc_reactor **out);
+
+/*
+ * Reactor thread only (create mode).  Run batches until zc_reactor_stop().
+ * Returns 0, or a fatal io_uring error.
+ */
+ZC_API int zc_reactor_run(struct zc_reactor *r);
+
+/*
+ * Reactor thread only (create mode).  Run one batch: submit, wait up to
+ * @timeout_us for a completion (0: do not wait, <0: wait without limit),
+ * run the handlers, drain the pool, refill the ring.  Returns the number
+ * of completions handled (0 on timeout), or a fatal -errno.
+ */
+ZC_API int zc_reactor_run_once(struct zc_reactor *r, long timeout_us);
+
+/*
+ * Reactor thread only (create mode).  An fd that polls readable when
+ * zc_reactor_run_once() has work, for embedding in another event loop:
+ * an eventfd registered with the ring, made on the first call (later
+ * calls return the same fd).  Owned by the reactor.  Returns the fd, or
+ * -errno if it cannot be made.  Call zc_reactor_run_once() after each
+ * wake-up; it re-arms the fd.
+ */
+ZC_API int zc_reactor_fd(const struct zc_reactor *r);
+
+/* Any thread.  Make zc_reactor_run() return after its current batch.
+ * No effect on a spawned reactor: its loop runs until
+ * zc_reactor_destroy(). */
+ZC_API void zc_reactor_stop(struct zc_reactor *r);
+
+/*
+ * Tear down: abort every connection (on_close with -ECANCELED), close the
+ * listeners, wait for every kernel notification, and destroy the pool.
+ * Create mode: reactor thread only.  Spawn mode: any other thread; the
+ * reactor thread does the work and is joined.
+ * Returns 0 (the reactor is gone), or -EBUSY when buffers of its pool are
+ * still held by views elsewhere: then the connections are gone but the
+ * reactor stays usable for draining; release the views and call again.
+ */
+ZC_API ZC_MUST_CHECK int zc_reactor_destroy(struct zc_reactor *r);
+
+/* The reactor's pool: allocate send buffers from it on the reactor thread;
+ * views of its buffers may be released anywhere. */
+ZC_API struct zc_pool *zc_reactor_pool(const struct zc_reactor *r);
+
+/* The reactor running on the calling thread, or NULL. */
+ZC_API struct zc_reactor *zc_reactor_current(void);
+
+/* Any thread.  Counter snapshot, including the pool's. */
+ZC_API void zc_reactor_stats(const struct zc_reactor *r,
+			     struct zc_reactor_stats *out);
+
+/*
+ * Work handed to a reactor.  Embed it in your own object; the stack links
+ * it and calls @fn once on the reactor thread.  The node is the caller's
+ * again when @fn starts.
+ */
+struct zc_work {
+	struct zc_work *next; /* private to the stack */
+	void (*fn)(struct zc_work *w);
+};
+
+/*
+ * Any thread.  Queue @w (fn set by the caller) to run on @r's thread,
+ * waking it if it sleeps.  Never fails; @w must stay valid until @fn runs.
+ * Work queued to a reactor being destroyed still runs before the reactor
+ * is freed.  Order: FIFO per posting thread.
+ */
+ZC_API void zc_reactor_queue(struct zc_reactor *r, struct zc_work *w);
+
+/*
+ * Any thread.  Like zc_reactor_queue() with a node the stack allocates.
+ * Returns 0 (@fn(@arg) will run once), or -ENOMEM (it never will).
+ */
+ZC_API ZC_MUST_CHECK int zc_reactor_post(struct zc_reactor *r,
+					 void (*fn)(void *arg), void *arg);
+
+/*
+ * Any thread but @r's own.  Run @fn(@arg) on @r's thread and wait for it;
+ * returns what @fn returned.  Called on @r's thread it runs @fn inline.
+ */
+ZC_API int zc_reactor_call(struct zc_reactor *r, int (*fn)(void *arg),
+			   void *arg);
+
+/* -------------------------------------------------------------------------
+ * Connections
+ */
+
+/*
+ * Callbacks of a connection, all on the reactor thread.  The struct must
+ * outlive the connection (use a static const one).
+ */
+struct zc_conn_ops {
+	/* Outgoing connections only: the connection is established.
+	 * Failure is reported through on_close() instead.  May be NULL. */
+	void (*on_connect)(struct zc_conn *c, void *ud);
+	/*
+	 * Bytes arrived, in order.  @data's views are moved to the callee:
+	 * take the struct by assignment (`mine = *data`) or release it; the
+	 * stack forgets it on return.  With a receive budget, give the
+	 * bytes back with zc_conn_recv_done() once consumed.  May be NULL
+	 * (the bytes are released at once).
+	 */
+	void (*on_data)(struct zc_conn *c, struct zc_chain *data, void *ud);
+	/* The send queue went below sndq_max after zc_conn_send() refused a
+	 * chain.  May be NULL. */
+	void (*on_writable)(struct zc_conn *c, void *ud);
+	/*
+	 * The peer shut its sending side (EOF).  Sends still work; call
+	 * zc_conn_close() when done.  If NULL, the stack closes gracefully
+	 * at EOF by itself (flush, shutdown, close).
+	 */
+	void (*on_eof)(struct zc_conn *c, void *ud);
+	/*
+	 * Exactly once per connection, last: @err is 0 after a graceful
+	 * close or a clean EOF, else -errno (-ECONNRESET, -EPIPE,
+	 * -ETIMEDOUT or -ECONNREFUSED for connects, -ECANCELED for
+	 * zc_conn_close(ABORT) and reactor teardown, ...).  The stack drops
+	 * its hold on @c after this returns.
+	 */
+	void (*on_close)(struct zc_conn *c, int err, void *ud);
+};
+
+/* zc_listen() flags */
+enum {
+	/* SO_REUSEPORT, so that one listener per reactor shares a port. */
+	ZC_LISTEN_REUSEPORT = 1u << 0,
+};
+
+/*
+ * A new connection.  Call zc_conn_set_ops() in here to receive its
+ * events; a connection left without ops is closed on return.  Reception
+ * starts after this returns.
+ */
+typedef void (*zc_accept_fn)(struct zc_listener *l, struct zc_conn *c,
+			     void *ud);
+
+/*
+ * Reactor thread only.  Bind and listen on @addr (IPv4 or IPv6, port 0
+ * picks one: see zc_listener_port()) with multishot accept.
+ * Returns 0 and *@out, or -EINVAL, -EADDRINUSE, other socket -errno,
+ * -ENOMEM, -ESHUTDOWN (reactor torn down by a failed destroy).  The listener is the caller's until zc_listener_close() or
+ * reactor teardown.
+ */
+ZC_API ZC_MUST_CHECK int zc_listen(struct zc_reactor *r,
+				   const struct sockaddr *addr,
+				   socklen_t addrlen, unsigned flags,
+				   zc_accept_fn on_accept, void *ud,
+				   struct zc_listener **out);
+
+/* Bound port of a listener, host order (any thread). */
+ZC_API uint16_t zc_listener_port(const struct zc_listener *l);
+
+/* Reactor thread only.  Stop accepting and free the listener once the
+ * kernel lets go of it; existing connections are not touched. */
+ZC_API void zc_listener_close(struct zc_listener *l);
+
+/*
+ * Reactor thread only.  Connect to @addr asynchronously, giving up after
+ * @timeout_ms (0: no timeout of ours).  Returns 0 and *@out (may be NULL
+ * if not wanted): then exactly one of ops->on_connect / ops->on_close
+ * reports the outcome, and sends may be queued at once (they go out once
+ * connected).  Returns -EINVAL, -ENOMEM, -ESHUTDOWN or a socket() /
+ * setsockopt() error: nothing is called back.
+ */
+ZC_API ZC_MUST_CHECK int zc_connect(struct zc_reactor *r,
+				    const struct sockaddr *addr,
+				    socklen_t addrlen, unsigned timeout_ms,
+				    const struct zc_conn_ops *ops, void *ud,
+				    struct zc_conn **out);
+
+/* Reactor thread only.  Set the callbacks and user data (accepted
+ * connections get theirs this way, normally inside on_accept). */
+ZC_API void zc_conn_set_ops(struct zc_conn *c, const struct zc_conn_ops *ops,
+			    void *ud);
+ZC_API void *zc_conn_ud(const struct zc_conn *c);
+ZC_API void zc_conn_set_ud(struct zc_conn *c, void *ud);
+
+/* Reactor thread only.  Change this connection's send mode (takes effect
+ * at the next send). */
+ZC_API void zc_conn_set_send_mode(struct zc_conn *c, enum zc_send_mode mode);
+/* The mode now in use (AUTO connections that switched report COPY). */
+ZC_API enum zc_send_mode zc_conn_send_mode(const struct zc_conn *c);
+
+/* The socket (for getsockopt and the like; do not read, write or close
+ * it) and the owning reactor. */
+ZC_API int zc_conn_fd(const struct zc_conn *c);
+ZC_API struct zc_reactor *zc_conn_reactor(const struct zc_conn *c);
+
+/*
+ * Reactor thread only.  Queue @data for sending, moving its views into
+ * the connection (on success @data is left empty and reusable).
+ * @done(@arg, err), if not NULL, runs exactly once on the reactor thread
+ * when the stack has released those views: err 0 when every byte was
+ * written and, for zero-copy sends, every notification arrived; else the
+ * connection's error (the bytes may or may not have reached the peer).
+ * Returns 0, or:
+ *   -EAGAIN   the queue holds sndq_max bytes or more (back-pressure:
+ *             on_writable() fires when it drains below);
+ *   -EPIPE    the connection is closing or closed;
+ *   -EINVAL   empty chain;
+ *   -ENOMEM.
+ * On error @data and its views stay the caller's and @done never runs.
+ */
+ZC_API ZC_MUST_CHECK int zc_conn_send(struct zc_conn *c, struct zc_chain *data,
+				      void (*done)(void *arg, int err),
+				      void *arg);
+
+/*
+ * Reactor thread only.  Copy @len bytes into buffers of the reactor's pool
+ * and queue them (for small messages built on the stack).  Returns 0, or
+ * the errors of zc_conn_send(), -ENOBUFS when the pool is exhausted.
+ */
+ZC_API ZC_MUST_CHECK int zc_conn_send_copy(struct zc_conn *c, const void *data,
+					   size_t len);
+
+/* Bytes queued and not yet released by the stack (including zero-copy
+ * bytes awaiting their notification). */
+ZC_API size_t zc_conn_sndq_bytes(const struct zc_conn *c);
+
+/*
+ * Any thread (hold a zc_conn_get() reference if the connection might
+ * close meanwhile).  Give @n received bytes back to the receive budget;
+ * a connection stopped by its budget resumes once it has room.
+ */
+ZC_API void zc_conn_recv_done(struct zc_conn *c, size_t n);
+
+/* Reactor thread only.  Set this connection's receive budget in bytes
+ * (0: none), overriding the reactor's rx_budget. */
+ZC_API void zc_conn_set_rx_budget(struct zc_conn *c, size_t bytes);
+
+/* Any thread.  Keep the conn struct alive past on_close (for
+ * zc_conn_recv_done() from consumer threads); drop with zc_conn_put(). */
+ZC_API void zc_conn_get(struct zc_conn *c);
+ZC_API void zc_conn_put(struct zc_conn *c);
+
+enum zc_close_how {
+	/* Stop accepting sends, flush the queue, shut down the sending side,
+	 * read and drop until the peer's EOF, close. on_close err 0.  A
+	 * connection still connecting is aborted instead (-ECANCELED).  A
+	 * peer that never closes keeps the connection open: follow with
+	 * ABORT after a deadline of your own. */
+	ZC_CLOSE_GRACEFUL = 0,
+	/* Drop the queue (done with -ECANCELED), reset the connection (RST),
+	 * wait only for the kernel to return our buffers. */
+	ZC_CLOSE_ABORT,
+};
+
+/* Reactor thread only.  Close; on_close follows later (never inside this
+ * call).  Calling it again, or after EOF/errors, is harmless; ABORT may
+ * follow GRACEFUL to cut it short. */
+ZC_API void zc_conn_close(struct zc_conn *c, enum zc_close_how how);
+
+/* -------------------------------------------------------------------------
+ * Echo mode: the smallest server on the stack.  Every byte received is
+ * sent back from the receive buffers themselves (views, no copy; zero-copy
+ * send above the threshold).  EOF closes gracefully after the echo.
+ */
+
+/* Reactor thread only.  Serve echo on an accepted or connected conn
+ * (replaces its ops). */
+ZC_API void zc_echo_attach(struct zc_conn *c);
+
+/* Reactor thread only.  zc_listen() whose connections all echo. */
+ZC_API ZC_MUST_CHECK int zc_echo_listen(struct zc_reactor *r,
+					const struct sockaddr *addr,
+					socklen_t addrlen, unsigned flags,
+					struct zc_listener **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZCRPC_STACK_H */

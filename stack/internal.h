@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stack/internal.h - private layout of reactors and connections, shared by
+ * the files of stack/ only.
+ */
+#ifndef ZCRPC_STACK_INTERNAL_H
+#define ZCRPC_STACK_INTERNAL_H
+
+#include <assert.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <zcrpc/stack.h>
+
+/* Missing from liburing 2.3's headers; the kernel decides at runtime. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+
+/*
+ * DOC: user_data encoding (the only place that knows the 64 bits)
+ *
+ *   63                                   4 3     0
+ *   +-------------------------------------+-------+
+ *   |  object pointer (16-byte aligned)   |  op   |
+ *   +-------------------------------------+-------+
+ *
+ * The object is a reactor (WAKE), listener (ACCEPT, ACCEPT_DELAY),
+ * connection (CONNECT, TIMEOUT, RECV, SEND) or zero-copy send record
+ * (SEND_ZC: both its completion and its notification carry it, told apart
+ * by IORING_CQE_F_NOTIF), or a connection's error watch (POLL).
+ * ZC__OP_IGNORE with a NULL object marks requests
+ * whose completions carry nothing to do (cancels, msg_ring wakes).
+ */
+enum zc__op {
+	ZC__OP_IGNORE = 0,
+	ZC__OP_WAKE,
+	ZC__OP_ACCEPT,
+	ZC__OP_ACCEPT_DELAY,
+	ZC__OP_CONNECT,
+	ZC__OP_TIMEOUT,
+	ZC__OP_RECV,
+	ZC__OP_SEND,
+	ZC__OP_SEND_ZC,
+	ZC__OP_POLL,
+};
+#define ZC__UD_OP_MASK 15ull
+
+static inline uint64_t zc__ud(const void *obj, enum zc__op op)
+{
+	assert(((uintptr_t)obj & ZC__UD_OP_MASK) == 0);
+	return (uint64_t)(uintptr_t)obj | (uint64_t)op;
+}
+
+static inline enum zc__op zc__ud_op(uint64_t ud)
+{
+	return (enum zc__op)(ud & ZC__UD_OP_MASK);
+}
+
+static inline void *zc__ud_obj(uint64_t ud)
+{
+	return (void *)(uintptr_t)(ud & ~ZC__UD_OP_MASK);
+}
+
+/* Kernel features, decided by probes at reactor creation (or, for
+ * REPORT_USAGE and MULTISHOT_RECV, by the first request that uses them). */
+enum {
+	ZC__F_DEFER_TASKRUN = 1u << 0,
+	ZC__F_SEND_ZC = 1u << 1,
+	ZC__F_SENDMSG_ZC = 1u << 2,
+	ZC__F_ZC_REPORT = 1u << 3,
+	ZC__F_FIXED_BUFS = 1u << 4,
+	ZC__F_MSG_RING = 1u << 5,
+	ZC__F_RING_FD = 1u << 6,
+	ZC__F_RECV_MULTISHOT = 1u << 7,
+	ZC__F_SINGLE_ISSUER = 1u << 8,
+};
+
+/* Counters: written by the reactor thread, read anywhere. */
+#define ZC__STAT_ADD(r, field, n) \
+	__atomic_store_n(&(r)->st.field, (r)->st.field + (n), __ATOMIC_RELAXED)
+#define ZC__STAT_INC(r, field) ZC__STAT_ADD(r, field, 1)
+
+/* Most views one send request covers. */
+#define ZC__IOV_MAX 64
+
+struct zc__dlist {
+	struct zc__dlist *prev, *next;
+};
+
+struct zc_reactor {
+	struct io_uring ring;
+	unsigned features;
+	struct zc_reactor_config cfg; /* defaults applied */
+	char *congestion;             /* cfg.congestion, copied */
+	struct zc_pool *pool;
+
+	/* Provided-buffer ring: bid i holds br_bufs[i] (our one reference)
+	 * while it sits in the ring; free bids wait in br_free[]. */
+	struct io_uring_buf_ring *br;
+	size_t br_map_len;
+	unsigned br_entries;
+	struct zc_buf **br_bufs;
+	uint16_t *br_free;
+	unsigned br_nfree;
+
+	/* Connections that need zc__conn_service() at the end of the batch. */
+	struct zc_conn *dirty;
+	struct zc__dlist conns;     /* live: not yet on_close'd */
+	struct zc__dlist listeners;
+	unsigned nconns;
+
+	/* Cross-thread work and wake-ups. */
+	_Atomic(struct zc_work *) posted;
+	atomic_int sleeping;
+	atomic_int wake_pending;
+	atomic_int stop;
+	int efd;
+	int embed_efd;        /* zc_reactor_fd(), registered with the ring */
+	uint64_t efd_val;
+	bool efd_armed;
+
+	/* Spawn mode. */
+	bool spawned;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int spawn_state;     /* 0 starting, 1 running, 2 torn down, <0 error */
+	int destroy_rc;
+	bool destroy_req;
+
+	/* Fixed buffers: slab i is registered when fixed_ok[i]. */
+	uint8_t *fixed_ok;
+	unsigned fixed_n;
+
+	bool torn_down;
+	struct zc_reactor_stats st;
+};
+
+enum zc__conn_state {
+	ZC__CONNECTING,
+	ZC__OPEN,
+	ZC__CLOSING, /* graceful: flushing, then shut down, then await EOF */
+	ZC__DEAD,    /* error or abort: waiting for the kernel to let go */
+	ZC__DONE,    /* on_close delivered */
+};
+
+/* One zc_conn_send() call. */
+struct zc__sendq_ent {
+	struct zc__sendq_ent *next;
+	struct zc_chain chain;
+	size_t len;
+	size_t sent;
+	unsigned notifs;   /* zero-copy records still covering it */
+	bool dequeued;     /* fully sent, or failed */
+	int err;
+	void (*done)(void *arg, int err);
+	void *arg;
+};
+
+/* One zero-copy send request, alive until its notification. */
+struct zc__zcrec {
+	struct zc_conn *c;
+	bool released;     /* references already dropped (early release) */
+	bool fixed;
+	unsigned nbufs;
+	unsigned nents;
+	struct zc_buf *bufs[ZC__IOV_MAX];
+	struct zc__sendq_ent *ents[ZC__IOV_MAX];
+};
+
+struct zc_conn {
+	struct zc_reactor *r;
+	int fd;
+	atomic_uint refs;     /* 1 for the stack until on_close, + users */
+	enum zc__conn_state state;
+	const struct zc_conn_ops *ops;
+	void *ud;
+	struct zc__dlist link; /* r->conns */
+	struct zc_conn *dirty_next;
+	bool is_dirty;
+	bool put_pending;
+	int err;
+
+	/* In-flight requests on the fd (recv, send, connect, timeout). */
+	unsigned ops_inflight;
+	unsigned zc_pending;  /* zero-copy records awaiting notification */
+	bool recv_armed;
+	bool recv_cancelling;
+	bool recv_starved;    /* ended by an empty ring */
+	bool eof;
+	bool shut_wr;
+	bool send_inflight;
+	bool want_writable;
+	bool send_cancelling;
+	bool fd_closed;
+	bool aborting;
+	bool connect_inflight;
+	bool eof_reported;
+	bool writable_due;
+	bool err_poll_armed;
+	bool err_poll_fired;
+	bool err_poll_cancelling;
+	bool zc_copied;       /* AUTO switched to copy by a kernel report */
+
+	/* Send queue: entries not yet fully sent, in order. */
+	struct zc__sendq_ent *sq_head, *sq_tail;
+	size_t sq_bytes;      /* queued until released (zc: notified) */
+	enum zc_send_mode mode;
+	struct zc__zcrec *cur_zc;
+	unsigned cur_len;
+	struct iovec iov[ZC__IOV_MAX];
+	struct msghdr msg;
+
+	/* Receive budget, shared with consumer threads. */
+	_Atomic size_t rx_budget;
+	_Atomic size_t rx_out;
+	atomic_bool rx_paused;
+	atomic_bool resume_queued;
+	struct zc_work resume_work;
+
+	/* Connect. */
+	struct sockaddr_storage peer; /* read by the kernel at submit */
+	struct __kernel_timespec ts;
+};
+
+struct zc_listener {
+	struct zc_reactor *r;
+	int fd;
+	uint16_t port;
+	zc_accept_fn on_accept;
+	void *ud;
+	struct zc__dlist link;
+	unsigned ops_inflight;
+	bool closing;
+	struct __kernel_timespec ts;
+};
+
+/* reactor.c */
+struct io_uring_sqe *zc__sqe(struct zc_reactor *r);
+void zc__conn_dirty(struct zc_conn *c);
+void *zc__zalloc(size_t size);
+bool zc__on_reactor(const struct zc_reactor *r);
+
+/* rxring.c */
+int zc__rxring_init(struct zc_reactor *r);
+void zc__rxring_refill(struct zc_reactor *r);
+void zc__rxring_fini(struct zc_reactor *r);
+struct zc_buf *zc__rxring_take(struct zc_reactor *r, unsigned bid);
+bool zc__rxring_has_bufs(const struct zc_reactor *r);
+int zc__fixed_init(struct zc_reactor *r);
+int zc__on_slab(void *arg, unsigned index, void *base, size_t len);
+
+/* conn.c */
+struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd);
+int zc__sock_setup(struct zc_reactor *r, int fd);
+void zc__conn_service(struct zc_conn *c);
+void zc__conn_fail(struct zc_conn *c, int err);
+void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+void zc__handle_connect(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+void zc__handle_timeout(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+void zc__handle_poll(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+void zc__abort_all(struct zc_reactor *r);
+
+/* send.c */
+void zc__send_kick(struct zc_conn *c);
+void zc__send_fail_queue(struct zc_conn *c);
+void zc__handle_send(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+void zc__handle_send_zc(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+
+/* listen.c */
+void zc__handle_accept(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+void zc__handle_accept_delay(struct zc_reactor *r,
+			     const struct io_uring_cqe *cqe);
+void zc__close_listeners(struct zc_reactor *r);
+
+static inline void zc__dlist_init(struct zc__dlist *h)
+{
+	h->prev = h->next = h;
+}
+
+static inline void zc__dlist_add(struct zc__dlist *h, struct zc__dlist *n)
+{
+	n->next = h->next;
+	n->prev = h;
+	h->next->prev = n;
+	h->next = n;
+}
+
+static inline void zc__dlist_del(struct zc__dlist *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+static inline bool zc__dlist_empty(const struct zc__dlist *h)
+{
+	return h->next == h;
+}
+
+#define zc__container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+#endif /* ZCRPC_STACK_INTERNAL_H */

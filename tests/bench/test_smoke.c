@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/bench/test_smoke.c - bench-smoke: every zcperf test for about a
+ * second over loopback, through the real programs (a `zcperf -s` process
+ * and `zcperf -H` clients), checking that the JSON is complete and that
+ * the byte counts of both sides add up.  No timing is judged: only what
+ * the counts must be whatever the speed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "json.h"
+
+#ifndef ZCPERF_PATH
+#error "ZCPERF_PATH must name the zcperf binary"
+#endif
+
+#define OUT_MAX (64 * 1024)
+/* A client runs -l 1 plus set-up: anything near this is a hang, reported
+ * as one instead of stalling the whole suite (zcperf's own watchdog,
+ * watch.h, fires first and says where it was stuck). */
+#define RUN_TIMEOUT_MS 90000
+
+/*
+ * Start @argv with stdout (and stderr if @err_fd) on pipes.  The child
+ * keeps no other descriptor of ours (the test runner's pipes among them,
+ * whose EOF it waits for) and dies with us, so a failed assertion never
+ * leaves a server behind.
+ */
+static pid_t spawn(char *const argv[], int *out_fd, int *err_fd)
+{
+	int out[2], err[2] = { -1, -1 };
+	pid_t pid;
+
+	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+	if (err_fd)
+		cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(out[1], 1);
+		if (err_fd)
+			dup2(err[1], 2);
+		closefrom(3);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(out[1]);
+	*out_fd = out[0];
+	if (err_fd) {
+		close(err[1]);
+		*err_fd = err[0];
+	}
+	return pid;
+}
+
+/* Read until EOF (or @len - 1 bytes); false when @timeout_ms passed. */
+static bool slurp(int fd, char *buf, size_t len, int timeout_ms)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	buf[0] = 0;
+	while (n + 1 < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, timeout_ms) == 0)
+			return false;
+		r = read(fd, buf + n, len - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = 0;
+	}
+	return true;
+}
+
+/* Run zcperf with @args (NULL-terminated); stdout into @out; exit code. */
+static int run(const char *const *args, char *out, size_t len)
+{
+	char *argv[40];
+	int fd, status, i;
+	pid_t pid;
+
+	argv[0] = (char *)ZCPERF_PATH;
+	for (i = 0; args[i]; i++)
+		argv[i + 1] = (char *)args[i];
+	argv[i + 1] = NULL;
+	pid = spawn(argv, &fd, NULL);
+	if (!slurp(fd, out, len, RUN_TIMEOUT_MS)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert(false, "zcperf %s %s ... hung for %d s", args[0],
+			  args[1] ? args[1] : "", RUN_TIMEOUT_MS / 1000);
+	}
+	close(fd);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+struct server {
+	pid_t pid;
+	int out, err;
+	char port[8];
+};
+
+/* The server of the running test, killed by the suite's .fini when an
+ * assertion ends the test before server_stop(). */
+static pid_t live_server;
+
+static void kill_live_server(void)
+{
+	if (live_server > 0) {
+		kill(live_server, SIGKILL);
+		waitpid(live_server, NULL, 0);
+		live_server = 0;
+	}
+}
+
+/* Start `zcperf @mode -p 0` and learn its port from "... on port N". */
+static void server_start(struct server *s, const char *mode)
+{
+	char *argv[] = { (char *)ZCPERF_PATH, (char *)mode, "-p", "0", NULL };
+	char buf[512];
+	size_t n = 0;
+
+	s->pid = spawn(argv, &s->out, &s->err);
+	live_server = s->pid;
+	for (;;) {
+		struct pollfd p = { .fd = s->err, .events = POLLIN };
+		const char *at;
+		ssize_t r;
+
+		cr_assert_gt(poll(&p, 1, 10000), 0, "server never said its port");
+		r = read(s->err, buf + n, sizeof(buf) - 1 - n);
+		cr_assert_gt(r, 0, "server exited before listening");
+		n += (size_t)r;
+		buf[n] = 0;
+		at = strstr(buf, "on port ");
+		if (at && strchr(at, ' ' ) && strpbrk(at + 8, " \n,")) {
+			snprintf(s->port, sizeof(s->port), "%d", atoi(at + 8));
+			return;
+		}
+	}
+}
+
+static void server_stop(struct server *s)
+{
+	int status, i;
+
+	live_server = 0;
+	kill(s->pid, SIGTERM);
+	for (i = 0; i < 1000 && waitpid(s->pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (i == 1000) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, &status, 0);
+		cr_assert(false, "server ignored SIGTERM for 10 s");
+	}
+	close(s->out);
+	close(s->err);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "server did not exit cleanly on SIGTERM (status 0x%x)",
+		  status);
+}
+
+static const char *const required[] = {
+	"test", "seconds", "bytes", "throughput_gbps", "transactions_per_s",
+	"latency_us.p50", "latency_us.p90", "latency_us.p99",
+	"latency_us.p999", "latency_us.max", "cpu_util.client",
+	"cpu_util.server", "counters.zc_sends", "counters.notifications",
+	"counters.copied_notifications", "counters.deferred_frees",
+	"counters.drains", "counters.kicks", "client.bytes_sent",
+	"client.bytes_received", "server.bytes_sent", "server.bytes_received",
+	"transactions", "client.rss_end_kb", "server.rss_end_kb",
+};
+
+static double num(const struct json_doc *d, const char *path)
+{
+	double v = json_num(d, path);
+
+	cr_assert(!isnan(v), "JSON field %s missing or not a number", path);
+	return v;
+}
+
+/* Checks every test's JSON must pass; returns the parsed document. */
+static void check_json(const char *out, const char *test,
+		       struct json_doc *d)
+{
+	const struct json_leaf *t;
+	unsigned i;
+
+	cr_assert_eq(json_parse(out, d), 0, "not one JSON object: %s", out);
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+		cr_assert_not_null(json_get(d, required[i]),
+				   "JSON lacks %s: %s", required[i], out);
+	t = json_get(d, "test");
+	cr_assert_str_eq(t->val, test);
+	cr_assert_geq(num(d, "seconds"), 1.0);
+	cr_assert_gt(num(d, "bytes"), 0);
+	/* Both ends counted the same bytes. */
+	cr_assert_eq(num(d, "client.bytes_sent"), num(d, "server.bytes_received"),
+		     "client sent != server received: %s", out);
+	cr_assert_eq(num(d, "server.bytes_sent"), num(d, "client.bytes_received"),
+		     "server sent != client received: %s", out);
+	cr_assert_eq(num(d, "bytes"),
+		     num(d, "client.bytes_sent") + num(d, "client.bytes_received"));
+	/* Percentiles from one histogram are ordered. */
+	cr_assert_leq(num(d, "latency_us.p50"), num(d, "latency_us.p90"));
+	cr_assert_leq(num(d, "latency_us.p90"), num(d, "latency_us.p99"));
+	cr_assert_leq(num(d, "latency_us.p99"), num(d, "latency_us.p999"));
+	cr_assert_leq(num(d, "latency_us.p999"), num(d, "latency_us.max"));
+	/* Counter relations the stack guarantees. */
+	cr_assert_leq(num(d, "counters.copied_notifications"),
+		      num(d, "counters.notifications"));
+	cr_assert_leq(num(d, "counters.notifications"),
+		      num(d, "counters.zc_sends"));
+	cr_assert_leq(num(d, "counters.drains"), num(d, "counters.deferred_frees"));
+	cr_assert_gt(num(d, "server.rss_end_kb"), 0);
+	cr_assert_geq(num(d, "cpu_util.client"), 0);
+	cr_assert_leq(num(d, "cpu_util.client"), 100.0);
+}
+
+/* Request/response tests: every transaction moved REQ + RESP bytes. */
+static void check_rr(const struct json_doc *d, double req, double resp)
+{
+	double tr = num(d, "transactions");
+
+	cr_assert_geq(tr, 1000);
+	cr_assert_eq(num(d, "bytes"), tr * (req + resp));
+	cr_assert_eq(num(d, "client.bytes_sent"), tr * req);
+	cr_assert_eq(num(d, "server.transactions"), tr);
+	cr_assert_eq(num(d, "latency_us.samples"), tr);
+	cr_assert_gt(num(d, "latency_us.p50"), 0);
+}
+
+static void client(struct server *s, const char *test, const char *const *extra,
+		   struct json_doc *d)
+{
+	const char *args[40] = { "-H", "127.0.0.1", "-p", s->port, "-t", test,
+				 "-l", "1", "--json" };
+	static char out[OUT_MAX];
+	unsigned n = 9, i;
+	int code;
+
+	for (i = 0; extra && extra[i]; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	code = run(args, out, sizeof(out));
+	cr_assert_eq(code, 0, "zcperf -t %s exited %d", test, code);
+	check_json(out, test, d);
+}
+
+TestSuite(bench, .timeout = 120, .fini = kill_live_server);
+
+Test(bench, tcp_stream_each_send_mode)
+{
+	static const char *const modes[] = { "copy", "zc", "auto" };
+	struct server s;
+	struct json_doc d;
+	unsigned i;
+
+	server_start(&s, "-s");
+	for (i = 0; i < 3; i++) {
+		const char *extra[] = { "--send", modes[i], "-m", "64K", NULL };
+
+		client(&s, "TCP_STREAM", extra, &d);
+		cr_assert_eq(num(&d, "client.bytes_received"), 0);
+		cr_assert_eq(num(&d, "server.bytes_sent"), 0);
+		/* Whole messages only. */
+		cr_assert_eq(fmod(num(&d, "client.bytes_sent"), 65536), 0);
+		if (!strcmp(modes[i], "copy"))
+			cr_assert_eq(num(&d, "counters.zc_sends"), 0);
+		else
+			cr_assert_gt(num(&d, "counters.zc_sends"), 0,
+				     "--send %s made no zero-copy send",
+				     modes[i]);
+	}
+	server_stop(&s);
+}
+
+Test(bench, tcp_maerts)
+{
+	const char *extra[] = { "-m", "16K", "-P", "2", NULL };
+	struct server s;
+	struct json_doc d;
+
+	server_start(&s, "-s");
+	client(&s, "TCP_MAERTS", extra, &d);
+	cr_assert_eq(num(&d, "client.bytes_sent"), 0);
+	cr_assert_eq(fmod(num(&d, "server.bytes_sent"), 16384), 0);
+	server_stop(&s);
+}
+
+Test(bench, tcp_stream_consumer_each_free_mode)
+{
+	static const char *const modes[] = { "owner", "local", "locked" };
+	struct server s;
+	struct json_doc d;
+	unsigned i;
+
+	server_start(&s, "-s");
+	for (i = 0; i < 3; i++) {
+		const char *extra[] = { "--free", modes[i], "--consumer-cpu", "0",
+					NULL };
+
+		client(&s, "TCP_STREAM", extra, &d);
+		/* Owner mode: the consumer's frees go home deferred. */
+		if (!strcmp(modes[i], "owner"))
+			cr_assert_gt(num(&d, "counters.deferred_frees"), 0);
+		else
+			cr_assert_eq(num(&d, "counters.deferred_frees"), 0);
+	}
+	server_stop(&s);
+}
+
+Test(bench, tcp_rr)
+{
+	/* Eight connections: 1000 transactions in 1 s even if a loaded
+	 * machine makes each take several ms. */
+	const char *extra[] = { "-r", "64,1K", "-P", "8", NULL };
+	struct server s;
+	struct json_doc d;
+
+	server_start(&s, "-s");
+	client(&s, "TCP_RR", extra, &d);
+	check_rr(&d, 64, 1024);
+	server_stop(&s);
+}
+
+Test(bench, rpc_rr)
+{
+	const char *echo[] = { "-r", "64,64", "-P", "4", "-d", "8", NULL };
+	const char *sized[] = { "-r", "100,300", "-P", "2", "-d", "8", NULL };
+	struct server s;
+	struct json_doc d;
+
+	server_start(&s, "-s");
+	client(&s, "RPC_RR", echo, &d);
+	check_rr(&d, 64, 64);
+	client(&s, "RPC_RR", sized, &d);
+	check_rr(&d, 100, 300);
+	server_stop(&s);
+}
+
+Test(bench, rpc_stream)
+{
+	const char *extra[] = { "-m", "256K", NULL };
+	struct server s;
+	struct json_doc d;
+	double tr;
+
+	server_start(&s, "-s");
+	client(&s, "RPC_STREAM", extra, &d);
+	tr = num(&d, "transactions");
+	cr_assert_gt(tr, 0);
+	cr_assert_eq(num(&d, "bytes"), tr * 2 * 262144);
+	server_stop(&s);
+}
+
+/* No -H: both ends in one process, through the same control protocol. */
+Test(bench, loopback_in_process)
+{
+	const char *args[] = { "-t", "TCP_RR", "-l", "1", "-P", "8", "--json",
+			       NULL };
+	static char out[OUT_MAX];
+	struct json_doc d;
+
+	cr_assert_eq(run(args, out, sizeof(out)), 0);
+	check_json(out, "TCP_RR", &d);
+	check_rr(&d, 64, 64);
+}
+
+Test(bench, csv_has_header_and_row)
+{
+	const char *args[] = { "-t", "TCP_STREAM", "-l", "1", "--csv", NULL };
+	static char out[OUT_MAX];
+	char *nl;
+	unsigned cols_h = 0, cols_r = 0;
+	const char *p;
+
+	cr_assert_eq(run(args, out, sizeof(out)), 0);
+	nl = strchr(out, '\n');
+	cr_assert_not_null(nl);
+	cr_assert_eq(strncmp(out, "test,", 5), 0);
+	for (p = out; p < nl; p++)
+		cols_h += *p == ',';
+	for (p = nl + 1; *p && *p != '\n'; p++)
+		cols_r += *p == ',';
+	cr_assert_eq(cols_h, cols_r, "header and row differ: %s", out);
+	cr_assert_eq(strncmp(nl + 1, "TCP_STREAM,", 11), 0);
+}
+
+Test(bench, too_short_is_refused)
+{
+	const char *args[] = { "-t", "TCP_RR", "-l", "0.2", NULL };
+	static char out[OUT_MAX];
+
+	cr_assert_eq(run(args, out, sizeof(out)), 2);
+	cr_assert_eq(out[0], 0, "a refused run printed a result");
+}
+
+Test(bench, echo_server_echoes)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char msg[3000], back[3000];
+	struct server s;
+	size_t got = 0;
+	int fd, i;
+
+	server_start(&s, "--echo");
+	for (i = 0; i < (int)sizeof(msg); i++)
+		msg[i] = (char)(i * 7);
+	sin.sin_port = htons((uint16_t)atoi(s.port));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(write(fd, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	while (got < sizeof(back)) {
+		ssize_t r = read(fd, back + got, sizeof(back) - got);
+
+		cr_assert_gt(r, 0);
+		got += (size_t)r;
+	}
+	cr_assert_eq(memcmp(msg, back, sizeof(msg)), 0);
+	close(fd);
+	server_stop(&s);
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/bench/test_units.c - zcperf's pure parts: the latency histogram,
+ * size and CPU-list parsing, the command line, and the control lines that
+ * carry a configuration to the server and its counts back.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <zcrpc/zcrpc.h>
+
+#include "ctl.h"
+#include "hist.h"
+#include "opts.h"
+
+static struct zp_hist h1, h2;
+
+static void near(double got, double want, double rel)
+{
+	cr_assert(fabs(got - want) <= want * rel, "got %.1f, want %.1f +- %.2f%%",
+		  got, want, rel * 100);
+}
+
+Test(hist, quantiles_within_precision)
+{
+	uint64_t v;
+
+	zp_hist_reset(&h1);
+	for (v = 1; v <= 100000; v++)
+		zp_hist_record(&h1, v);
+	cr_assert_eq(h1.count, 100000);
+	cr_assert_eq(h1.min_ns, 1);
+	cr_assert_eq(h1.max_ns, 100000);
+	near((double)zp_hist_quantile(&h1, 0.50), 50000, 0.01);
+	near((double)zp_hist_quantile(&h1, 0.90), 90000, 0.01);
+	near((double)zp_hist_quantile(&h1, 0.99), 99000, 0.01);
+	near((double)zp_hist_quantile(&h1, 0.999), 99900, 0.01);
+	cr_assert_eq(zp_hist_quantile(&h1, 1.0), 100000);
+}
+
+Test(hist, small_values_exact_and_clamp)
+{
+	struct zp_lat l;
+
+	zp_hist_reset(&h1);
+	zp_hist_record(&h1, 5);
+	cr_assert_eq(zp_hist_quantile(&h1, 0.5), 5);
+	cr_assert_eq(zp_hist_quantile(&h1, 0.999), 5);
+	zp_hist_record(&h1, 1ull << 50);
+	cr_assert_eq(h1.clamped, 1);
+	cr_assert_eq(zp_hist_quantile(&h1, 1.0), 1ull << 50);
+	zp_hist_summary(&h1, &l);
+	cr_assert_eq(l.samples, 2);
+	cr_assert_eq(l.min, 0.005);
+	zp_hist_reset(&h1);
+	zp_hist_summary(&h1, &l);
+	cr_assert_eq(l.samples, 0);
+	cr_assert_eq(l.p99, 0);
+}
+
+Test(hist, merge_equals_recording_together)
+{
+	uint64_t v;
+
+	zp_hist_reset(&h1);
+	zp_hist_reset(&h2);
+	for (v = 1; v < 5000; v++)
+		zp_hist_record(v % 2 ? &h1 : &h2, v * 37);
+	zp_hist_merge(&h1, &h2);
+	cr_assert_eq(h1.count, 4999);
+	cr_assert_eq(h1.min_ns, 37);
+	cr_assert_eq(h1.max_ns, 4999 * 37);
+	near((double)zp_hist_quantile(&h1, 0.5), 2500 * 37, 0.01);
+}
+
+Test(opts, sizes)
+{
+	uint64_t v;
+
+	cr_assert_eq(zp_parse_size("64K", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, 65536);
+	cr_assert_eq(zp_parse_size("1M", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, 1 << 20);
+	cr_assert_eq(zp_parse_size("2KB", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, 2048);
+	cr_assert_eq(zp_parse_size("1MiB", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, 1 << 20);
+	cr_assert_eq(zp_parse_size("4096", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, 4096);
+	cr_assert_eq(zp_parse_size("", 100, &v), -EINVAL);
+	cr_assert_eq(zp_parse_size("K", 100, &v), -EINVAL);
+	cr_assert_eq(zp_parse_size("-1", 100, &v), -EINVAL);
+	cr_assert_eq(zp_parse_size("12X", 100, &v), -EINVAL);
+	cr_assert_eq(zp_parse_size("1K", 1000, &v), -ERANGE);
+}
+
+Test(opts, cpulists)
+{
+	cpu_set_t s;
+	char buf[64];
+
+	cr_assert_eq(zp_parse_cpulist("0-3,6", &s), 0);
+	cr_assert_eq(CPU_COUNT(&s), 5);
+	zp_format_cpulist(&s, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "0-3,6");
+	cr_assert_eq(zp_parse_cpulist("3-1", &s), -EINVAL);
+	cr_assert_eq(zp_parse_cpulist("1,", &s), 0);
+	cr_assert_eq(zp_parse_cpulist("a", &s), -EINVAL);
+	cr_assert_eq(zp_parse_cpulist("", &s), -EINVAL);
+}
+
+static int parse(struct zp_opts *o, int argc, const char **argv)
+{
+	return zp_opts_parse(argc, (char **)argv, o);
+}
+
+Test(opts, command_line)
+{
+	const char *good[] = { "zcperf", "-H", "h", "-t", "tcp_rr", "-r",
+			       "1K,4K", "-l", "2", "--send", "zc", "--free",
+			       "local", "--consumer-cpu", "1", "--rxbuf",
+			       "128K", "-P", "3", "--cc", "cubic", "--json" };
+	const char *short_run[] = { "zcperf", "-t", "TCP_RR", "-l", "0.5" };
+	const char *rxbuf[] = { "zcperf", "--rxbuf", "5000" };
+	const char *rpc_cons[] = { "zcperf", "-t", "RPC_RR", "--consumer-cpu",
+				   "1" };
+	const char *tour[] = { "zcperf" };
+	struct zp_opts o;
+
+	cr_assert_eq(parse(&o, 22, good), 0);
+	cr_assert_eq(o.role, ZP_ROLE_CLIENT);
+	cr_assert_eq(o.cfg.test, ZP_TCP_RR);
+	cr_assert_eq(o.cfg.req_size, 1024);
+	cr_assert_eq(o.cfg.resp_size, 4096);
+	cr_assert_eq(o.cfg.seconds, 2.0);
+	cr_assert_eq(o.cfg.send, ZP_SEND_ZC);
+	cr_assert_eq(o.cfg.free_mode, ZC_FREE_LOCAL);
+	cr_assert_eq(o.cfg.consumer_cpu, 1);
+	cr_assert_eq(o.cfg.rxbuf, 128 * 1024);
+	cr_assert_eq(o.cfg.conns, 3);
+	cr_assert_str_eq(o.cfg.cc, "cubic");
+	cr_assert_eq(o.out, ZP_OUT_JSON);
+	cr_assert_eq(parse(&o, 5, short_run), -EINVAL);
+	cr_assert_eq(parse(&o, 3, rxbuf), -EINVAL);
+	cr_assert_eq(parse(&o, 5, rpc_cons), -EINVAL);
+	cr_assert_eq(parse(&o, 1, tour), 0);
+	cr_assert_eq(o.role, ZP_ROLE_LOCAL);
+	cr_assert_eq(o.test_given, false);
+	cr_assert_eq(o.cfg.seconds, 3.0);
+}
+
+Test(ctl, configuration_round_trip)
+{
+	struct zp_test_cfg a, b;
+	cpu_set_t cpus, back;
+	char line[ZP_CTL_LINE_MAX];
+	const char *why;
+	bool given;
+
+	zp_cfg_defaults(&a);
+	a.test = ZP_RPC_STREAM;
+	a.seconds = 2.5;
+	a.msg_size = 1 << 20;
+	a.conns = 16;
+	a.depth = 8;
+	a.reactors = 2;
+	a.send = ZP_SEND_COPY;
+	a.free_mode = ZC_FREE_LOCKED;
+	a.rxbuf = 256 * 1024;
+	a.poll_us = 50;
+	strcpy(a.cc, "cubic");
+	zp_parse_cpulist("0-1", &cpus);
+	zp_ctl_fmt_cfg(&a, &cpus, line, sizeof(line));
+	cr_assert_eq(zp_ctl_parse_cfg(line, &b, &back, &given, &why), 0, "%s",
+		     line);
+	cr_assert(given);
+	cr_assert(CPU_EQUAL(&cpus, &back));
+	cr_assert_eq(b.test, a.test);
+	cr_assert_eq(b.seconds, a.seconds);
+	cr_assert_eq(b.msg_size, a.msg_size);
+	cr_assert_eq(b.conns, a.conns);
+	cr_assert_eq(b.depth, a.depth);
+	cr_assert_eq(b.reactors, a.reactors);
+	cr_assert_eq(b.send, a.send);
+	cr_assert_eq(b.free_mode, a.free_mode);
+	cr_assert_eq(b.consumer_cpu, -1);
+	cr_assert_eq(b.rxbuf, a.rxbuf);
+	cr_assert_eq(b.poll_us, a.poll_us);
+	cr_assert_str_eq(b.cc, "cubic");
+
+	cr_assert_eq(zp_ctl_parse_cfg("ZCPERF 2 test=TCP_RR", &b, &back,
+				      &given, &why), -EINVAL);
+	cr_assert_eq(zp_ctl_parse_cfg("ZCPERF 1 test=TCP_RR", &b, &back,
+				      &given, &why), -EINVAL);
+}
+
+Test(ctl, result_round_trip)
+{
+	struct zp_side a, b;
+	char line[ZP_CTL_LINE_MAX];
+	unsigned errors;
+
+	memset(&a, 0, sizeof(a));
+	a.cpu.util = 42.5;
+	a.cpu.busy_s = 1.25;
+	a.cpu.ncpus = 2;
+	strcpy(a.cpus, "0-1");
+	a.bytes_sent = 1ull << 40;
+	a.bytes_received = 12345;
+	a.transactions = 99;
+	a.ctr.zc_sends = 1;
+	a.ctr.notifications = 2;
+	a.ctr.copied_notifications = 3;
+	a.ctr.deferred_frees = 4;
+	a.ctr.drains = 5;
+	a.ctr.kicks = 6;
+	a.rss_start_kb = 1000;
+	a.rss_end_kb = 1024;
+	zp_ctl_fmt_side(&a, 7, line, sizeof(line));
+	cr_assert_eq(zp_ctl_parse_side(line, &b, &errors), 0, "%s", line);
+	cr_assert_eq(errors, 7);
+	cr_assert_eq(b.cpu.util, 42.5);
+	cr_assert_eq(b.cpu.busy_s, 1.25);
+	cr_assert_str_eq(b.cpus, "0-1");
+	cr_assert_eq(b.bytes_sent, 1ull << 40);
+	cr_assert_eq(b.bytes_received, 12345);
+	cr_assert_eq(b.transactions, 99);
+	cr_assert_eq(b.ctr.kicks, 6);
+	cr_assert_eq(b.ctr.copied_notifications, 3);
+	cr_assert_eq(b.rss_start_kb, 1000);
+	cr_assert_eq(b.rss_end_kb, 1024);
+	cr_assert_eq(zp_ctl_parse_side("RESULT util=1", &b, &errors), -EINVAL);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/rpc/guard.h - place parser input flush against an unmapped page, so
+ * that a decoder reading one byte too far faults at once (picohttpparser's
+ * trick) instead of reading stale memory silently.
+ */
+#ifndef ZCRPC_TESTS_RPC_GUARD_H
+#define ZCRPC_TESTS_RPC_GUARD_H
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+struct guard {
+	unsigned char *base;
+	size_t page;
+};
+
+static inline int guard_init(struct guard *g)
+{
+	g->page = (size_t)sysconf(_SC_PAGESIZE);
+	g->base = mmap(NULL, 2 * g->page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (g->base == MAP_FAILED)
+		return -1;
+	return mprotect(g->base + g->page, g->page, PROT_NONE);
+}
+
+/* Copy @len bytes (<= one page) so that the last one ends the page. */
+static inline const void *guard_place(struct guard *g, const void *p,
+				      size_t len)
+{
+	unsigned char *dst = g->base + g->page - len;
+
+	memcpy(dst, p, len);
+	return dst;
+}
+
+static inline void guard_fini(struct guard *g)
+{
+	munmap(g->base, 2 * g->page);
+}
+
+#endif

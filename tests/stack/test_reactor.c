@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/stack/test_reactor.c - the reactor itself: work posted from many
+ * threads runs once each, in order, on the reactor thread; an embedder's
+ * poll() on zc_reactor_fd() wakes for posted work and for network
+ * completions; busy-polling reactors serve correctly; zero-copy sends of
+ * single pool buffers use registered (fixed) buffers.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+
+#define POSTERS 4
+#define POSTS (ZC_TEST_SANITIZED ? 2000 : 20000)
+
+struct item {
+	struct zc_work w;
+	unsigned thread, seq;
+};
+
+struct post_ctx {
+	struct zc_reactor *r;
+	struct item *items[POSTERS];
+	unsigned next[POSTERS];   /* reactor thread only */
+	unsigned ran, out_of_order, off_thread;
+};
+
+static struct post_ctx P;
+
+static void item_run(struct zc_work *w)
+{
+	struct item *it = (struct item *)w;
+
+	if (zc_reactor_current() != P.r)
+		P.off_thread++;
+	if (it->seq != P.next[it->thread])
+		P.out_of_order++;
+	P.next[it->thread] = it->seq + 1;
+	P.ran++;
+}
+
+static void *poster(void *arg)
+{
+	unsigned t = (unsigned)(uintptr_t)arg;
+
+	for (unsigned i = 0; i < POSTS; i++) {
+		struct item *it = &P.items[t][i];
+
+		it->w.fn = item_run;
+		it->thread = t;
+		it->seq = i;
+		zc_reactor_queue(P.r, &it->w);
+	}
+	return NULL;
+}
+
+static int read_ran(void *arg)
+{
+	return (int)P.ran;
+}
+
+Test(stack_reactor, queue_from_many_threads)
+{
+	pthread_t t[POSTERS];
+	struct zc_reactor_stats st;
+
+	memset(&P, 0, sizeof(P));
+	cr_assert_eq(zc_reactor_spawn(NULL, &P.r), 0);
+	for (unsigned i = 0; i < POSTERS; i++) {
+		P.items[i] = calloc(POSTS, sizeof(struct item));
+		cr_assert_eq(pthread_create(&t[i], NULL, poster,
+					    (void *)(uintptr_t)i), 0);
+	}
+	for (unsigned i = 0; i < POSTERS; i++)
+		pthread_join(t[i], NULL);
+	/* A call is queued behind every earlier post. */
+	cr_assert_eq(zc_reactor_call(P.r, read_ran, NULL), POSTERS * POSTS);
+	cr_assert_eq(P.out_of_order, 0);
+	cr_assert_eq(P.off_thread, 0);
+	/* Counters of a batch land after its work ran: one more call. */
+	zc_reactor_call(P.r, read_ran, NULL);
+	zc_reactor_stats(P.r, &st);
+	cr_assert_geq(st.posts, POSTERS * POSTS);
+	cr_assert_eq(zc_reactor_destroy(P.r), 0);
+	for (unsigned i = 0; i < POSTERS; i++)
+		free(P.items[i]);
+}
+
+/* -------------------------------------------------------------------------
+ * Embedding
+ */
+
+static int flag;
+
+static void set_flag(void *arg)
+{
+	flag = 1;
+}
+
+static void *late_post(void *arg)
+{
+	usleep(20000);
+	if (zc_reactor_post(arg, set_flag, NULL))
+		abort();
+	return NULL;
+}
+
+/* Poll the reactor's fd like an embedder, then run what is ready. */
+static void embed_step(struct zc_reactor *r)
+{
+	struct pollfd pfd = { .fd = zc_reactor_fd(r), .events = POLLIN };
+
+	cr_assert_eq(poll(&pfd, 1, 5000), 1, "reactor fd never woke");
+	cr_assert_geq(zc_reactor_run_once(r, 0), 0);
+}
+
+Test(stack_reactor, embedded_fd_wakes)
+{
+	struct zc_reactor *r;
+	struct zc_listener *l;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	pthread_t t;
+	char out[5000], in[5000];
+	size_t got = 0;
+	int fd;
+
+	cr_assert_eq(zc_reactor_create(NULL, &r), 0);
+	cr_assert_geq(zc_reactor_fd(r), 0);
+	zc_reactor_run_once(r, 0);
+
+	/* Work posted by another thread while the embedder sleeps. */
+	flag = 0;
+	cr_assert_eq(pthread_create(&t, NULL, late_post, r), 0);
+	while (!flag)
+		embed_step(r);
+	pthread_join(t, NULL);
+
+	/* Network completions. */
+	hs_addr(&ss, &sl, 0);
+	cr_assert_eq(zc_echo_listen(r, (struct sockaddr *)&ss, sl, 0, &l), 0);
+	zc_reactor_run_once(r, 0);
+	hs_addr(&ss, &sl, zc_listener_port(l));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	connect(fd, (struct sockaddr *)&ss, sl);
+	hs_fill(5, 0, out, sizeof(out));
+	while (got < sizeof(out)) {
+		ssize_t k;
+
+		if (got == 0 && send(fd, out, sizeof(out), 0) < 0)
+			continue;
+		embed_step(r);
+		while ((k = recv(fd, in + got, sizeof(in) - got, 0)) > 0)
+			got += (size_t)k;
+	}
+	cr_assert_eq(memcmp(in, out, sizeof(in)), 0);
+	close(fd);
+	zc_listener_close(l);
+	cr_assert_eq(zc_reactor_destroy(r), 0);
+}
+
+/* -------------------------------------------------------------------------
+ * Busy poll and fixed buffers, through the echo server.
+ */
+
+static int listen_fn(void *arg)
+{
+	void **a = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	hs_addr(&ss, &sl, 0);
+	return zc_echo_listen(a[0], (struct sockaddr *)&ss, sl, 0, a[1]);
+}
+
+static void ping_pong(const struct zc_reactor_config *rc, size_t msg,
+		      unsigned rounds, struct zc_reactor_stats *st)
+{
+	struct zc_reactor *r;
+	struct zc_listener *l;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	void *args[2];
+	char *out = malloc(msg), *in = malloc(msg);
+	int fd;
+
+	cr_assert_eq(zc_reactor_spawn(rc, &r), 0);
+	args[0] = r;
+	args[1] = &l;
+	cr_assert_eq(zc_reactor_call(r, listen_fn, args), 0);
+	hs_addr(&ss, &sl, zc_listener_port(l));
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&ss, sl), 0);
+	for (unsigned i = 0; i < rounds; i++) {
+		size_t got = 0;
+
+		hs_fill(i, 0, out, msg);
+		cr_assert_eq(write(fd, out, msg), (ssize_t)msg);
+		while (got < msg) {
+			ssize_t k = read(fd, in + got, msg - got);
+
+			cr_assert_gt(k, 0);
+			got += (size_t)k;
+		}
+		cr_assert_eq(memcmp(in, out, msg), 0, "round %u", i);
+	}
+	close(fd);
+	/* The server closes at our EOF, after its last notification. */
+	for (int i = 0; i < 500; i++) {
+		zc_reactor_stats(r, st);
+		if (st->closed == 1)
+			break;
+		usleep(10000);
+	}
+	cr_assert_eq(st->closed, 1);
+	cr_assert_eq(zc_reactor_destroy(r), 0);
+	free(out);
+	free(in);
+}
+
+Test(stack_reactor, busy_poll_serves)
+{
+	struct zc_reactor_config rc = { .busy_poll_us = 200 };
+	struct zc_reactor_stats st;
+
+	ping_pong(&rc, 64, 300, &st);
+	cr_log_info("busy poll: spins %llu misses %llu sleeps %llu",
+		    (unsigned long long)st.spins,
+		    (unsigned long long)st.spin_misses,
+		    (unsigned long long)st.sleeps);
+	cr_assert_gt(st.spins + st.spin_misses, 0);
+	cr_assert_eq(st.rx_bytes, 64 * 300);
+}
+
+Test(stack_reactor, zc_send_uses_fixed_buffers)
+{
+	struct zc_reactor_config rc = { .send_mode = ZC_SEND_ZC,
+					.rxbuf_size = 65536 };
+	struct zc_reactor_stats st;
+
+	ping_pong(&rc, 60000, 50, &st);
+	cr_log_info("zc: tx_zc %llu fixed %llu notifs %llu",
+		    (unsigned long long)st.tx_zc,
+		    (unsigned long long)st.tx_zc_fixed,
+		    (unsigned long long)st.notifs);
+	cr_assert_gt(st.tx_zc, 0);
+	cr_assert_eq(st.notifs, st.tx_zc);
+	cr_assert_gt(st.tx_zc_fixed, 0);
+}
