@@ -4,7 +4,8 @@
  *
  * Threads that drop the last reference of a buffer they do not own push it
  * here (a Treiber stack); the owner takes the whole list with one exchange
- * at the end of its batch.  Nodes are only ever removed all at once, so the
+ * at the end of its batch.  Pool buffers and external memory have one list
+ * each: a list of pool buffers is adopted whole by the pool, without a walk.  Nodes are only ever removed all at once, so the
  * ABA problem of single pops cannot arise.  The list's depth travels in the
  * head word itself, which tells a pusher exactly when its push reaches the
  * cap, without a shared counter and without touching the old top node.
@@ -18,12 +19,14 @@ void zc__defer_push(struct zc_pool *pool, struct zc_buf *buf)
 {
 	/* Read before publishing: once pushed, @buf belongs to the owner. */
 	const uint32_t cap = pool->defer_max;
+	_Atomic uint64_t *list = buf->kind == ZC__BUF_EXT ? &pool->defer_ext
+							  : &pool->defer;
 	uint64_t old, new;
 	uint32_t depth;
 	bool cross, kicking = false;
 
 	assert(((uintptr_t)buf & ~ZC__DEFER_PTR_MASK) == 0);
-	old = atomic_load_explicit(&pool->defer, memory_order_relaxed);
+	old = atomic_load_explicit(list, memory_order_relaxed);
 	do {
 		depth = zc__defer_depth(old);
 		if (depth < ZC__DEFER_DEPTH_MAX)
@@ -53,7 +56,7 @@ void zc__defer_push(struct zc_pool *pool, struct zc_buf *buf)
 		 * happen before the owner's acquire exchange takes the node.
 		 * Relaxed on failure: we only retry with the fresh head.
 		 */
-	} while (!atomic_compare_exchange_weak_explicit(&pool->defer, &old, new,
+	} while (!atomic_compare_exchange_weak_explicit(list, &old, new,
 							memory_order_release,
 							memory_order_relaxed));
 	if (!kicking)
@@ -73,51 +76,55 @@ void zc__defer_quiesce(struct zc_pool *pool)
 }
 
 /*
- * Take the whole list back.  Pool buffers return to the free list; the
- * callbacks of external memory run here when @run_ext, else (from inside
- * zc_buf_alloc(), whose caller does not expect callbacks) they wait on
- * the owner's ext_later list for the next zc_pool_drain().
+ * Take a whole list.  Acquire: the pushers' writes to every node (->next,
+ * the data, the external headers) happen before we reuse them.  The
+ * exchange reads the last CAS of the release sequence, so every earlier
+ * push on this list is covered too.  One relaxed load first keeps the
+ * empty case cheap.  Returns the top node and sets *@n to the depth.
  */
-unsigned zc__defer_take(struct zc_pool *pool, bool run_ext)
+static struct zc_buf *defer_take(_Atomic uint64_t *list, uint32_t *n)
 {
-	struct zc_buf *b, *next;
-	unsigned n = 0;
+	uint64_t word;
+	struct zc_buf *b;
+
+	*n = 0;
+	if (!atomic_load_explicit(list, memory_order_relaxed))
+		return NULL;
+	word = atomic_exchange_explicit(list, 0, memory_order_acquire);
+	*n = zc__defer_depth(word);
+	if (*n == ZC__DEFER_DEPTH_MAX) {
+		/* The depth saturated, so it is no count: walk (rare). */
+		*n = 0;
+		for (b = zc__defer_top(word); b; b = b->next)
+			(*n)++;
+	}
+	return zc__defer_top(word);
+}
+
+unsigned zc__defer_take_pool(struct zc_pool *pool)
+{
+	uint32_t n;
+	struct zc_buf *top;
 
 	assert(zc__on_owner(pool));
-	/* One relaxed load keeps the empty case cheap. */
-	if (!atomic_load_explicit(&pool->defer, memory_order_relaxed))
-		return 0;
-	/*
-	 * Acquire: the pushers' writes to every node (->next, the data, the
-	 * external headers) happen before we walk and reuse them.  The
-	 * exchange reads the last CAS of the release sequence, so every
-	 * earlier push on this list is covered too.
-	 */
-	b = zc__defer_top(atomic_exchange_explicit(&pool->defer, 0,
-						   memory_order_acquire));
-	for (; b; b = next) {
-		next = b->next;
-		if (b->kind != ZC__BUF_EXT) {
-			zc__pool_put_buf(pool, b);
-		} else if (run_ext) {
-			zc__ext_finish(pool, b);
-		} else {
-			b->next = pool->ext_later;
-			pool->ext_later = b;
-		}
-		n++;
-	}
+	top = defer_take(&pool->defer, &n);
+	if (top)
+		zc__pool_adopt_chain(pool, top, n);
 	zc__cnt_add(&pool->drained, n);
 	return n;
 }
 
+/* External memory: each callback runs here, on the owner thread. */
 unsigned zc_pool_drain(struct zc_pool *pool)
 {
-	struct zc_buf *b;
+	struct zc_buf *b, *next;
+	uint32_t n;
 
-	while ((b = pool->ext_later)) {
-		pool->ext_later = b->next;
+	assert(zc__on_owner(pool));
+	for (b = defer_take(&pool->defer_ext, &n); b; b = next) {
+		next = b->next;
 		zc__ext_finish(pool, b);
 	}
-	return zc__defer_take(pool, true);
+	zc__cnt_add(&pool->drained, n);
+	return n + zc__defer_take_pool(pool);
 }

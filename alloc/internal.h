@@ -37,8 +37,15 @@ struct zc_buf {
 	uint32_t cap;
 	uint8_t kind;	   /* enum zc__buf_kind */
 	uint32_t slab;	   /* ZC__BUF_POOL: index of the slab */
-	void (*release)(void *arg, void *data); /* ZC__BUF_EXT only */
-	void *release_arg;
+	union {
+		struct { /* ZC__BUF_EXT */
+			void (*release)(void *arg, void *data);
+			void *release_arg;
+		};
+		/* ZC__BUF_POOL, free: on the top node of a drained defer
+		 * list, the next such list (see zc_pool.free_chains). */
+		struct zc_buf *chain_next;
+	};
 	/*
 	 * Link on the pool's free list (owner or mutex) or on its defer list.
 	 * Only touched by whoever holds the buffer after its last reference
@@ -107,7 +114,16 @@ struct zc_pool {
 
 	/* ---- owner thread only (LOCKED: under lock) ---- */
 	_Alignas(ZC__CACHELINE) struct zc_buf *free;	/* LIFO free list of pool buffers */
-	struct zc_buf *ext_later; /* drained external, callback not yet run */
+	/*
+	 * Whole defer lists taken back by a drain, each NULL-terminated and
+	 * linked to the next by its top node's chain_next; each becomes the
+	 * free list once the current one runs out.  Adopting a list whole
+	 * keeps the drain O(1) (one header written per list): walking it
+	 * would chase, one cache miss after another, headers last written on
+	 * the releasing CPU.  Each header is touched instead when it is
+	 * allocated again, and the next one is prefetched then.
+	 */
+	struct zc_buf *free_chains;
 	struct zc__slab *slabs;
 	uint32_t nslabs;
 	uint32_t slabs_cap;
@@ -128,10 +144,14 @@ struct zc_pool {
 	_Atomic uint64_t bytes_mapped;	  /* slabs */
 
 	/* ---- written by other threads: own cache lines ---- */
-	/* Defer list head (pointer + depth), see zc__defer_pack(). */
+	/* Defer list head of pool buffers (pointer + depth), see
+	 * zc__defer_pack(). */
 	_Alignas(ZC__CACHELINE) _Atomic uint64_t defer;
+	/* External memory has a list of its own: its headers are freed and
+	 * its callbacks run on drain, so it cannot be adopted whole. */
+	_Alignas(ZC__CACHELINE) _Atomic uint64_t defer_ext;
 	/* Rare or non-hot-path cross-thread counters. */
-	_Alignas(ZC__CACHELINE) _Atomic uint64_t kicks;
+	_Atomic uint64_t kicks;
 	_Atomic uint32_t kickers;	  /* pushers inside the kick section */
 	_Atomic uint64_t ext_wrapped;
 	_Atomic uint64_t released_local;  /* LOCAL: freed off the owner */
@@ -171,6 +191,10 @@ static inline bool zc__on_owner(const struct zc_pool *pool)
 /* pool.c: owner-side return of a pool buffer (OWNER: owner thread only;
  * LOCKED: takes the lock). */
 void zc__pool_put_buf(struct zc_pool *pool, struct zc_buf *buf);
+/* pool.c: owner-side return of a whole NULL-terminated list of @n pool
+ * buffers (OWNER mode, owner thread). */
+void zc__pool_adopt_chain(struct zc_pool *pool, struct zc_buf *top,
+			  uint32_t n);
 /* pool.c: free a ZC__BUF_LOCAL buffer, any thread. */
 void zc__pool_free_local(struct zc_pool *pool, struct zc_buf *buf);
 
@@ -179,9 +203,9 @@ void zc__ext_finish(struct zc_pool *pool, struct zc_buf *buf);
 
 /* defer.c: push @buf (no references left) onto @pool's defer list. */
 void zc__defer_push(struct zc_pool *pool, struct zc_buf *buf);
-/* defer.c: take the defer list back; external callbacks run only if
- * @run_ext, else at the next zc_pool_drain(). */
-unsigned zc__defer_take(struct zc_pool *pool, bool run_ext);
+/* defer.c: take the pool-buffer defer list back, in O(1); returns the
+ * number of buffers. */
+unsigned zc__defer_take_pool(struct zc_pool *pool);
 /* defer.c: wait until no pusher is still inside the kick section. */
 void zc__defer_quiesce(struct zc_pool *pool);
 

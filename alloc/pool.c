@@ -168,12 +168,15 @@ void zc_pool_stats(const struct zc_pool *pool, struct zc_pool_stats *out)
 {
 	struct zc_pool *p = (struct zc_pool *)pool;
 	uint64_t head = atomic_load_explicit(&p->defer, memory_order_relaxed);
+	uint64_t head_ext = atomic_load_explicit(&p->defer_ext,
+						 memory_order_relaxed);
 
 	memset(out, 0, sizeof(*out));
 	out->allocated = zc__cnt(&p->allocated);
 	out->released_owner = zc__cnt(&p->released_owner);
 	out->drained = zc__cnt(&p->drained);
-	out->deferred = out->drained + zc__defer_depth(head);
+	out->deferred = out->drained + zc__defer_depth(head) +
+			zc__defer_depth(head_ext);
 	out->kicks = zc__cnt(&p->kicks);
 	out->pool_empty = zc__cnt(&p->pool_empty);
 	out->released_local = zc__cnt(&p->released_local);
@@ -310,8 +313,12 @@ static int alloc_pooled(struct zc_pool *pool, struct zc_buf **out)
 	int ret;
 
 	/* Reuse what other threads gave back before mapping more. */
+	if (!b && pool->free_chains) {
+		b = pool->free = pool->free_chains;
+		pool->free_chains = b->chain_next;
+	}
 	if (!b && pool->mode == ZC_FREE_OWNER) {
-		zc__defer_take(pool, false);
+		zc__defer_take_pool(pool);
 		b = pool->free;
 	}
 	if (!b) {
@@ -324,6 +331,10 @@ static int alloc_pooled(struct zc_pool *pool, struct zc_buf **out)
 		b = pool->free;
 	}
 	pool->free = b->next;
+	/* The next header was likely last written on a releasing CPU: start
+	 * bringing it over now, for writing, while the caller uses this one. */
+	if (pool->free)
+		__builtin_prefetch(pool->free, 1);
 	b->next = NULL;
 	/* Relaxed: the buffer is private until the caller publishes it. */
 	atomic_store_explicit(&b->ref, ZC__REF_VIEW, memory_order_relaxed);
@@ -350,6 +361,20 @@ int zc_buf_alloc(struct zc_pool *pool, struct zc_buf **out)
 	default:
 		return alloc_pooled(pool, out);
 	}
+}
+
+void zc__pool_adopt_chain(struct zc_pool *pool, struct zc_buf *top,
+			  uint32_t n)
+{
+	assert(pool->mode == ZC_FREE_OWNER && zc__on_owner(pool));
+	assert(zc__cnt(&pool->in_use) >= n);
+	zc__cnt_add(&pool->in_use, -(int64_t)n);
+	if (!pool->free) {
+		pool->free = top;
+		return;
+	}
+	top->chain_next = pool->free_chains;
+	pool->free_chains = top;
 }
 
 void zc__pool_put_buf(struct zc_pool *pool, struct zc_buf *buf)

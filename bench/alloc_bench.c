@@ -6,6 +6,7 @@
  *   alloc_bench                       defaults: 4 KiB buffers, 5 runs each
  *   alloc_bench --runs 9 --count 2000000 --size 65536
  *   alloc_bench --json
+ *   perf record alloc_bench --only owner   profile one strategy alone
  *
  * An owner thread (CPU 0) allocates a buffer, writes its first cache line
  * (as a receive path fills a header) and hands it to a consumer thread
@@ -61,6 +62,7 @@ struct bench_opts {
 	unsigned batch;
 	int owner_cpu, consumer_cpu;
 	bool json;
+	int only; /* index into strategies[] to run alone (profiling), or -1 */
 };
 
 static const enum zc_free_mode strategies[] = {
@@ -217,7 +219,9 @@ static void usage(FILE *f)
 		"  --batch N         buffers per owner batch (default 32)\n"
 		"  --owner-cpu N     CPU of the owner thread (default 0)\n"
 		"  --consumer-cpu N  CPU of the consumer thread (default 1)\n"
-		"  --json            one JSON object instead of the table\n");
+		"  --json            one JSON object instead of the table\n"
+		"  --only NAME       run one strategy alone (owner, malloc, locked),\n"
+		"                    for profiling; prints its time, no ratios\n");
 }
 
 static int parse_opts(int argc, char **argv, struct bench_opts *o)
@@ -230,6 +234,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		{"owner-cpu", required_argument, NULL, 'o'},
 		{"consumer-cpu", required_argument, NULL, 'c'},
 		{"json", no_argument, NULL, 'j'},
+		{"only", required_argument, NULL, 'O'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -237,7 +242,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 
 	*o = (struct bench_opts){.runs = 5, .count = 1000000, .size = 4096,
 				 .batch = 32, .owner_cpu = 0,
-				 .consumer_cpu = 1};
+				 .consumer_cpu = 1, .only = -1};
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		o->consumer_cpu = 0;
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
@@ -249,6 +254,15 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		case 'o': o->owner_cpu = atoi(optarg); break;
 		case 'c': o->consumer_cpu = atoi(optarg); break;
 		case 'j': o->json = true; break;
+		case 'O':
+			for (size_t s = 0; s < NSTRATEGIES; s++)
+				if (!strcmp(optarg, strategy_label[s]))
+					o->only = (int)s;
+			if (o->only < 0) {
+				usage(stderr);
+				return -EINVAL;
+			}
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -274,6 +288,14 @@ int main(int argc, char **argv)
 		return 2;
 	if (o.runs > 64)
 		o.runs = 64;
+	if (o.only >= 0) {
+		struct zc_pool_stats st;
+		double one = run_once(&o, strategies[o.only], &st);
+
+		printf("alloc_bench %s: %.1f ns/buf\n", strategy_label[o.only],
+		       one);
+		return one > 0 ? 0 : 1;
+	}
 
 	if (!o.json)
 		printf("alloc_bench: %zu-byte buffers, %llu per run, batch %u, "

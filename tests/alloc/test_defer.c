@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -393,13 +394,77 @@ Test(defer, alloc_reclaims_but_never_runs_callbacks)
 	on_thread(mixed_drop_cb, &d);
 	cr_assert_eq(stats_of(pool).deferred, 3);
 	cr_assert_eq(zc_buf_alloc(pool, &x), 0);
-	cr_assert_eq(stats_of(pool).drained, 3);
+	/* The two pool buffers came back; the external one stays queued. */
+	cr_assert_eq(stats_of(pool).drained, 2);
+	cr_assert_eq(stats_of(pool).deferred, 3);
 	cr_assert_eq(stats_of(pool).pool_empty, 0);
 	cr_assert_eq(atomic_load(&probe.calls), 0);
 	cr_assert_eq(zc_pool_destroy(pool), -EBUSY);
 	cr_assert_eq(atomic_load(&probe.calls), 1, "destroy drained first");
+	cr_assert_eq(stats_of(pool).drained, 3);
 	cr_assert_eq(stats_of(pool).ext_released, 1);
 	zc_buf_put(x);
 	cr_assert_eq(zc_pool_drain(pool), 0);
+	cr_assert_eq(zc_pool_destroy(pool), 0);
+}
+
+/*
+ * A drain adopts each defer list whole, stacking it behind the free list
+ * while that is not empty.  Every buffer comes back exactly once, and the
+ * pool does not grow.
+ */
+struct drop_n {
+	struct zc_buf **b;
+	unsigned n;
+};
+
+static void drop_n_cb(void *p)
+{
+	struct drop_n *d = p;
+
+	for (unsigned i = 0; i < d->n; i++)
+		zc_buf_put(d->b[i]);
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a;
+	uintptr_t y = (uintptr_t)*(void *const *)b;
+
+	return (x > y) - (x < y);
+}
+
+Test(defer, drained_lists_are_adopted_whole)
+{
+	enum { NBUF = 64, ROUNDS = 10, PER_ROUND = 5 };
+	struct zc_pool *pool = small_pool(ZC_FREE_OWNER, NBUF * 4096);
+	struct zc_buf *b[NBUF], *again[NBUF], *x;
+	uint64_t mapped;
+	unsigned n = 0;
+
+	alloc_n(pool, b, NBUF);
+	mapped = stats_of(pool).bytes_mapped;
+	/* Keep the free list non-empty so every drain must file its list. */
+	zc_buf_put(b[0]);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		struct drop_n d = { .b = &b[1 + r * PER_ROUND], .n = PER_ROUND };
+
+		on_thread(drop_n_cb, &d);
+		cr_assert_eq(zc_pool_drain(pool), PER_ROUND);
+	}
+	cr_assert_eq(stats_of(pool).drained, ROUNDS * PER_ROUND);
+	cr_assert_eq(stats_of(pool).in_use, NBUF - 1 - ROUNDS * PER_ROUND);
+	while (zc_buf_alloc(pool, &x) == 0)
+		again[n++] = x;
+	cr_assert_eq(n, 1 + ROUNDS * PER_ROUND);
+	cr_assert_eq(stats_of(pool).bytes_mapped, mapped, "no growth");
+	cr_assert_eq(stats_of(pool).in_use, NBUF);
+	qsort(again, n, sizeof(again[0]), cmp_ptr);
+	for (unsigned i = 1; i < n; i++)
+		cr_assert_neq(again[i], again[i - 1], "handed out twice");
+	for (unsigned i = 0; i < n; i++)
+		zc_buf_put(again[i]);
+	for (unsigned i = 1 + ROUNDS * PER_ROUND; i < NBUF; i++)
+		zc_buf_put(b[i]);
 	cr_assert_eq(zc_pool_destroy(pool), 0);
 }

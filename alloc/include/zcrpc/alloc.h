@@ -256,8 +256,8 @@ ZC_API size_t zc_pool_buf_size(const struct zc_pool *pool);
  * cap with nothing free, -ENOMEM when mapping a slab failed, or the
  * negative value of the on_slab callback.  On error *@out is untouched and
  * nothing is held.  With an empty free list, ZC_FREE_OWNER first takes
- * back the defer list (as zc_pool_drain() would, but external release
- * callbacks found there wait for the next zc_pool_drain()).
+ * back the pool buffers of the defer list (external memory waits for the
+ * next zc_pool_drain(), so an allocation never runs a release callback).
  */
 ZC_API ZC_MUST_CHECK int zc_buf_alloc(struct zc_pool *pool,
 				      struct zc_buf **out);
