@@ -53,6 +53,13 @@
  *   everybody.  External memory (zc_buf_wrap()) may be rewritten by the
  *   application only after its release callback has run.
  *
+ *   One exception, the kernel's page_frag rule: the thread that allocated
+ *   a buffer may keep appending to it after cutting views from its front,
+ *   writing only bytes past the end of every view it has cut so far.  It
+ *   must track that offset itself (the tracker does not) and never write
+ *   below it, so no byte a view or the kernel can see is ever rewritten.
+ *   rpc/ stages frame headers this way.
+ *
  * DOC: Who releases, and where
  *
  *   The thread that drops the last reference releases the buffer:
