@@ -94,21 +94,21 @@ static void queue_error(struct zc__sconn *sc, uint64_t id, uint32_t method,
 	want_flush(sc);
 }
 
+/*
+ * Abort, not a graceful close: a peer that broke the protocol cannot be
+ * trusted to send its EOF, and a graceful close would keep the connection
+ * (and its buffers) until it did.  The reset drops anything queued, so no
+ * GOAWAY goes out: the reason is in our log and counter only.
+ */
 static void protocol_error(struct zc__sconn *sc, const char *why)
 {
-	struct zc_frame h = { .type = ZC_FT_GOAWAY,
-			      .status = ZC_RPC_PROTOCOL_ERROR,
-			      .id = sc->last_id };
-
 	if (sc->broken)
 		return;
 	sc->broken = true;
 	zc__ctr_add(&sc->rc->s->conns_protocol_error, 1);
 	zc__log("server: closing connection (fd %d): %s",
 		zc_conn_fd(sc->conn), why);
-	(void)zc__tx_control(&sc->tx, &h, why, (uint32_t)strlen(why));
-	zc__tx_flush(&sc->tx);
-	zc_conn_close(sc->conn, ZC_CLOSE_GRACEFUL);
+	zc_conn_close(sc->conn, ZC_CLOSE_ABORT);
 }
 
 static void call_free(struct zc_rpc_call *call)

@@ -3,7 +3,8 @@
  * tests/rpc/test_malformed.c - a raw socket speaks the protocol by hand
  * (as a client in another language would, from docs/PROTOCOL.md), breaks
  * it in every way the server must catch, and each time only that
- * connection closes, with its counter, while a real client keeps calling.
+ * connection is reset by us (the raw peer never closes first), with its
+ * counter, while a real client keeps calling.
  * Also by hand: ping/pong, a too-large request skipped on a live
  * connection, fragments of two calls interleaved.
  */
@@ -27,7 +28,8 @@ static int raw_connect(uint16_t port)
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 				   .sin_port = htons(port),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct timeval tv = { .tv_sec = 5 };
+	/* Only bounds a failing test: a live connection then reads EAGAIN. */
+	struct timeval tv = { .tv_sec = 10 };
 	int one = 1;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -102,17 +104,22 @@ static void raw_expect_hello(int fd)
 	cr_assert_eq(h.max_frame, ZC_RPC_MAX_FRAME_DEFAULT);
 }
 
-/* The server must close: a GOAWAY(protocol_error) may come first. */
-static void raw_expect_closed(int fd, const char *what)
+/*
+ * The server must reset the connection itself, with nothing sent first:
+ * we never close nor shut down our side, so a graceful close would leave
+ * the recv below waiting (and failing with EAGAIN at SO_RCVTIMEO) or
+ * returning EOF, while an abort makes it fail with ECONNRESET.
+ */
+static void raw_expect_reset(int fd, const char *what)
 {
-	uint8_t p[256];
-	struct zc_frame f;
+	uint8_t b;
+	ssize_t n;
 
-	while (raw_read(fd, &f, p, sizeof(p)) == 0) {
-		if (f.type == ZC_FT_GOAWAY)
-			cr_assert_eq(f.status, ZC_RPC_PROTOCOL_ERROR, "%s",
-				     what);
-	}
+	errno = 0;
+	n = recv(fd, &b, 1, 0);
+	cr_assert_eq(n, -1, "%s: got %zd instead of a reset", what, n);
+	cr_assert_eq(errno, ECONNRESET, "%s: %s instead of a reset", what,
+		     strerror(errno));
 	close(fd);
 }
 
@@ -173,7 +180,7 @@ Test(malformed, each_closes_only_its_connection, .timeout = 60)
 		if (bads[i].hello_first)
 			raw_hello(fd);
 		raw_send(fd, bads[i].bytes, bads[i].len);
-		raw_expect_closed(fd, bads[i].what);
+		raw_expect_reset(fd, bads[i].what);
 		zc_rpc_server_stats(e.srv, &ss);
 		cr_assert_eq(ss.conns_protocol_error, i + 1, "%s",
 			     bads[i].what);
@@ -258,6 +265,7 @@ struct raw_srv {
 	int lfd;
 	uint16_t port;
 	pthread_t th;
+	int end_errno;	/* how the connection ended for us: ECONNRESET */
 };
 
 static void *raw_srv_main(void *arg)
@@ -265,13 +273,16 @@ static void *raw_srv_main(void *arg)
 	struct raw_srv *rs = arg;
 	static uint8_t p[1 << 17];
 	struct zc_frame f;
+	struct timeval tv = { .tv_sec = 10 };
 	int fd = accept(rs->lfd, NULL, NULL);
 
 	if (fd < 0)
 		return NULL;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (raw_read(fd, &f, p, sizeof(p)) || f.type != ZC_FT_HELLO)
 		goto out;
 	raw_hello(fd);
+	errno = 0;
 	while (raw_read(fd, &f, p, sizeof(p)) == 0) {
 		if (f.type != ZC_FT_REQUEST)
 			continue;
@@ -289,7 +300,9 @@ static void *raw_srv_main(void *arg)
 		} else {
 			raw_send(fd, "garbage garbage garbage garbage!", 32);
 		}
+		errno = 0;
 	}
+	rs->end_errno = errno;
 out:
 	close(fd);
 	return NULL;
@@ -301,6 +314,7 @@ static void raw_srv_start(struct raw_srv *rs)
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sin);
 
+	rs->end_errno = 0;
 	rs->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert_geq(rs->lfd, 0);
 	cr_assert_eq(bind(rs->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
@@ -346,8 +360,11 @@ Test(malformed, client_side, .timeout = 60)
 	zc_rpc_client_stats(cli, &cs);
 	cr_assert_eq(cs.protocol_errors, 1);
 	cr_assert_eq(cs.connects, 1);
-	zc_rpc_client_destroy(cli);
+	/* Reset by the client before its destroy, our side still open. */
 	pthread_join(rs.th, NULL);
+	cr_assert_eq(rs.end_errno, ECONNRESET, "raw server saw %s",
+		     strerror(rs.end_errno));
+	zc_rpc_client_destroy(cli);
 
 	/* A listener that never speaks: no HELLO within the connect timeout
 	 * closes the attempt and the waiting call fails retryable. */
