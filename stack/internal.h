@@ -119,6 +119,9 @@ struct zc_reactor {
 	/* Cross-thread work and wake-ups. */
 	_Atomic(struct zc_work *) posted;
 	atomic_int sleeping;
+	/* Spawn mode, after a destroy answered -EBUSY: the thread waits on
+	 * the condvar instead of the (closed) ring; wakes signal it. */
+	atomic_int parked;
 	atomic_int wake_pending;
 	atomic_int stop;
 	int efd;

@@ -338,6 +338,14 @@ static void reactor_wake(struct zc_reactor *r)
 	uint64_t one = 1;
 
 	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&r->parked)) {
+		/* Under the lock, so it cannot fall between the parked
+		 * thread's check for work and its wait. */
+		pthread_mutex_lock(&r->lock);
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
 	if (!atomic_load(&r->sleeping))
 		return;
 	if (atomic_exchange(&r->wake_pending, 1))
@@ -778,6 +786,32 @@ static void reactor_final_free(struct zc_reactor *r)
 	reactor_free(r);
 }
 
+/*
+ * Spawn mode, lock held, after a teardown left the pool busy.  Seq_cst
+ * parked store, then the check for work, pairs with reactor_wake()'s
+ * fence then parked load: a poster either sees parked and signals under
+ * the lock, or its work is seen here.
+ */
+static void reactor_park(struct zc_reactor *r)
+{
+	atomic_store(&r->parked, 1);
+	while (!r->destroy_req) {
+		if (atomic_load(&r->posted)) {
+			pthread_mutex_unlock(&r->lock);
+			run_posted(r);
+			zc_pool_drain(r->pool);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		pthread_cond_wait(&r->cond, &r->lock);
+		/* A pool kick: its deferred buffers come home now. */
+		pthread_mutex_unlock(&r->lock);
+		zc_pool_drain(r->pool);
+		pthread_mutex_lock(&r->lock);
+	}
+	atomic_store(&r->parked, 0);
+}
+
 static void *reactor_thread(void *arg)
 {
 	struct zc_reactor *r = arg;
@@ -807,9 +841,10 @@ static void *reactor_thread(void *arg)
 				pthread_mutex_unlock(&r->lock);
 				return NULL;
 			}
-			/* -EBUSY: wait for the next zc_reactor_destroy(). */
-			while (!r->destroy_req)
-				pthread_cond_wait(&r->cond, &r->lock);
+			/* -EBUSY: the ring is gone, but posted work must still
+			 * run and buffers released elsewhere come home, until
+			 * the next zc_reactor_destroy(). */
+			reactor_park(r);
 			pthread_mutex_unlock(&r->lock);
 			continue;
 		}

@@ -289,7 +289,9 @@ ZC_API void zc_reactor_stop(struct zc_reactor *r);
  * reactor thread does the work and is joined.
  * Returns 0 (the reactor is gone), or -EBUSY when buffers of its pool are
  * still held by views elsewhere: then the connections are gone but the
- * reactor stays usable for draining; release the views and call again.
+ * reactor stays usable for draining (a spawned reactor's thread keeps
+ * running posted work, zc_reactor_call() included, and taking back
+ * released buffers); release the views and call again.
  */
 ZC_API ZC_MUST_CHECK int zc_reactor_destroy(struct zc_reactor *r);
 
