@@ -27,15 +27,16 @@
  * show as CPU use when idle. */
 #define SPIN_ROUNDS 200
 
-struct item {
-	struct item *next;
+struct zp_item {
+	struct zp_item *next;
+	struct zp_item_cache *home;
 	struct zc_conn *c;
 	size_t len;
 	struct zc_chain data;
 };
 
 struct zp_consumer {
-	_Atomic(struct item *) head;
+	_Atomic(struct zp_item *) head;
 	atomic_uint seq;      /* futex word, bumped by wakers */
 	atomic_bool sleeping;
 	atomic_bool quit;
@@ -82,22 +83,72 @@ static uint64_t read_chain(const struct zc_chain *c)
 	return sum;
 }
 
-static void process(struct zp_consumer *q, struct item *it)
+/* Consumer thread: the node goes back to its producer's cache.  Release:
+ * our last reads of it happen before the producer reuses it. */
+static void item_return(struct zp_item *it)
+{
+	struct zp_item_cache *ic = it->home;
+	struct zp_item *old = atomic_load_explicit(&ic->returned,
+						memory_order_relaxed);
+
+	do {
+		it->next = old;
+	} while (!atomic_compare_exchange_weak_explicit(&ic->returned, &old, it,
+							memory_order_release,
+							memory_order_relaxed));
+}
+
+/* Producer thread.  Acquire: pairs with item_return(). */
+static struct zp_item *item_get(struct zp_item_cache *ic)
+{
+	struct zp_item *it = ic->free;
+
+	if (!it)
+		it = atomic_exchange_explicit(&ic->returned, NULL,
+					      memory_order_acquire);
+	if (!it) {
+		it = malloc(sizeof(*it));
+		if (!it)
+			return NULL;
+		it->next = NULL;
+		it->home = ic;
+	}
+	ic->free = it->next;
+	return it;
+}
+
+void zp_item_cache_fini(struct zp_item_cache *ic)
+{
+	struct zp_item *it = ic->free, *next;
+
+	for (; it; it = next) {
+		next = it->next;
+		free(it);
+	}
+	it = atomic_exchange(&ic->returned, NULL);
+	for (; it; it = next) {
+		next = it->next;
+		free(it);
+	}
+	ic->free = NULL;
+}
+
+static void process(struct zp_consumer *q, struct zp_item *it)
 {
 	q->checksum += read_chain(&it->data);
 	zc_chain_release(&it->data);
 	zc_conn_recv_done(it->c, it->len);
 	zc_conn_put(it->c);
-	free(it);
+	item_return(it);
 	atomic_fetch_add_explicit(&q->done, 1, memory_order_release);
 }
 
-static struct item *take_all(struct zp_consumer *q)
+static struct zp_item *take_all(struct zp_consumer *q)
 {
-	struct item *list = atomic_exchange(&q->head, NULL), *rev = NULL;
+	struct zp_item *list = atomic_exchange(&q->head, NULL), *rev = NULL;
 
 	while (list) {
-		struct item *next = list->next;
+		struct zp_item *next = list->next;
 
 		list->next = rev;
 		rev = list;
@@ -116,12 +167,12 @@ static void *consumer_main(void *arg)
 	CPU_SET(q->cpu, &set);
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	for (;;) {
-		struct item *it = take_all(q);
+		struct zp_item *it = take_all(q);
 		unsigned seq;
 
 		if (it) {
 			while (it) {
-				struct item *next = it->next;
+				struct zp_item *next = it->next;
 
 				process(q, it);
 				it = next;
@@ -162,11 +213,11 @@ int zp_consumer_start(struct zp_consumer **out, int cpu)
 	return 0;
 }
 
-int zp_consumer_push(struct zp_consumer *q, struct zc_conn *c,
-		     struct zc_chain *data)
+int zp_consumer_push(struct zp_consumer *q, struct zp_item_cache *ic,
+		     struct zc_conn *c, struct zc_chain *data)
 {
-	struct item *it = malloc(sizeof(*it));
-	struct item *old;
+	struct zp_item *it = item_get(ic);
+	struct zp_item *old;
 
 	if (!it)
 		return -ENOMEM;

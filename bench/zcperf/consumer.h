@@ -14,22 +14,39 @@
 #ifndef ZCPERF_CONSUMER_H
 #define ZCPERF_CONSUMER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <zcrpc/zcrpc.h>
 
 struct zp_consumer;
+struct zp_item;
+
+/*
+ * Hand-off nodes of one producer (one reactor thread).  The producer takes
+ * nodes from @free, refilled with one exchange from @returned, where the
+ * consumer pushes them back when done: no malloc/free crosses CPUs per
+ * chain, so the only cross-CPU release left in a run is the receive
+ * buffers', which is what --free compares.  Zero-initialise it.
+ */
+struct zp_item_cache {
+	struct zp_item *free;                /* producer thread only */
+	_Atomic(struct zp_item *) returned;  /* consumer pushes, producer takes */
+};
+
+/* Free every node; after zp_consumer_stop(). */
+void zp_item_cache_fini(struct zp_item_cache *ic);
 
 /* Start the thread pinned to @cpu.  0 or -errno. */
 int zp_consumer_start(struct zp_consumer **out, int cpu);
 /*
  * Reactor thread.  Move @data to the consumer, which releases it and
  * calls zc_conn_recv_done(@c, len).  A reference on @c is taken here and
- * dropped by the consumer.  Returns 0, or -ENOMEM (then @data is still
- * the caller's).
+ * dropped by the consumer.  The node comes from @ic, this thread's cache.
+ * Returns 0, or -ENOMEM (then @data is still the caller's).
  */
-int zp_consumer_push(struct zp_consumer *q, struct zc_conn *c,
-		     struct zc_chain *data);
+int zp_consumer_push(struct zp_consumer *q, struct zp_item_cache *ic,
+		     struct zc_conn *c, struct zc_chain *data);
 /* Wait until everything pushed so far is released. */
 void zp_consumer_flush(struct zp_consumer *q);
 /* Flush, stop and join.  Returns the checksum of what was read (so the

@@ -457,8 +457,10 @@ static void engine_destroy(struct zp_engine *e)
 		}
 	}
 	if (e->rx) {
-		for (i = 0; i < e->cfg.reactors; i++)
+		for (i = 0; i < e->cfg.reactors; i++) {
 			free(e->rx[i].hist);
+			zp_item_cache_fini(&e->rx[i].items);
+		}
 		free(e->rx);
 	}
 	zp_rpc_free(e);

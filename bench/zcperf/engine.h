@@ -26,6 +26,7 @@
 
 #include <zcrpc/zcrpc.h>
 
+#include "consumer.h"
 #include "hist.h"
 #include "latch.h"
 #include "opts.h"
@@ -59,6 +60,7 @@ struct zp_rctx {
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
 	uint64_t transactions;
+	struct zp_item_cache items; /* hand-off nodes to the consumer */
 };
 
 /*

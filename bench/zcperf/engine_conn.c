@@ -76,7 +76,8 @@ void zp_consume(struct zp_conn *pc, struct zc_chain *data)
 
 	pc->rx->bytes_received += len;
 	if (e->consumer) {
-		if (!zp_consumer_push(e->consumer, pc->c, data))
+		if (!zp_consumer_push(e->consumer, &pc->rx->items, pc->c,
+				      data))
 			return;
 		zc_chain_release(data);
 		zc_conn_recv_done(pc->c, len);
