@@ -184,6 +184,19 @@ static int start_workers(struct zc_rpc_server *s)
 
 /* ---- create / destroy -------------------------------------------------- */
 
+/* What create made, once no thread uses it any more. */
+static void server_free(struct zc_rpc_server *s)
+{
+	for (unsigned i = 0; i < s->nmethods; i++)
+		free(s->methods[i]);
+	free(s->methods);
+	free(s->wthreads);
+	free(s->rcs);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_cond_destroy(&s->wcond);
+	free(s);
+}
+
 int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 			 struct zc_rpc_server **out)
 {
@@ -238,14 +251,7 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 err_workers:
 	stop_workers(s);
 err_free:
-	for (unsigned i = 0; i < s->nmethods; i++)
-		free(s->methods[i]);
-	free(s->methods);
-	free(s->wthreads);
-	free(s->rcs);
-	pthread_mutex_destroy(&s->wlock);
-	pthread_cond_destroy(&s->wcond);
-	free(s);
+	server_free(s);
 	return ret;
 }
 
@@ -399,14 +405,7 @@ void zc_rpc_server_destroy(struct zc_rpc_server *s)
 			 atomic_load(&rc->resume_queued));
 	}
 	stop_workers(s);
-	for (unsigned i = 0; i < s->nmethods; i++)
-		free(s->methods[i]);
-	free(s->methods);
-	free(s->wthreads);
-	free(s->rcs);
-	pthread_mutex_destroy(&s->wlock);
-	pthread_cond_destroy(&s->wcond);
-	free(s);
+	server_free(s);
 }
 
 /* ---- answers ----------------------------------------------------------- */
