@@ -18,6 +18,17 @@
 
 #define ZC__BGID 0
 
+/* Free the ring's bookkeeping and unmap it (no buffer is held in it). */
+static void rxring_unmap(struct zc_reactor *r)
+{
+	free(r->br_bufs);
+	free(r->br_free);
+	r->br_bufs = NULL;
+	r->br_free = NULL;
+	munmap(r->br, r->br_map_len);
+	r->br = NULL;
+}
+
 int zc__rxring_init(struct zc_reactor *r)
 {
 	struct io_uring_buf_reg reg = { 0 };
@@ -57,12 +68,7 @@ int zc__rxring_init(struct zc_reactor *r)
 	return 0;
 
 err_free:
-	free(r->br_bufs);
-	free(r->br_free);
-	r->br_bufs = NULL;
-	r->br_free = NULL;
-	munmap(r->br, r->br_map_len);
-	r->br = NULL;
+	rxring_unmap(r);
 	return ret;
 }
 
@@ -117,12 +123,7 @@ void zc__rxring_fini(struct zc_reactor *r)
 	for (i = 0; i < r->br_entries; i++)
 		if (r->br_bufs[i])
 			zc_buf_put(r->br_bufs[i]);
-	free(r->br_bufs);
-	free(r->br_free);
-	r->br_bufs = NULL;
-	r->br_free = NULL;
-	munmap(r->br, r->br_map_len);
-	r->br = NULL;
+	rxring_unmap(r);
 }
 
 /* -------------------------------------------------------------------------
