@@ -81,6 +81,21 @@ Test(limits, deadline_and_cancel_reach_handler, .timeout = 60)
 				   NULL), 0);
 	cr_assert(rt_wait(&t, 3, 10));
 	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_DEADLINE_EXCEEDED]), 2);
+	/*
+	 * The server's deadline runs from the request's arrival, so it lags
+	 * the client's timer by the transit.  Once the server holds the call
+	 * (in flight: the blocked one and this one), waiting past its 30 ms
+	 * budget makes it certainly expired when the worker takes it, so the
+	 * client's cancel cannot be what drops it.
+	 */
+	for (int i = 0; i < 5000; i++) {
+		zc_rpc_server_stats(e.srv, &ss);
+		if (ss.inflight == 2)
+			break;
+		usleep(1000);
+	}
+	cr_assert_eq(ss.inflight, 2);
+	usleep(40000);
 	atomic_store(&park.open, true);
 	cr_assert(rt_wait(&t, 4, 10));
 	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), 1);
