@@ -318,8 +318,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "RESULT util=%.4f busy_s=%.6f proc_s=%.6f ncpus=%u cpus=%s "
 		 "sent=%llu recv=%llu trans=%llu zc_sends=%llu "
 		 "notifications=%llu copied_notifications=%llu "
-		 "deferred_frees=%llu drains=%llu kicks=%llu rss0=%llu "
-		 "rss1=%llu errors=%u",
+		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
+		 "rss0=%llu rss1=%llu errors=%u",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -330,6 +330,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)k->copied_notifications,
 		 (unsigned long long)k->deferred_frees,
 		 (unsigned long long)k->drains, (unsigned long long)k->kicks,
+		 (unsigned long long)k->rx_enobufs,
 		 (unsigned long long)s->rss_start_kb,
 		 (unsigned long long)s->rss_end_kb, errors);
 }
@@ -376,6 +377,7 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	    get_u64(line, "deferred_frees", &k->deferred_frees) ||
 	    get_u64(line, "drains", &k->drains) ||
 	    get_u64(line, "kicks", &k->kicks) ||
+	    get_u64(line, "rx_enobufs", &k->rx_enobufs) ||
 	    get_u64(line, "rss0", &s->rss_start_kb) ||
 	    get_u64(line, "rss1", &s->rss_end_kb) ||
 	    get_u32(line, "errors", &err))

@@ -263,6 +263,7 @@ static int collect_fn(void *arg)
 	k.deferred_frees = st.pool.deferred;
 	k.drains = st.pool.drained;
 	k.kicks = st.pool.kicks;
+	k.rx_enobufs = st.rx_enobufs;
 	zp_counters_add(&ca->side->ctr, &k);
 	return 0;
 }

@@ -16,6 +16,7 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->deferred_frees += src->deferred_frees;
 	dst->drains += src->drains;
 	dst->kicks += src->kicks;
+	dst->rx_enobufs += src->rx_enobufs;
 }
 
 void zp_result_finish(struct zp_result *r)
@@ -137,7 +138,8 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   service_demand_us_per_kb {client, server},
  *   service_demand_us_per_tran {client, server},
  *   counters {zc_sends, notifications, copied_notifications,
- *             deferred_frees, drains, kicks} (both sides summed),
+ *             deferred_frees, drains, kicks, rx_enobufs} (both sides
+ *             summed),
  *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
  *           free, consumer_cpu, rxbuf, poll_us, cc, requested_seconds},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
@@ -164,12 +166,13 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 {
 	fprintf(f, "{\"zc_sends\":%llu,\"notifications\":%llu,"
 		   "\"copied_notifications\":%llu,\"deferred_frees\":%llu,"
-		   "\"drains\":%llu,\"kicks\":%llu}",
+		   "\"drains\":%llu,\"kicks\":%llu,\"rx_enobufs\":%llu}",
 		(unsigned long long)k->zc_sends,
 		(unsigned long long)k->notifications,
 		(unsigned long long)k->copied_notifications,
 		(unsigned long long)k->deferred_frees,
-		(unsigned long long)k->drains, (unsigned long long)k->kicks);
+		(unsigned long long)k->drains, (unsigned long long)k->kicks,
+		(unsigned long long)k->rx_enobufs);
 }
 
 static void json_side(FILE *f, const struct zp_side *s)
@@ -253,14 +256,14 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 			   "cpu_util_client,cpu_util_server,sd_client_us_per_kb,"
 			   "sd_server_us_per_kb,zc_sends,notifications,"
 			   "copied_notifications,deferred_frees,drains,kicks,"
-			   "msg_size,req_size,resp_size,conns,depth,reactors,"
+			   "rx_enobufs,msg_size,req_size,resp_size,conns,depth,reactors,"
 			   "send,free,consumer_cpu,rxbuf,poll_us,cc\n");
 	fprintf(f, "%s,", zp_test_name(c->test));
 	/* Labels are ours and never hold a comma; keep it that way. */
 	for (p = r->label; *p; p++)
 		fputc(*p == ',' ? ';' : *p, f);
 	fprintf(f, ",%.6f,%llu,%.4f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
-		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,"
+		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
 		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s\n",
 		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
 		(unsigned long long)r->transactions, r->transactions_per_s,
@@ -271,7 +274,7 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 		(unsigned long long)k.copied_notifications,
 		(unsigned long long)k.deferred_frees,
 		(unsigned long long)k.drains, (unsigned long long)k.kicks,
-		c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
+		(unsigned long long)k.rx_enobufs, c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
 		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
 		c->consumer_cpu, c->rxbuf, c->poll_us, c->cc);
 }

@@ -30,6 +30,7 @@ struct zp_counters {
 	uint64_t deferred_frees;       /* receive buffers freed off-owner */
 	uint64_t drains;               /* buffers taken back by drains */
 	uint64_t kicks;                /* owner wake-ups from a full defer list */
+	uint64_t rx_enobufs;           /* receives ended by an empty buffer ring */
 };
 
 struct zp_side {
