@@ -413,19 +413,6 @@ Test(defer, alloc_reclaims_but_never_runs_callbacks)
  * while that is not empty.  Every buffer comes back exactly once, and the
  * pool does not grow.
  */
-struct drop_n {
-	struct zc_buf **b;
-	unsigned n;
-};
-
-static void drop_n_cb(void *p)
-{
-	struct drop_n *d = p;
-
-	for (unsigned i = 0; i < d->n; i++)
-		zc_buf_put(d->b[i]);
-}
-
 static int cmp_ptr(const void *a, const void *b)
 {
 	uintptr_t x = (uintptr_t)*(void *const *)a;
@@ -447,9 +434,7 @@ Test(defer, drained_lists_are_adopted_whole)
 	/* Keep the free list non-empty so every drain must file its list. */
 	zc_buf_put(b[0]);
 	for (unsigned r = 0; r < ROUNDS; r++) {
-		struct drop_n d = { .b = &b[1 + r * PER_ROUND], .n = PER_ROUND };
-
-		on_thread(drop_n_cb, &d);
+		remote_put(&b[1 + r * PER_ROUND], PER_ROUND);
 		cr_assert_eq(zc_pool_drain(pool), PER_ROUND);
 	}
 	cr_assert_eq(stats_of(pool).drained, ROUNDS * PER_ROUND);

@@ -35,6 +35,21 @@ static bool cancelled_seen(void *arg)
 	return zc_rpc_call_cancelled(arg);
 }
 
+/* rt_wait_for() predicate: the server has exactly @n calls in flight. */
+struct inflight_is {
+	struct zc_rpc_server *srv;
+	uint64_t n;
+};
+
+static bool server_inflight_is(void *arg)
+{
+	const struct inflight_is *w = arg;
+	struct zc_rpc_server_stats ss;
+
+	zc_rpc_server_stats(w->srv, &ss);
+	return ss.inflight == w->n;
+}
+
 Test(limits, deadline_and_cancel_reach_handler, .timeout = 60)
 {
 	struct rt_opts o = { .sc = { .workers = 1 }, .setup = setup };
@@ -88,24 +103,15 @@ Test(limits, deadline_and_cancel_reach_handler, .timeout = 60)
 	 * budget makes it certainly expired when the worker takes it, so the
 	 * client's cancel cannot be what drops it.
 	 */
-	for (int i = 0; i < 5000; i++) {
-		zc_rpc_server_stats(e.srv, &ss);
-		if (ss.inflight == 2)
-			break;
-		usleep(1000);
-	}
-	cr_assert_eq(ss.inflight, 2);
+	cr_assert(rt_wait_for(server_inflight_is,
+			      &(struct inflight_is){ e.srv, 2 }, 5));
 	usleep(40000);
 	atomic_store(&park.open, true);
 	cr_assert(rt_wait(&t, 4, 10));
 	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), 1);
 	/* The server answers the expired call itself; wait for that. */
-	for (int i = 0; i < 5000; i++) {
-		zc_rpc_server_stats(e.srv, &ss);
-		if (!ss.inflight)
-			break;
-		usleep(1000);
-	}
+	rt_wait_for(server_inflight_is, &(struct inflight_is){ e.srv, 0 }, 5);
+	zc_rpc_server_stats(e.srv, &ss);
 	cr_assert_eq(ss.expired_queued, 1);
 	cr_assert_eq(atomic_load(&park.runs), 3, "expired call ran");
 	/* Two cancels found their call; the expired one's may too, if it
