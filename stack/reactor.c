@@ -16,7 +16,6 @@
 
 #define ZC__SQ_DEFAULT 256u
 #define ZC__RXBUF_DEFAULT (64u * 1024)
-#define ZC__RXRING_DEFAULT 128u
 #define ZC__POOL_MIN (64ull << 20)
 #define ZC__SNDQ_DEFAULT (4u << 20)
 #define ZC__BATCH 64u
@@ -88,7 +87,12 @@ static int apply_defaults(struct zc_reactor_config *c)
 	    c->rxbuf_size % 4096)
 		return -EINVAL;
 	if (!c->rx_ring_entries) {
-		c->rx_ring_entries = ZC__RXRING_DEFAULT;
+		/* The largest power of two whose bytes fit the default. */
+		c->rx_ring_entries = ZC_RX_RING_ENTRIES_MIN;
+		while (c->rx_ring_entries < 32768 &&
+		       (size_t)c->rx_ring_entries * 2 * c->rxbuf_size <=
+			       ZC_RX_RING_BYTES_DEFAULT)
+			c->rx_ring_entries *= 2;
 		while (c->pool_bytes && c->rx_ring_entries > 4 &&
 		       (size_t)c->rx_ring_entries * c->rxbuf_size * 4 >
 			       c->pool_bytes)

@@ -209,6 +209,9 @@ const char *zp_cfg_check(const struct zp_test_cfg *cfg)
 	if (cfg->rxbuf && (cfg->rxbuf < ZC_BUF_SIZE_MIN ||
 			   cfg->rxbuf > ZC_BUF_SIZE_MAX || cfg->rxbuf % 4096))
 		return "--rxbuf: a multiple of 4K from 4K to 256K";
+	if (cfg->rxring && (cfg->rxring > 32768 ||
+			    (cfg->rxring & (cfg->rxring - 1))))
+		return "--rxring: a power of two from 1 to 32768";
 	if (cfg->poll_us > 1000000)
 		return "--poll: at most 1000000 us";
 	if (cfg->consumer_cpu >= CPU_SETSIZE)
@@ -253,6 +256,8 @@ void zp_usage(FILE *f)
 "      --consumer-cpu N    consume received data on a thread on CPU N, not on the\n"
 "                          receiving reactor (the RFS case) (default: off)\n"
 "      --rxbuf SIZE        receive buffer size, 4K to 256K (default: stack's)\n"
+"      --rxring N          buffers in the receive ring, a power of two\n"
+"                          (default: stack's, 1 MiB worth)\n"
 "      --poll USEC         busy-poll reactors up to USEC before sleeping (default 0)\n"
 "      --cc NAME           TCP congestion control per socket, e.g. cubic (default: system)\n"
 "      --json              one JSON object per test, one per line\n"
@@ -268,6 +273,7 @@ enum {
 	OPT_FREE,
 	OPT_CONSUMER_CPU,
 	OPT_RXBUF,
+	OPT_RXRING,
 	OPT_POLL,
 	OPT_CC,
 	OPT_ECHO,
@@ -293,6 +299,7 @@ static const struct option long_opts[] = {
 	{ "free", required_argument, NULL, OPT_FREE },
 	{ "consumer-cpu", required_argument, NULL, OPT_CONSUMER_CPU },
 	{ "rxbuf", required_argument, NULL, OPT_RXBUF },
+	{ "rxring", required_argument, NULL, OPT_RXRING },
 	{ "poll", required_argument, NULL, OPT_POLL },
 	{ "cc", required_argument, NULL, OPT_CC },
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -440,6 +447,12 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 				      &cfg->rxbuf) || cfg->rxbuf % 4096)
 				return bad("--rxbuf", optarg,
 					   "a multiple of 4K from 4K to 256K");
+			break;
+		case OPT_RXRING:
+			if (parse_u32(optarg, 1, 32768, &cfg->rxring) ||
+			    (cfg->rxring & (cfg->rxring - 1)))
+				return bad("--rxring", optarg,
+					   "a power of two from 1 to 32768");
 			break;
 		case OPT_POLL:
 			if (parse_u32(optarg, 0, 1000000, &cfg->poll_us))

@@ -55,7 +55,7 @@ static const char *free_name(int mode)
 static void print_config(FILE *f, const struct zp_result *r)
 {
 	const struct zp_test_cfg *c = &r->cfg;
-	char msg[16], req[16], resp[16], rx[16], cons[16];
+	char msg[16], req[16], resp[16], rx[16], ring[16], cons[16];
 
 	zp_format_size(c->msg_size, msg, sizeof(msg));
 	zp_format_size(c->req_size, req, sizeof(req));
@@ -64,6 +64,10 @@ static void print_config(FILE *f, const struct zp_result *r)
 		zp_format_size(c->rxbuf, rx, sizeof(rx));
 	else
 		strcpy(rx, "default");
+	if (c->rxring)
+		snprintf(ring, sizeof(ring), "%u", c->rxring);
+	else
+		strcpy(ring, "default");
 	if (c->consumer_cpu >= 0)
 		snprintf(cons, sizeof(cons), "cpu %d", c->consumer_cpu);
 	else
@@ -80,8 +84,8 @@ static void print_config(FILE *f, const struct zp_result *r)
 		fprintf(f, "  depth %u", c->depth);
 	fprintf(f, "  reactors %u  cpus client %s server %s\n", c->reactors,
 		r->client.cpus, r->server.cpus);
-	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  poll %u us  cc %s\n\n",
-		zp_send_name(c->send), free_name(c->free_mode), cons, rx,
+	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  rxring %s  poll %u us  cc %s\n\n",
+		zp_send_name(c->send), free_name(c->free_mode), cons, rx, ring,
 		c->poll_us, c->cc[0] ? c->cc : "default");
 }
 
@@ -225,10 +229,10 @@ static void report_json(FILE *f, const struct zp_result *r)
 	fprintf(f, ",\"config\":{\"msg_size\":%u,\"req_size\":%u,"
 		   "\"resp_size\":%u,\"conns\":%u,\"depth\":%u,\"reactors\":%u,"
 		   "\"send\":\"%s\",\"free\":\"%s\",\"consumer_cpu\":%d,"
-		   "\"rxbuf\":%u,\"poll_us\":%u,\"cc\":",
+		   "\"rxbuf\":%u,\"rxring\":%u,\"poll_us\":%u,\"cc\":",
 		c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
 		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
-		c->consumer_cpu, c->rxbuf, c->poll_us);
+		c->consumer_cpu, c->rxbuf, c->rxring, c->poll_us);
 	json_str(f, c->cc);
 	fprintf(f, ",\"requested_seconds\":%.3f},\"client\":", c->seconds);
 	json_side(f, &r->client);
@@ -257,14 +261,14 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 			   "sd_server_us_per_kb,zc_sends,notifications,"
 			   "copied_notifications,deferred_frees,drains,kicks,"
 			   "rx_enobufs,msg_size,req_size,resp_size,conns,depth,reactors,"
-			   "send,free,consumer_cpu,rxbuf,poll_us,cc\n");
+			   "send,free,consumer_cpu,rxbuf,poll_us,cc,rxring\n");
 	fprintf(f, "%s,", zp_test_name(c->test));
 	/* Labels are ours and never hold a comma; keep it that way. */
 	for (p = r->label; *p; p++)
 		fputc(*p == ',' ? ';' : *p, f);
 	fprintf(f, ",%.6f,%llu,%.4f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
 		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
-		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s\n",
+		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u\n",
 		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
 		(unsigned long long)r->transactions, r->transactions_per_s,
 		l->p50, l->p90, l->p99, l->p999, l->max, r->client.cpu.util,
@@ -276,7 +280,7 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 		(unsigned long long)k.drains, (unsigned long long)k.kicks,
 		(unsigned long long)k.rx_enobufs, c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
 		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
-		c->consumer_cpu, c->rxbuf, c->poll_us, c->cc);
+		c->consumer_cpu, c->rxbuf, c->poll_us, c->cc, c->rxring);
 }
 
 void zp_report(FILE *f, enum zp_output out, const struct zp_result *r,

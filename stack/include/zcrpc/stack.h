@@ -149,7 +149,13 @@ struct zc_reactor_config {
 	 * in [ZC_BUF_SIZE_MIN, ZC_BUF_SIZE_MAX]. [64 KiB] */
 	size_t rxbuf_size;
 	/* Buffers in the provided-buffer ring, a power of two <= 32768.
-	 * [128, fewer if the pool cannot hold 4x the ring] */
+	 * The ring is consumed in order, so every buffer in it is written
+	 * once per lap: its bytes are the receive path's cache footprint.
+	 * Fewer, cache-resident buffers copy faster than many cold ones
+	 * (docs/BENCHMARKS.md, "Receive ring depth"); raise it for many
+	 * connections that each hold received buffers for long.
+	 * [as many as fit ZC_RX_RING_BYTES_DEFAULT, at least
+	 *  ZC_RX_RING_ENTRIES_MIN; fewer if the pool cannot hold 4x the ring] */
 	unsigned rx_ring_entries;
 	/* Byte cap of the reactor's pool (receive and send buffers).
 	 * [max(64 MiB, 4 x rx_ring_entries x rxbuf_size)] */
@@ -183,6 +189,11 @@ struct zc_reactor_config {
 	/* ZC_REACTOR_* flags. [0] */
 	unsigned flags;
 };
+
+/* Default bytes of the receive ring (16 x 64 KiB, 256 x 4 KiB) and the
+ * fewest buffers a default ring holds (8 x 256 KiB). */
+#define ZC_RX_RING_BYTES_DEFAULT (1u << 20)
+#define ZC_RX_RING_ENTRIES_MIN 8u
 
 /* Measured default zero-copy threshold for AUTO mode (bytes). */
 #define ZC_ZC_THRESHOLD_DEFAULT (16u * 1024)
