@@ -65,9 +65,7 @@ static void wake(struct zp_consumer *q)
 	}
 }
 
-/* Read one word per cache line: the data crosses to this CPU, as it would
- * for an application that parses it. */
-static uint64_t read_chain(const struct zc_chain *c)
+uint64_t zp_chain_touch(const struct zc_chain *c)
 {
 	uint64_t sum = 0;
 	unsigned i;
@@ -135,7 +133,7 @@ void zp_item_cache_fini(struct zp_item_cache *ic)
 
 static void process(struct zp_consumer *q, struct zp_item *it)
 {
-	q->checksum += read_chain(&it->data);
+	q->checksum += zp_chain_touch(&it->data);
 	zc_chain_release(&it->data);
 	zc_conn_recv_done(it->c, it->len);
 	zc_conn_put(it->c);

@@ -37,6 +37,11 @@ struct zp_item_cache {
 /* Free every node; after zp_consumer_stop(). */
 void zp_item_cache_fini(struct zp_item_cache *ic);
 
+/* Read one word per cache line of @c, as an application parsing it would:
+ * the data crosses to the calling CPU.  Returns their sum, for the caller
+ * to keep so that the reads cannot be optimised out.  @c stays the
+ * caller's. */
+uint64_t zp_chain_touch(const struct zc_chain *c);
 /* Start the thread pinned to @cpu.  0 or -errno. */
 int zp_consumer_start(struct zp_consumer **out, int cpu);
 /*

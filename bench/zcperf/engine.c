@@ -379,7 +379,7 @@ static int engine_create(struct zp_engine **out,
 		ret = -ENOMEM;
 		goto err;
 	}
-	if (zp_side_consumes(cfg, server)) {
+	if (zp_side_consumes(cfg, server) && !e->rpc) {
 		ret = zp_consumer_start(&e->consumer, cfg->consumer_cpu);
 		if (ret)
 			goto err;
@@ -442,8 +442,13 @@ static void engine_destroy(struct zp_engine *e)
 	/* Aborted connections still owe their on_close; give them a moment
 	 * so their frees and counts land before the reactors go. */
 	zp_latch_wait(&e->closed, atomic_load(&e->created), 2000);
-	if (e->consumer)
-		zp_consumer_stop(e->consumer);
+	if (e->consumer) {
+		uint64_t sum = zp_consumer_stop(e->consumer);
+
+		if (e->verbose)
+			fprintf(stderr, "zcperf: consumer read sum %llx\n",
+				(unsigned long long)sum);
+	}
 	for (i = 0; i < e->n; i++) {
 		int tries = 0, ret;
 

@@ -109,13 +109,16 @@ static inline bool zp_test_is_rpc(enum zp_test t)
 	return t == ZP_RPC_RR || t == ZP_RPC_STREAM;
 }
 
-/* Does this side run a consumer thread (--consumer-cpu on a side that
- * receives the test's data)? */
+/* Does this side consume on --consumer-cpu (a consumer thread on a side
+ * that receives the test's TCP data; the RPC server's handlers run on a
+ * worker thread there)? */
 static inline bool zp_side_consumes(const struct zp_test_cfg *cfg,
 				    bool server)
 {
-	if (cfg->consumer_cpu < 0 || zp_test_is_rpc(cfg->test))
+	if (cfg->consumer_cpu < 0)
 		return false;
+	if (zp_test_is_rpc(cfg->test))
+		return server;
 	if (cfg->test == ZP_TCP_STREAM)
 		return server;
 	if (cfg->test == ZP_TCP_MAERTS)

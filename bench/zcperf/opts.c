@@ -216,10 +216,6 @@ const char *zp_cfg_check(const struct zp_test_cfg *cfg)
 		return "--poll: at most 1000000 us";
 	if (cfg->consumer_cpu >= CPU_SETSIZE)
 		return "--consumer-cpu: no such CPU";
-	if (cfg->consumer_cpu >= 0 &&
-	    (cfg->test == ZP_RPC_RR || cfg->test == ZP_RPC_STREAM))
-		return "--consumer-cpu: applies to the TCP_* tests (RPC "
-		       "handlers run on the rpc server's own threads)";
 	if (zc_free_mode_name((enum zc_free_mode)cfg->free_mode) == NULL)
 		return "--free: owner, local or locked";
 	return NULL;
@@ -254,7 +250,8 @@ void zp_usage(FILE *f)
 "                          to the owner's deferred list, to malloc on the consuming\n"
 "                          CPU, or through a locked pool (default owner)\n"
 "      --consumer-cpu N    consume received data on a thread on CPU N, not on the\n"
-"                          receiving reactor (the RFS case) (default: off)\n"
+"                          receiving reactor (the RFS case); RPC tests: the\n"
+"                          server's handler runs on a worker there (default: off)\n"
 "      --rxbuf SIZE        receive buffer size, 4K to 256K (default: stack's)\n"
 "      --rxring N          buffers in the receive ring, a power of two\n"
 "                          (default: stack's, 1 MiB worth)\n"

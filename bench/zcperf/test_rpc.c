@@ -6,7 +6,11 @@
  * answer sizes are equal the client calls the built-in echo method, which
  * answers with the request's own receive-buffer views (the zero-copy echo
  * path); otherwise it calls SIZED, registered here, which answers with a
- * clone of a RESP-byte template of the reactor's pool.
+ * clone of a RESP-byte template of the reactor's pool.  With
+ * --consumer-cpu N the client calls CONSUME instead, a WORKER method on a
+ * server worker pinned to CPU N: it reads the request there and releases
+ * it there (the RFS case: request buffers go home to the receiving
+ * reactor's pool by --free), then answers like SIZED.
  *
  * Client: one zc_rpc_client per reactor, the -P connections spread over
  * them, and -d "slots" per connection: a slot is one call kept in flight,
@@ -23,10 +27,12 @@
 
 #include <zcrpc/zcrpc.h>
 
+#include "consumer.h"
 #include "cpu.h"
 #include "engine.h"
 
 #define ZP_METHOD_SIZED (ZC_RPC_METHOD_USER + 1)
+#define ZP_METHOD_CONSUME (ZC_RPC_METHOD_USER + 2)
 #define RPC_CONNECT_TIMEOUT_MS 5000u
 
 struct rpc_cctx;
@@ -53,6 +59,8 @@ struct zp_rpc {
 	uint32_t method;
 	uint32_t req_len;
 	uint32_t resp_len;
+	/* What CONSUME read (see zp_chain_touch()); the worker's only. */
+	uint64_t consumed;
 };
 
 static uint32_t msg_max(const struct zp_rpc *p)
@@ -76,8 +84,12 @@ int zp_rpc_create(struct zp_engine *e)
 		p->req_len = e->cfg.req_size;
 		p->resp_len = e->cfg.resp_size;
 	}
-	p->method = p->req_len == p->resp_len ? ZC_RPC_METHOD_ECHO
-					      : ZP_METHOD_SIZED;
+	if (e->cfg.consumer_cpu >= 0)
+		p->method = ZP_METHOD_CONSUME;
+	else if (p->req_len == p->resp_len)
+		p->method = ZC_RPC_METHOD_ECHO;
+	else
+		p->method = ZP_METHOD_SIZED;
 	e->rpc = p;
 	return 0;
 }
@@ -89,6 +101,9 @@ void zp_rpc_free(struct zp_engine *e)
 
 	if (!p)
 		return;
+	if (e->verbose && p->method == ZP_METHOD_CONSUME)
+		fprintf(stderr, "zcperf: consume handler read sum %llx\n",
+			(unsigned long long)p->consumed);
 	if (p->cc) {
 		for (i = 0; i < e->cfg.reactors; i++)
 			free(p->cc[i].slots);
@@ -106,9 +121,9 @@ int zp_rpc_prepare(struct zp_rctx *rx)
 
 	if (!e->server)
 		return zp_tmpl_make(rx, p->req_len);
-	if (p->method == ZP_METHOD_SIZED)
-		return zp_tmpl_make(rx, p->resp_len);
-	return 0;
+	if (p->method == ZC_RPC_METHOD_ECHO)
+		return 0;
+	return zp_tmpl_make(rx, p->resp_len);
 }
 
 /* ------------------------------------------------------------------------
@@ -125,7 +140,8 @@ static struct zp_rctx *rctx_of(struct zp_engine *e, struct zc_reactor *r)
 	return NULL;
 }
 
-/* INLINE handler: runs on the reactor that received the request. */
+/* INLINE handler, or the tail of consume_handler() on a worker: the
+ * template is read-only once prepared, so any thread may clone it. */
 static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
 			  void *arg)
 {
@@ -139,6 +155,16 @@ static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
 		return;
 	}
 	zc_rpc_reply(call, &resp);
+}
+
+/* WORKER handler: the request is read and released on the worker's CPU. */
+static void consume_handler(struct zc_rpc_call *call, struct zc_chain *req,
+			    void *arg)
+{
+	struct zp_engine *e = arg;
+
+	e->rpc->consumed += zp_chain_touch(req);
+	sized_handler(call, req, arg);
 }
 
 int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
@@ -160,17 +186,24 @@ int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
 	sc.reactors = rs;
 	sc.nreactors = e->n;
 	sc.max_message = msg_max(p);
+	if (p->method == ZP_METHOD_CONSUME) {
+		sc.workers = 1;
+		sc.worker_cpus = &e->cfg.consumer_cpu;
+	}
 	ret = zc_rpc_server_create(&sc, &p->srv);
 	if (ret) {
 		fprintf(stderr, "zcperf: rpc server: %s\n", strerror(-ret));
 		return ret;
 	}
-	if (p->method == ZP_METHOD_SIZED) {
+	if (p->method == ZP_METHOD_SIZED)
 		ret = zc_rpc_server_register(p->srv, ZP_METHOD_SIZED, "sized",
 					     ZC_RPC_INLINE, 0, sized_handler, e);
-		if (ret)
-			goto err;
-	}
+	else if (p->method == ZP_METHOD_CONSUME)
+		ret = zc_rpc_server_register(p->srv, ZP_METHOD_CONSUME,
+					     "consume", ZC_RPC_WORKER, 0,
+					     consume_handler, e);
+	if (ret)
+		goto err;
 	ret = zc_rpc_server_listen(p->srv, addr, len);
 	if (ret)
 		goto err;

@@ -360,6 +360,31 @@ Test(bench, rpc_rr)
 	server_stop(&s);
 }
 
+/* --consumer-cpu: the server's handler reads and releases each request on
+ * a worker thread; in owner mode those releases go home deferred. */
+Test(bench, rpc_rr_consumer_each_free_mode)
+{
+	static const char *const modes[] = { "owner", "local" };
+	struct server s;
+	struct json_doc d;
+	unsigned i;
+
+	server_start(&s, "-s");
+	for (i = 0; i < 2; i++) {
+		const char *extra[] = { "-r", "64,64", "-P", "2", "-d", "8",
+					"--free", modes[i], "--consumer-cpu",
+					"0", NULL };
+
+		client(&s, "RPC_RR", extra, &d);
+		check_rr(&d, 64, 64);
+		if (!strcmp(modes[i], "owner"))
+			cr_assert_gt(num(&d, "counters.deferred_frees"), 0);
+		else
+			cr_assert_eq(num(&d, "counters.deferred_frees"), 0);
+	}
+	server_stop(&s);
+}
+
 Test(bench, rpc_stream)
 {
 	const char *extra[] = { "-m", "256K", NULL };

@@ -148,7 +148,8 @@ Test(opts, command_line)
 	cr_assert_eq(parse(&o, 5, short_run), -EINVAL);
 	cr_assert_eq(parse(&o, 3, rxbuf), -EINVAL);
 	cr_assert_eq(parse(&o, 3, rxring), -EINVAL);
-	cr_assert_eq(parse(&o, 5, rpc_cons), -EINVAL);
+	cr_assert_eq(parse(&o, 5, rpc_cons), 0);
+	cr_assert_eq(o.cfg.consumer_cpu, 1);
 	cr_assert_eq(parse(&o, 1, tour), 0);
 	cr_assert_eq(o.role, ZP_ROLE_LOCAL);
 	cr_assert_eq(o.test_given, false);
