@@ -322,6 +322,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "sent=%llu recv=%llu trans=%llu zc_sends=%llu "
 		 "notifications=%llu copied_notifications=%llu "
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
+		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
 		 "rss0=%llu rss1=%llu errors=%u",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
@@ -334,6 +335,10 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)k->deferred_frees,
 		 (unsigned long long)k->drains, (unsigned long long)k->kicks,
 		 (unsigned long long)k->rx_enobufs,
+		 (unsigned long long)k->tcp_busy_us,
+		 (unsigned long long)k->tcp_rwnd_limited_us,
+		 (unsigned long long)k->tcp_sndbuf_limited_us,
+		 (unsigned long long)k->tcp_retrans,
 		 (unsigned long long)s->rss_start_kb,
 		 (unsigned long long)s->rss_end_kb, errors);
 }
@@ -381,6 +386,10 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	    get_u64(line, "drains", &k->drains) ||
 	    get_u64(line, "kicks", &k->kicks) ||
 	    get_u64(line, "rx_enobufs", &k->rx_enobufs) ||
+	    get_u64(line, "tcp_busy", &k->tcp_busy_us) ||
+	    get_u64(line, "tcp_rwnd", &k->tcp_rwnd_limited_us) ||
+	    get_u64(line, "tcp_sndbuf", &k->tcp_sndbuf_limited_us) ||
+	    get_u64(line, "tcp_retrans", &k->tcp_retrans) ||
 	    get_u64(line, "rss0", &s->rss_start_kb) ||
 	    get_u64(line, "rss1", &s->rss_end_kb) ||
 	    get_u32(line, "errors", &err))

@@ -257,6 +257,7 @@ static int collect_fn(void *arg)
 	if (ca->hist)
 		zp_hist_merge(ca->hist, rx->hist);
 	zc_reactor_stats(rx->r, &st);
+	k = rx->tcp;
 	k.zc_sends = st.tx_zc;
 	k.notifications = st.notifs;
 	k.copied_notifications = st.notifs_copied;

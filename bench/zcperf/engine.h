@@ -60,6 +60,7 @@ struct zp_rctx {
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
 	uint64_t transactions;
+	struct zp_counters tcp;   /* only its tcp_* fields: zp_note_tcp_info() */
 	struct zp_item_cache items; /* hand-off nodes to the consumer */
 };
 
@@ -200,6 +201,9 @@ int zp_send_tmpl(struct zp_conn *pc, void (*done)(void *arg, int err),
 void zp_conn_link(struct zp_rctx *rx, struct zp_conn *pc);
 /* Count received bytes and let go of @data (consumer or at once). */
 void zp_consume(struct zp_conn *pc, struct zc_chain *data);
+/* Add @pc's TCP_INFO (sender's view: busy, window- and send-buffer-
+ * limited time, retransmits) to @pc->rx->tcp. */
+void zp_note_tcp_info(struct zp_conn *pc);
 /* Fill rx->tmpl with @len bytes of fresh pool buffers. */
 int zp_tmpl_make(struct zp_rctx *rx, uint32_t len);
 /* Common callbacks. */

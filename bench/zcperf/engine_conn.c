@@ -5,9 +5,12 @@
  * and the connection callbacks common to every family.
  */
 #include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "consumer.h"
 #include "engine.h"
@@ -47,6 +50,22 @@ int zp_tmpl_make(struct zp_rctx *rx, uint32_t len)
 err:
 	zc_chain_release(t);
 	return ret;
+}
+
+void zp_note_tcp_info(struct zp_conn *pc)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	struct zp_counters *t = &pc->rx->tcp;
+
+	memset(&ti, 0, sizeof(ti));
+	/* Best effort: a connection already gone adds nothing. */
+	if (getsockopt(zc_conn_fd(pc->c), IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return;
+	t->tcp_busy_us += ti.tcpi_busy_time;
+	t->tcp_rwnd_limited_us += ti.tcpi_rwnd_limited;
+	t->tcp_sndbuf_limited_us += ti.tcpi_sndbuf_limited;
+	t->tcp_retrans += ti.tcpi_total_retrans;
 }
 
 int zp_send_tmpl(struct zp_conn *pc, void (*done)(void *arg, int err),

@@ -17,6 +17,10 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->drains += src->drains;
 	dst->kicks += src->kicks;
 	dst->rx_enobufs += src->rx_enobufs;
+	dst->tcp_busy_us += src->tcp_busy_us;
+	dst->tcp_rwnd_limited_us += src->tcp_rwnd_limited_us;
+	dst->tcp_sndbuf_limited_us += src->tcp_sndbuf_limited_us;
+	dst->tcp_retrans += src->tcp_retrans;
 }
 
 void zp_result_finish(struct zp_result *r)
@@ -142,8 +146,9 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   service_demand_us_per_kb {client, server},
  *   service_demand_us_per_tran {client, server},
  *   counters {zc_sends, notifications, copied_notifications,
- *             deferred_frees, drains, kicks, rx_enobufs} (both sides
- *             summed),
+ *             deferred_frees, drains, kicks, rx_enobufs, tcp_busy_us,
+ *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans}
+ *             (both sides summed),
  *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
  *           free, consumer_cpu, rxbuf, poll_us, cc, requested_seconds},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
@@ -170,13 +175,19 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 {
 	fprintf(f, "{\"zc_sends\":%llu,\"notifications\":%llu,"
 		   "\"copied_notifications\":%llu,\"deferred_frees\":%llu,"
-		   "\"drains\":%llu,\"kicks\":%llu,\"rx_enobufs\":%llu}",
+		   "\"drains\":%llu,\"kicks\":%llu,\"rx_enobufs\":%llu,"
+		   "\"tcp_busy_us\":%llu,\"tcp_rwnd_limited_us\":%llu,"
+		   "\"tcp_sndbuf_limited_us\":%llu,\"tcp_retrans\":%llu}",
 		(unsigned long long)k->zc_sends,
 		(unsigned long long)k->notifications,
 		(unsigned long long)k->copied_notifications,
 		(unsigned long long)k->deferred_frees,
 		(unsigned long long)k->drains, (unsigned long long)k->kicks,
-		(unsigned long long)k->rx_enobufs);
+		(unsigned long long)k->rx_enobufs,
+		(unsigned long long)k->tcp_busy_us,
+		(unsigned long long)k->tcp_rwnd_limited_us,
+		(unsigned long long)k->tcp_sndbuf_limited_us,
+		(unsigned long long)k->tcp_retrans);
 }
 
 static void json_side(FILE *f, const struct zp_side *s)
@@ -261,14 +272,16 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 			   "sd_server_us_per_kb,zc_sends,notifications,"
 			   "copied_notifications,deferred_frees,drains,kicks,"
 			   "rx_enobufs,msg_size,req_size,resp_size,conns,depth,reactors,"
-			   "send,free,consumer_cpu,rxbuf,poll_us,cc,rxring\n");
+			   "send,free,consumer_cpu,rxbuf,poll_us,cc,rxring,"
+			   "tcp_busy_us,tcp_rwnd_limited_us,tcp_sndbuf_limited_us,"
+			   "tcp_retrans\n");
 	fprintf(f, "%s,", zp_test_name(c->test));
 	/* Labels are ours and never hold a comma; keep it that way. */
 	for (p = r->label; *p; p++)
 		fputc(*p == ',' ? ';' : *p, f);
 	fprintf(f, ",%.6f,%llu,%.4f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
 		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
-		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u\n",
+		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u,%llu,%llu,%llu,%llu\n",
 		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
 		(unsigned long long)r->transactions, r->transactions_per_s,
 		l->p50, l->p90, l->p99, l->p999, l->max, r->client.cpu.util,
@@ -280,7 +293,11 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 		(unsigned long long)k.drains, (unsigned long long)k.kicks,
 		(unsigned long long)k.rx_enobufs, c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
 		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
-		c->consumer_cpu, c->rxbuf, c->poll_us, c->cc, c->rxring);
+		c->consumer_cpu, c->rxbuf, c->poll_us, c->cc, c->rxring,
+		(unsigned long long)k.tcp_busy_us,
+		(unsigned long long)k.tcp_rwnd_limited_us,
+		(unsigned long long)k.tcp_sndbuf_limited_us,
+		(unsigned long long)k.tcp_retrans);
 }
 
 void zp_report(FILE *f, enum zp_output out, const struct zp_result *r,

@@ -31,6 +31,14 @@ struct zp_counters {
 	uint64_t drains;               /* buffers taken back by drains */
 	uint64_t kicks;                /* owner wake-ups from a full defer list */
 	uint64_t rx_enobufs;           /* receives ended by an empty buffer ring */
+	/* TCP_STREAM / TCP_MAERTS: the sender's TCP_INFO at the deadline,
+	 * summed over its connections (us, except tcp_retrans): time with
+	 * data in flight, and the parts of it held back by the receiver's
+	 * window or by the send buffer; segments retransmitted. */
+	uint64_t tcp_busy_us;
+	uint64_t tcp_rwnd_limited_us;
+	uint64_t tcp_sndbuf_limited_us;
+	uint64_t tcp_retrans;
 };
 
 struct zp_side {

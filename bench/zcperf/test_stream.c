@@ -82,6 +82,7 @@ static void stop(struct zp_conn *pc)
 	if (!is_sender(pc->rx->eng))
 		return;
 	pc->stopping = true;
+	zp_note_tcp_info(pc);
 	zc_conn_close(pc->c, ZC_CLOSE_GRACEFUL);
 }
 

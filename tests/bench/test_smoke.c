@@ -187,7 +187,10 @@ static const char *const required[] = {
 	"latency_us.p999", "latency_us.max", "cpu_util.client",
 	"cpu_util.server", "counters.zc_sends", "counters.notifications",
 	"counters.copied_notifications", "counters.deferred_frees",
-	"counters.drains", "counters.kicks", "client.bytes_sent",
+	"counters.drains", "counters.kicks", "counters.rx_enobufs",
+	"counters.tcp_busy_us", "counters.tcp_rwnd_limited_us",
+	"counters.tcp_sndbuf_limited_us", "counters.tcp_retrans",
+	"client.bytes_sent",
 	"client.bytes_received", "server.bytes_sent", "server.bytes_received",
 	"transactions", "client.rss_end_kb", "server.rss_end_kb",
 };
@@ -286,6 +289,11 @@ Test(bench, tcp_stream_each_send_mode)
 		cr_assert_eq(num(&d, "server.bytes_sent"), 0);
 		/* Whole messages only. */
 		cr_assert_eq(fmod(num(&d, "client.bytes_sent"), 65536), 0);
+		/* The sender's TCP_INFO: data was in flight, and the limited
+		 * times are parts of that time. */
+		cr_assert_gt(num(&d, "client.counters.tcp_busy_us"), 0);
+		cr_assert_leq(num(&d, "client.counters.tcp_rwnd_limited_us"),
+			      num(&d, "client.counters.tcp_busy_us"));
 		if (!strcmp(modes[i], "copy"))
 			cr_assert_eq(num(&d, "counters.zc_sends"), 0);
 		else

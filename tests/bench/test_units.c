@@ -223,6 +223,8 @@ Test(ctl, result_round_trip)
 	a.ctr.deferred_frees = 4;
 	a.ctr.drains = 5;
 	a.ctr.kicks = 6;
+	a.ctr.tcp_rwnd_limited_us = 8;
+	a.ctr.tcp_retrans = 9;
 	a.rss_start_kb = 1000;
 	a.rss_end_kb = 1024;
 	zp_ctl_fmt_side(&a, 7, line, sizeof(line));
@@ -235,6 +237,8 @@ Test(ctl, result_round_trip)
 	cr_assert_eq(b.bytes_received, 12345);
 	cr_assert_eq(b.transactions, 99);
 	cr_assert_eq(b.ctr.kicks, 6);
+	cr_assert_eq(b.ctr.tcp_rwnd_limited_us, 8);
+	cr_assert_eq(b.ctr.tcp_retrans, 9);
 	cr_assert_eq(b.ctr.copied_notifications, 3);
 	cr_assert_eq(b.rss_start_kb, 1000);
 	cr_assert_eq(b.rss_end_kb, 1024);
