@@ -19,12 +19,26 @@
 
 #include "internal.h"
 
+int zc__sock_bufs(struct zc_reactor *r, int fd)
+{
+	int snd = (int)r->cfg.sock_sndbuf, rcv = (int)r->cfg.sock_rcvbuf;
+
+	if (snd && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)))
+		return -errno;
+	if (rcv && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)))
+		return -errno;
+	return 0;
+}
+
 int zc__sock_setup(struct zc_reactor *r, int fd)
 {
-	int one = 1;
+	int one = 1, ret;
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		return -errno;
+	ret = zc__sock_bufs(r, fd);
+	if (ret)
+		return ret;
 	if (r->congestion &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, r->congestion,
 		       (socklen_t)strlen(r->congestion)))

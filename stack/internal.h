@@ -263,6 +263,9 @@ int zc__on_slab(void *arg, unsigned index, void *base, size_t len);
 /* conn.c */
 struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd);
 int zc__sock_setup(struct zc_reactor *r, int fd);
+/* SO_SNDBUF / SO_RCVBUF from the config (listeners: before listen(), so
+ * that accepted sockets inherit them).  0 or -errno. */
+int zc__sock_bufs(struct zc_reactor *r, int fd);
 void zc__conn_service(struct zc_conn *c);
 void zc__conn_fail(struct zc_conn *c, int err);
 void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe);

@@ -43,6 +43,9 @@ int zc_listen(struct zc_reactor *r, const struct sockaddr *addr,
 	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	ret = zc__sock_bufs(r, fd);
+	if (ret)
+		goto err_close;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    ((flags & ZC_LISTEN_REUSEPORT) &&
 	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||

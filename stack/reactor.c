@@ -4,6 +4,7 @@
  * work and wake-ups, spawn mode and teardown.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +114,8 @@ static int apply_defaults(struct zc_reactor_config *c)
 		c->zc_threshold = ZC_ZC_THRESHOLD_DEFAULT;
 	if (!c->sndq_max)
 		c->sndq_max = ZC__SNDQ_DEFAULT;
+	if (c->sock_sndbuf > INT_MAX || c->sock_rcvbuf > INT_MAX)
+		return -EINVAL;
 	return 0;
 }
 

@@ -231,12 +231,13 @@ void zp_ctl_fmt_cfg(const struct zp_test_cfg *cfg, const cpu_set_t *cpus,
 	snprintf(out, len,
 		 "ZCPERF 1 test=%s seconds=%.3f msg=%u req=%u resp=%u conns=%u "
 		 "depth=%u reactors=%u send=%s free=%s consumer=%d rxbuf=%u "
-		 "rxring=%u poll=%u cc=%s cpus=%s",
+		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s",
 		 zp_test_name(cfg->test), cfg->seconds, cfg->msg_size,
 		 cfg->req_size, cfg->resp_size, cfg->conns, cfg->depth,
 		 cfg->reactors, zp_send_name(cfg->send),
 		 zc_free_mode_name((enum zc_free_mode)cfg->free_mode),
-		 cfg->consumer_cpu, cfg->rxbuf, cfg->rxring, cfg->poll_us,
+		 cfg->consumer_cpu, cfg->rxbuf, cfg->rxring, cfg->sockbuf,
+		 cfg->poll_us,
 		 cfg->cc[0] ? cfg->cc : "-", cpulist);
 }
 
@@ -283,8 +284,9 @@ int zp_ctl_parse_cfg(const char *line, struct zp_test_cfg *cfg,
 	    get_u32(line, "rxbuf", &cfg->rxbuf) ||
 	    get_u32(line, "poll", &cfg->poll_us))
 		return -EINVAL;
-	/* Optional: clients before --rxring did not send it. */
-	if (get_u32(line, "rxring", &cfg->rxring) == -EINVAL)
+	/* Optional: clients before --rxring / --sockbuf did not send them. */
+	if (get_u32(line, "rxring", &cfg->rxring) == -EINVAL ||
+	    get_u32(line, "sockbuf", &cfg->sockbuf) == -EINVAL)
 		return -EINVAL;
 	if (zp_ctl_get(line, "send", v, sizeof(v)) ||
 	    zp_send_parse(v, &cfg->send))

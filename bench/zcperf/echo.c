@@ -85,6 +85,8 @@ int zp_echo_run(const struct zp_opts *o)
 	memset(&rc, 0, sizeof(rc));
 	rc.rxbuf_size = cfg->rxbuf;
 	rc.rx_ring_entries = cfg->rxring;
+	rc.sock_sndbuf = cfg->sockbuf;
+	rc.sock_rcvbuf = cfg->sockbuf;
 	rc.free_mode = (enum zc_free_mode)cfg->free_mode;
 	rc.busy_poll_us = cfg->poll_us;
 	rc.send_mode = cfg->send == ZP_SEND_ZC	   ? ZC_SEND_ZC

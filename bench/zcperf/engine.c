@@ -389,6 +389,8 @@ static int engine_create(struct zp_engine **out,
 	memset(&rc, 0, sizeof(rc));
 	rc.rxbuf_size = cfg->rxbuf;
 	rc.rx_ring_entries = cfg->rxring;
+	rc.sock_sndbuf = cfg->sockbuf;
+	rc.sock_rcvbuf = cfg->sockbuf;
 	rc.pool_bytes = pool_bytes_for(cfg);
 	rc.free_mode = (enum zc_free_mode)cfg->free_mode;
 	rc.busy_poll_us = cfg->poll_us;

@@ -212,6 +212,8 @@ const char *zp_cfg_check(const struct zp_test_cfg *cfg)
 	if (cfg->rxring && (cfg->rxring > 32768 ||
 			    (cfg->rxring & (cfg->rxring - 1))))
 		return "--rxring: a power of two from 1 to 32768";
+	if (cfg->sockbuf > (1u << 30))
+		return "--sockbuf: at most 1G";
 	if (cfg->poll_us > 1000000)
 		return "--poll: at most 1000000 us";
 	if (cfg->consumer_cpu >= CPU_SETSIZE)
@@ -255,6 +257,8 @@ void zp_usage(FILE *f)
 "      --rxbuf SIZE        receive buffer size, 4K to 256K (default: stack's)\n"
 "      --rxring N          buffers in the receive ring, a power of two\n"
 "                          (default: stack's, 1 MiB worth)\n"
+"      --sockbuf SIZE      SO_SNDBUF and SO_RCVBUF of every data socket, both\n"
+"                          sides, like iperf3 -w (default: kernel autotuning)\n"
 "      --poll USEC         busy-poll reactors up to USEC before sleeping (default 0)\n"
 "      --cc NAME           TCP congestion control per socket, e.g. cubic (default: system)\n"
 "      --json              one JSON object per test, one per line\n"
@@ -271,6 +275,7 @@ enum {
 	OPT_CONSUMER_CPU,
 	OPT_RXBUF,
 	OPT_RXRING,
+	OPT_SOCKBUF,
 	OPT_POLL,
 	OPT_CC,
 	OPT_ECHO,
@@ -297,6 +302,7 @@ static const struct option long_opts[] = {
 	{ "consumer-cpu", required_argument, NULL, OPT_CONSUMER_CPU },
 	{ "rxbuf", required_argument, NULL, OPT_RXBUF },
 	{ "rxring", required_argument, NULL, OPT_RXRING },
+	{ "sockbuf", required_argument, NULL, OPT_SOCKBUF },
 	{ "poll", required_argument, NULL, OPT_POLL },
 	{ "cc", required_argument, NULL, OPT_CC },
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -450,6 +456,10 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 			    (cfg->rxring & (cfg->rxring - 1)))
 				return bad("--rxring", optarg,
 					   "a power of two from 1 to 32768");
+			break;
+		case OPT_SOCKBUF:
+			if (parse_u32(optarg, 1, 1u << 30, &cfg->sockbuf))
+				return bad("--sockbuf", optarg, "1 B to 1G");
 			break;
 		case OPT_POLL:
 			if (parse_u32(optarg, 0, 1000000, &cfg->poll_us))

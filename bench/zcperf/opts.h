@@ -68,6 +68,7 @@ struct zp_test_cfg {
 	int consumer_cpu;   /* -1: consume on the receiving reactor */
 	uint32_t rxbuf;     /* receive buffer size, 0 = stack default */
 	uint32_t rxring;    /* receive ring buffers, 0 = stack default */
+	uint32_t sockbuf;   /* SO_SNDBUF and SO_RCVBUF, 0 = autotuned */
 	uint32_t poll_us;   /* busy-poll budget, 0 = sleep at once */
 	char cc[16];        /* TCP congestion control, "" = system default */
 };

@@ -59,7 +59,7 @@ static const char *free_name(int mode)
 static void print_config(FILE *f, const struct zp_result *r)
 {
 	const struct zp_test_cfg *c = &r->cfg;
-	char msg[16], req[16], resp[16], rx[16], ring[16], cons[16];
+	char msg[16], req[16], resp[16], rx[16], ring[16], sb[16], cons[16];
 
 	zp_format_size(c->msg_size, msg, sizeof(msg));
 	zp_format_size(c->req_size, req, sizeof(req));
@@ -72,6 +72,10 @@ static void print_config(FILE *f, const struct zp_result *r)
 		snprintf(ring, sizeof(ring), "%u", c->rxring);
 	else
 		strcpy(ring, "default");
+	if (c->sockbuf)
+		zp_format_size(c->sockbuf, sb, sizeof(sb));
+	else
+		strcpy(sb, "auto");
 	if (c->consumer_cpu >= 0)
 		snprintf(cons, sizeof(cons), "cpu %d", c->consumer_cpu);
 	else
@@ -88,9 +92,9 @@ static void print_config(FILE *f, const struct zp_result *r)
 		fprintf(f, "  depth %u", c->depth);
 	fprintf(f, "  reactors %u  cpus client %s server %s\n", c->reactors,
 		r->client.cpus, r->server.cpus);
-	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  rxring %s  poll %u us  cc %s\n\n",
+	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  rxring %s  sockbuf %s  poll %u us  cc %s\n\n",
 		zp_send_name(c->send), free_name(c->free_mode), cons, rx, ring,
-		c->poll_us, c->cc[0] ? c->cc : "default");
+		sb, c->poll_us, c->cc[0] ? c->cc : "default");
 }
 
 static void print_counters(FILE *f, const char *who, const struct zp_counters *k)
@@ -150,7 +154,8 @@ static void report_human(FILE *f, const struct zp_result *r)
  *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans}
  *             (both sides summed),
  *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
- *           free, consumer_cpu, rxbuf, poll_us, cc, requested_seconds},
+ *           free, consumer_cpu, rxbuf, rxring, sockbuf, poll_us, cc,
+ *           requested_seconds},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
  *                   service_demand_us_per_kb, bytes_sent, bytes_received,
  *                   transactions, rss_start_kb, rss_end_kb,
@@ -240,10 +245,11 @@ static void report_json(FILE *f, const struct zp_result *r)
 	fprintf(f, ",\"config\":{\"msg_size\":%u,\"req_size\":%u,"
 		   "\"resp_size\":%u,\"conns\":%u,\"depth\":%u,\"reactors\":%u,"
 		   "\"send\":\"%s\",\"free\":\"%s\",\"consumer_cpu\":%d,"
-		   "\"rxbuf\":%u,\"rxring\":%u,\"poll_us\":%u,\"cc\":",
+		   "\"rxbuf\":%u,\"rxring\":%u,\"sockbuf\":%u,\"poll_us\":%u,"
+		   "\"cc\":",
 		c->msg_size, c->req_size, c->resp_size, c->conns, c->depth,
 		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
-		c->consumer_cpu, c->rxbuf, c->rxring, c->poll_us);
+		c->consumer_cpu, c->rxbuf, c->rxring, c->sockbuf, c->poll_us);
 	json_str(f, c->cc);
 	fprintf(f, ",\"requested_seconds\":%.3f},\"client\":", c->seconds);
 	json_side(f, &r->client);
@@ -274,14 +280,14 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 			   "rx_enobufs,msg_size,req_size,resp_size,conns,depth,reactors,"
 			   "send,free,consumer_cpu,rxbuf,poll_us,cc,rxring,"
 			   "tcp_busy_us,tcp_rwnd_limited_us,tcp_sndbuf_limited_us,"
-			   "tcp_retrans\n");
+			   "tcp_retrans,sockbuf\n");
 	fprintf(f, "%s,", zp_test_name(c->test));
 	/* Labels are ours and never hold a comma; keep it that way. */
 	for (p = r->label; *p; p++)
 		fputc(*p == ',' ? ';' : *p, f);
 	fprintf(f, ",%.6f,%llu,%.4f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
 		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
-		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u,%llu,%llu,%llu,%llu\n",
+		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u,%llu,%llu,%llu,%llu,%u\n",
 		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
 		(unsigned long long)r->transactions, r->transactions_per_s,
 		l->p50, l->p90, l->p99, l->p999, l->max, r->client.cpu.util,
@@ -297,7 +303,7 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 		(unsigned long long)k.tcp_busy_us,
 		(unsigned long long)k.tcp_rwnd_limited_us,
 		(unsigned long long)k.tcp_sndbuf_limited_us,
-		(unsigned long long)k.tcp_retrans);
+		(unsigned long long)k.tcp_retrans, c->sockbuf);
 }
 
 void zp_report(FILE *f, enum zp_output out, const struct zp_result *r,

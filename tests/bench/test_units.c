@@ -121,8 +121,8 @@ Test(opts, command_line)
 	const char *good[] = { "zcperf", "-H", "h", "-t", "tcp_rr", "-r",
 			       "1K,4K", "-l", "2", "--send", "zc", "--free",
 			       "local", "--consumer-cpu", "1", "--rxbuf",
-			       "128K", "--rxring", "16", "-P", "3", "--cc",
-			       "cubic", "--json" };
+			       "128K", "--rxring", "16", "--sockbuf", "1M",
+			       "-P", "3", "--cc", "cubic", "--json" };
 	const char *short_run[] = { "zcperf", "-t", "TCP_RR", "-l", "0.5" };
 	const char *rxbuf[] = { "zcperf", "--rxbuf", "5000" };
 	const char *rxring[] = { "zcperf", "--rxring", "24" };
@@ -131,7 +131,7 @@ Test(opts, command_line)
 	const char *tour[] = { "zcperf" };
 	struct zp_opts o;
 
-	cr_assert_eq(parse(&o, 24, good), 0);
+	cr_assert_eq(parse(&o, 26, good), 0);
 	cr_assert_eq(o.role, ZP_ROLE_CLIENT);
 	cr_assert_eq(o.cfg.test, ZP_TCP_RR);
 	cr_assert_eq(o.cfg.req_size, 1024);
@@ -142,6 +142,7 @@ Test(opts, command_line)
 	cr_assert_eq(o.cfg.consumer_cpu, 1);
 	cr_assert_eq(o.cfg.rxbuf, 128 * 1024);
 	cr_assert_eq(o.cfg.rxring, 16);
+	cr_assert_eq(o.cfg.sockbuf, 1 << 20);
 	cr_assert_eq(o.cfg.conns, 3);
 	cr_assert_str_eq(o.cfg.cc, "cubic");
 	cr_assert_eq(o.out, ZP_OUT_JSON);
@@ -175,6 +176,7 @@ Test(ctl, configuration_round_trip)
 	a.free_mode = ZC_FREE_LOCKED;
 	a.rxbuf = 256 * 1024;
 	a.rxring = 4;
+	a.sockbuf = 3 << 20;
 	a.poll_us = 50;
 	strcpy(a.cc, "cubic");
 	zp_parse_cpulist("0-1", &cpus);
@@ -194,6 +196,7 @@ Test(ctl, configuration_round_trip)
 	cr_assert_eq(b.consumer_cpu, -1);
 	cr_assert_eq(b.rxbuf, a.rxbuf);
 	cr_assert_eq(b.rxring, a.rxring);
+	cr_assert_eq(b.sockbuf, a.sockbuf);
 	cr_assert_eq(b.poll_us, a.poll_us);
 	cr_assert_str_eq(b.cc, "cubic");
 

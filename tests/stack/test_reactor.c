@@ -4,11 +4,14 @@
  * threads runs once each, in order, on the reactor thread; an embedder's
  * poll() on zc_reactor_fd() wakes for posted work and for network
  * completions; busy-polling reactors serve correctly; zero-copy sends of
- * single pool buffers use registered (fixed) buffers.
+ * single pool buffers use registered (fixed) buffers; configured socket
+ * buffers reach accepted and connected sockets.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -312,4 +315,90 @@ Test(stack_reactor, zc_send_uses_fixed_buffers)
 	cr_assert_gt(st.tx_zc, 0);
 	cr_assert_eq(st.notifs, st.tx_zc);
 	cr_assert_gt(st.tx_zc_fixed, 0);
+}
+
+/* -------------------------------------------------------------------------
+ * Socket buffers: accepted and connected sockets both get them.
+ */
+
+struct sockbuf_ctx {
+	struct zc_reactor *r;
+	struct zc_listener *l;
+	int accepted_rcv, accepted_snd, connected_rcv, connected_snd;
+	atomic_int seen;
+};
+
+static void sockbufs_of(struct zc_conn *c, int *rcv, int *snd)
+{
+	socklen_t len = sizeof(int);
+
+	getsockopt(zc_conn_fd(c), SOL_SOCKET, SO_RCVBUF, rcv, &len);
+	len = sizeof(int);
+	getsockopt(zc_conn_fd(c), SOL_SOCKET, SO_SNDBUF, snd, &len);
+}
+
+static void sb_on_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
+{
+	struct sockbuf_ctx *x = ud;
+
+	sockbufs_of(c, &x->accepted_rcv, &x->accepted_snd);
+	atomic_fetch_add(&x->seen, 1);
+	/* No ops: the stack closes it on return. */
+}
+
+static void sb_on_connect(struct zc_conn *c, void *ud)
+{
+	struct sockbuf_ctx *x = ud;
+
+	sockbufs_of(c, &x->connected_rcv, &x->connected_snd);
+	atomic_fetch_add(&x->seen, 1);
+	zc_conn_close(c, ZC_CLOSE_ABORT);
+}
+
+static const struct zc_conn_ops sb_ops = { .on_connect = sb_on_connect };
+
+static int sockbuf_setup(void *arg)
+{
+	struct sockbuf_ctx *x = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int ret;
+
+	hs_addr(&ss, &sl, 0);
+	ret = zc_listen(x->r, (struct sockaddr *)&ss, sl, 0, sb_on_accept, x,
+			&x->l);
+	if (ret)
+		return ret;
+	hs_addr(&ss, &sl, zc_listener_port(x->l));
+	return zc_connect(x->r, (struct sockaddr *)&ss, sl, 5000, &sb_ops, x,
+			  NULL);
+}
+
+static int sockbuf_teardown(void *arg)
+{
+	zc_listener_close(((struct sockbuf_ctx *)arg)->l);
+	return 0;
+}
+
+Test(stack_reactor, socket_buffers_apply)
+{
+	/* Below the default net.core.{r,w}mem_max (212992), so the kernel
+	 * keeps it; getsockopt() reports twice the value. */
+	struct zc_reactor_config rc = { .sock_sndbuf = 65536,
+					.sock_rcvbuf = 98304 };
+	struct zc_reactor_config bad = { .sock_rcvbuf = (size_t)INT_MAX + 1 };
+	struct sockbuf_ctx x = { 0 };
+
+	cr_assert_eq(zc_reactor_spawn(&bad, &x.r), -EINVAL);
+	cr_assert_eq(zc_reactor_spawn(&rc, &x.r), 0);
+	cr_assert_eq(zc_reactor_call(x.r, sockbuf_setup, &x), 0);
+	for (int i = 0; i < 500 && atomic_load(&x.seen) < 2; i++)
+		usleep(10000);
+	cr_assert_eq(atomic_load(&x.seen), 2);
+	cr_assert_eq(x.connected_rcv, 2 * 98304);
+	cr_assert_eq(x.connected_snd, 2 * 65536);
+	cr_assert_eq(x.accepted_rcv, 2 * 98304);
+	cr_assert_eq(x.accepted_snd, 2 * 65536);
+	zc_reactor_call(x.r, sockbuf_teardown, &x);
+	cr_assert_eq(zc_reactor_destroy(x.r), 0);
 }

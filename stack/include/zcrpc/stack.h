@@ -181,6 +181,13 @@ struct zc_reactor_config {
 	 * it the connection stops reading (others go on) until credit comes
 	 * back. [0: no budget, zc_conn_recv_done() is then optional] */
 	size_t rx_budget;
+	/* SO_SNDBUF and SO_RCVBUF for every socket of this reactor (listeners
+	 * too, so accepted sockets start with them), in setsockopt()'s units:
+	 * the kernel doubles the value and caps it at net.core.wmem_max /
+	 * rmem_max.  Setting one turns off the kernel's autotuning of that
+	 * buffer, as iperf3 -w does. At most INT_MAX. [0: autotuned] */
+	size_t sock_sndbuf;
+	size_t sock_rcvbuf;
 	/* TCP_CONGESTION for every socket of this reactor, e.g. "cubic".
 	 * The string is copied. [NULL: system default] */
 	const char *congestion;
