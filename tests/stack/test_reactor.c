@@ -5,7 +5,8 @@
  * poll() on zc_reactor_fd() wakes for posted work and for network
  * completions; busy-polling reactors serve correctly; zero-copy sends of
  * single pool buffers use registered (fixed) buffers; configured socket
- * buffers reach accepted and connected sockets.
+ * buffers reach accepted and connected sockets; the default receive ring
+ * is sized by bytes.
  */
 #include <errno.h>
 #include <limits.h>
@@ -401,4 +402,28 @@ Test(stack_reactor, socket_buffers_apply)
 	cr_assert_eq(x.accepted_snd, 2 * 65536);
 	zc_reactor_call(x.r, sockbuf_teardown, &x);
 	cr_assert_eq(zc_reactor_destroy(x.r), 0);
+}
+
+/* The default ring holds 1 MiB of buffers, at least 8: the ring is filled
+ * once at creation, so the refill counter says how many it holds. */
+Test(stack_reactor, default_ring_depth_by_bytes)
+{
+	static const struct {
+		size_t rxbuf;
+		unsigned entries;
+	} cases[] = { { 4096, 256 }, { 65536, 16 }, { 262144, 8 } };
+
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct zc_reactor_config rc = { .rxbuf_size = cases[i].rxbuf };
+		struct zc_reactor_stats st;
+		struct zc_reactor *r;
+
+		cr_assert_eq(zc_reactor_create(&rc, &r), 0);
+		zc_reactor_stats(r, &st);
+		cr_assert_eq(st.rx_ring_refills, cases[i].entries,
+			     "rxbuf %zu: %llu buffers in the ring",
+			     cases[i].rxbuf,
+			     (unsigned long long)st.rx_ring_refills);
+		cr_assert_eq(zc_reactor_destroy(r), 0);
+	}
 }
