@@ -154,7 +154,9 @@ static size_t budget_of(const struct zc_conn *c)
 	return atomic_load_explicit(&c->rx_budget, memory_order_relaxed);
 }
 
-static void deliver(struct zc_conn *c, struct zc_buf *b, unsigned len)
+/* @b carries one reference for us; the bytes are [@off, @off + @len). */
+static void deliver(struct zc_conn *c, struct zc_buf *b, uint32_t off,
+		    unsigned len)
 {
 	struct zc_reactor *r = c->r;
 	struct zc_chain chain;
@@ -168,7 +170,7 @@ static void deliver(struct zc_conn *c, struct zc_buf *b, unsigned len)
 		zc_buf_put(b);
 		return;
 	}
-	if (zc_view_adopt(&v, b, 0, len))
+	if (zc_view_adopt(&v, b, off, len))
 		assert(0);
 	zc_chain_init(&chain);
 	/* An inline slot is free in a fresh chain: append cannot fail. */
@@ -194,12 +196,15 @@ void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 	int res = cqe->res;
 
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
-		struct zc_buf *b = zc__rxring_take(r, cqe->flags >>
-						   IORING_CQE_BUFFER_SHIFT);
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		uint32_t off;
+		struct zc_buf *b;
 
-		if (res > 0)
-			deliver(c, b, (unsigned)res);
-		else
+		b = zc__rxring_recv(r, bid, res > 0 ? (unsigned)res : 0,
+				    cqe->flags & IORING_CQE_F_BUF_MORE, &off);
+		if (b && res > 0)
+			deliver(c, b, off, (unsigned)res);
+		else if (b)
 			zc_buf_put(b);
 	}
 	if (!more) {

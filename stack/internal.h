@@ -22,6 +22,12 @@
 #ifndef IORING_NOTIF_USAGE_ZC_COPIED
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
 
 /*
  * DOC: user_data encoding (the only place that knows the 64 bits)
@@ -80,6 +86,7 @@ enum {
 	ZC__F_RING_FD = 1u << 6,
 	ZC__F_RECV_MULTISHOT = 1u << 7,
 	ZC__F_SINGLE_ISSUER = 1u << 8,
+	ZC__F_RXRING_INC = 1u << 9,
 };
 
 /* Counters: written by the reactor thread, read anywhere. */
@@ -102,11 +109,14 @@ struct zc_reactor {
 	struct zc_pool *pool;
 
 	/* Provided-buffer ring: bid i holds br_bufs[i] (our one reference)
-	 * while it sits in the ring; free bids wait in br_free[]. */
+	 * while it sits in the ring; free bids wait in br_free[].  With
+	 * ZC__F_RXRING_INC the kernel fills a buffer over several receives:
+	 * br_off[i] is where the next one lands. */
 	struct io_uring_buf_ring *br;
 	size_t br_map_len;
 	unsigned br_entries;
 	struct zc_buf **br_bufs;
+	uint32_t *br_off;
 	uint16_t *br_free;
 	unsigned br_nfree;
 
@@ -255,7 +265,17 @@ bool zc__on_reactor(const struct zc_reactor *r);
 int zc__rxring_init(struct zc_reactor *r);
 void zc__rxring_refill(struct zc_reactor *r);
 void zc__rxring_fini(struct zc_reactor *r);
-struct zc_buf *zc__rxring_take(struct zc_reactor *r, unsigned bid);
+/*
+ * A receive completion naming @bid, with @len bytes; @more is its
+ * IORING_CQE_F_BUF_MORE.  Returns the buffer with one reference for the
+ * caller and sets *@off to where the bytes start in it.  Without @more the
+ * kernel is done with the buffer and the ring's reference is the one
+ * handed over; with it the ring keeps its own and the caller gets a new
+ * one.  An empty receive (@len 0, older kernels only) consumed a whole
+ * buffer, except in an incremental ring, which keeps it: then NULL.
+ */
+struct zc_buf *zc__rxring_recv(struct zc_reactor *r, unsigned bid,
+			       unsigned len, bool more, uint32_t *off);
 bool zc__rxring_has_bufs(const struct zc_reactor *r);
 int zc__fixed_init(struct zc_reactor *r);
 int zc__on_slab(void *arg, unsigned index, void *base, size_t len);

@@ -22,11 +22,23 @@
 static void rxring_unmap(struct zc_reactor *r)
 {
 	free(r->br_bufs);
+	free(r->br_off);
 	free(r->br_free);
 	r->br_bufs = NULL;
+	r->br_off = NULL;
 	r->br_free = NULL;
 	munmap(r->br, r->br_map_len);
 	r->br = NULL;
+}
+
+/* The registration's flags: a field that liburing before 2.4 calls pad. */
+static void buf_reg_set_flags(struct io_uring_buf_reg *reg, uint16_t flags)
+{
+#ifdef IOU_PBUF_RING_MMAP
+	reg->flags = flags;
+#else
+	reg->pad = flags;
+#endif
 }
 
 int zc__rxring_init(struct zc_reactor *r)
@@ -46,15 +58,28 @@ int zc__rxring_init(struct zc_reactor *r)
 		return -ENOMEM;
 	}
 	r->br_bufs = calloc(n, sizeof(*r->br_bufs));
+	r->br_off = calloc(n, sizeof(*r->br_off));
 	r->br_free = calloc(n, sizeof(*r->br_free));
-	if (!r->br_bufs || !r->br_free) {
+	if (!r->br_bufs || !r->br_off || !r->br_free) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
 	reg.ring_addr = (unsigned long)r->br;
 	reg.ring_entries = n;
 	reg.bgid = ZC__BGID;
-	ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
+	ret = -EINVAL;
+	if (!(r->cfg.flags & ZC_REACTOR_NO_INC_BUFS)) {
+		/* Small receives pack into one buffer instead of taking a
+		 * whole one each; kernels before 6.12 answer -EINVAL. */
+		buf_reg_set_flags(&reg, IOU_PBUF_RING_INC);
+		ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
+		if (!ret)
+			r->features |= ZC__F_RXRING_INC;
+	}
+	if (ret == -EINVAL) {
+		buf_reg_set_flags(&reg, 0);
+		ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
+	}
 	if (ret) {
 		/* Provided-buffer rings are the receive path: no fallback. */
 		ret = ret == -EINVAL ? -EOPNOTSUPP : ret;
@@ -96,12 +121,25 @@ void zc__rxring_refill(struct zc_reactor *r)
 	}
 }
 
-struct zc_buf *zc__rxring_take(struct zc_reactor *r, unsigned bid)
+struct zc_buf *zc__rxring_recv(struct zc_reactor *r, unsigned bid,
+			       unsigned len, bool more, uint32_t *off)
 {
 	struct zc_buf *b;
 
 	assert(bid < r->br_entries && r->br_bufs[bid]);
 	b = r->br_bufs[bid];
+	*off = r->br_off[bid];
+	assert(*off + len <= r->cfg.rxbuf_size);
+	if (!len && (r->features & ZC__F_RXRING_INC))
+		return NULL;
+	if (more) {
+		/* Still the kernel's to fill past these bytes. */
+		r->br_off[bid] += len;
+		zc_buf_get(b);
+		ZC__STAT_INC(r, rx_buf_shared);
+		return b;
+	}
+	r->br_off[bid] = 0;
 	r->br_bufs[bid] = NULL;
 	r->br_free[r->br_nfree++] = (uint16_t)bid;
 	return b;

@@ -6,7 +6,8 @@
  * completions; busy-polling reactors serve correctly; zero-copy sends of
  * single pool buffers use registered (fixed) buffers; configured socket
  * buffers reach accepted and connected sockets; the default receive ring
- * is sized by bytes.
+ * is sized by bytes; small receives share a ring buffer where the kernel
+ * can fill one over several.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,10 +16,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <liburing.h>
 
 #include "harness.h"
 
@@ -426,4 +429,55 @@ Test(stack_reactor, default_ring_depth_by_bytes)
 			     (unsigned long long)st.rx_ring_refills);
 		cr_assert_eq(zc_reactor_destroy(r), 0);
 	}
+}
+
+/* Can this kernel fill one ring buffer over several receives?  Asked of a
+ * bare ring, independently of the stack. */
+static bool kernel_has_inc_bufs(void)
+{
+	struct io_uring ring;
+	struct io_uring_buf_reg reg = { 0 };
+	void *mem;
+	int ret;
+
+	cr_assert_eq(io_uring_queue_init(4, &ring, 0), 0);
+	mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		   MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	cr_assert_neq(mem, MAP_FAILED);
+	reg.ring_addr = (unsigned long)mem;
+	reg.ring_entries = 4;
+#ifdef IOU_PBUF_RING_MMAP
+	reg.flags = 2;	/* IOU_PBUF_RING_INC */
+#else
+	reg.pad = 2;
+#endif
+	ret = io_uring_register_buf_ring(&ring, &reg, 0);
+	io_uring_queue_exit(&ring);
+	munmap(mem, 4096);
+	return ret == 0;
+}
+
+/* 300 small requests: with an incremental ring they pack into one buffer,
+ * without it each takes a whole one. */
+Test(stack_reactor, small_receives_share_a_buffer)
+{
+	struct zc_reactor_config inc = { 0 };
+	struct zc_reactor_config whole = { .flags = ZC_REACTOR_NO_INC_BUFS };
+	struct zc_reactor_stats st;
+	bool has_inc = kernel_has_inc_bufs();
+
+	ping_pong(&inc, 64, 300, &st);
+	cr_log_info("incremental ring %s: %llu receives shared a buffer, "
+		    "%llu ring refills", has_inc ? "on" : "unsupported",
+		    (unsigned long long)st.rx_buf_shared,
+		    (unsigned long long)st.rx_ring_refills);
+	if (has_inc) {
+		cr_assert_geq(st.rx_buf_shared, 299);
+		cr_assert_lt(st.rx_ring_refills, 300);
+	} else {
+		cr_assert_eq(st.rx_buf_shared, 0);
+	}
+	ping_pong(&whole, 64, 300, &st);
+	cr_assert_eq(st.rx_buf_shared, 0);
+	cr_assert_geq(st.rx_ring_refills, 300);
 }

@@ -2,17 +2,19 @@
 /*
  * tests/stack/test_stream.c - stream integrity over loopback: random
  * message sizes from 1 B to 4 MiB, both ways, several connections at once,
- * every send mode, consumers verifying and releasing on another thread.
+ * every send mode, consumers verifying and releasing on another thread,
+ * with receives sharing ring buffers (where the kernel can) or not.
  */
 #include <criterion/criterion.h>
 
 #include "harness.h"
 
-static void run_free(enum zc_send_mode mode, bool wrap, enum zc_free_mode fm)
+static void run_free(enum zc_send_mode mode, bool wrap, enum zc_free_mode fm,
+		     unsigned flags)
 {
 	struct hs_cfg cfg = {
 		.rc = { .send_mode = mode, .rx_budget = 8u << 20,
-			.free_mode = fm },
+			.free_mode = fm, .flags = flags },
 		.conns = 4,
 		.total = ZC_TEST_SANITIZED ? (6u << 20) : (24u << 20),
 		.max_msg = 4u << 20,
@@ -44,7 +46,7 @@ static void run_free(enum zc_send_mode mode, bool wrap, enum zc_free_mode fm)
 
 		cr_log_info("%s %s: tx_plain %llu tx_zc %llu fixed %llu notifs "
 			    "%llu copied %llu to_copy %llu short %llu enobufs "
-			    "%llu deferred %llu kicks %llu",
+			    "%llu shared %llu deferred %llu kicks %llu",
 			    zc_send_mode_name(mode), i ? "client" : "server",
 			    (unsigned long long)s->tx_plain,
 			    (unsigned long long)s->tx_zc,
@@ -54,12 +56,15 @@ static void run_free(enum zc_send_mode mode, bool wrap, enum zc_free_mode fm)
 			    (unsigned long long)s->zc_to_copy,
 			    (unsigned long long)s->tx_short,
 			    (unsigned long long)s->rx_enobufs,
+			    (unsigned long long)s->rx_buf_shared,
 			    (unsigned long long)s->pool.deferred,
 			    (unsigned long long)s->pool.kicks);
 		/* Every zero-copy request got its notification. */
 		cr_assert_eq(s->notifs, s->tx_zc);
 		cr_assert_eq(s->conns_open, 0);
 		cr_assert_eq(s->closed, cfg.conns);
+		if (flags & ZC_REACTOR_NO_INC_BUFS)
+			cr_assert_eq(s->rx_buf_shared, 0);
 		if (mode == ZC_SEND_COPY)
 			cr_assert_eq(s->tx_zc, 0);
 		if (mode == ZC_SEND_ZC) {
@@ -89,7 +94,7 @@ static void run_free(enum zc_send_mode mode, bool wrap, enum zc_free_mode fm)
 
 static void run_mode(enum zc_send_mode mode, bool wrap)
 {
-	run_free(mode, wrap, ZC_FREE_OWNER);
+	run_free(mode, wrap, ZC_FREE_OWNER, 0);
 }
 
 Test(stack_stream, copy) { run_mode(ZC_SEND_COPY, false); }
@@ -98,5 +103,11 @@ Test(stack_stream, autoswitch) { run_mode(ZC_SEND_AUTO, false); }
 Test(stack_stream, zc_wrapped) { run_mode(ZC_SEND_ZC, true); }
 
 /* The baselines zcperf compares against: same stream, other free paths. */
-Test(stack_stream, free_local) { run_free(ZC_SEND_AUTO, false, ZC_FREE_LOCAL); }
-Test(stack_stream, free_locked) { run_free(ZC_SEND_AUTO, false, ZC_FREE_LOCKED); }
+Test(stack_stream, free_local) { run_free(ZC_SEND_AUTO, false, ZC_FREE_LOCAL, 0); }
+Test(stack_stream, free_locked) { run_free(ZC_SEND_AUTO, false, ZC_FREE_LOCKED, 0); }
+
+/* One receive per ring buffer: the path of kernels before 6.12. */
+Test(stack_stream, whole_buffers)
+{
+	run_free(ZC_SEND_AUTO, false, ZC_FREE_OWNER, ZC_REACTOR_NO_INC_BUFS);
+}

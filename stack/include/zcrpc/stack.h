@@ -39,7 +39,12 @@
  *   (echo) or move them to another thread and release them there: a buffer
  *   released off the reactor thread goes back through the pool's deferred
  *   list and is drained at the end of the reactor's next batch.  Nothing is
- *   ever copied by the stack on this path.
+ *   ever copied by the stack on this path.  Where the kernel supports it
+ *   (IOU_PBUF_RING_INC), one ring buffer takes several receives, possibly
+ *   of different connections, one after the other: their views share the
+ *   buffer, and it goes back to the pool once the kernel has filled it and
+ *   the last view is released.  Bytes next to a view may still be written
+ *   by the kernel: a view's own bytes never are.
  *
  * DOC: Send ownership
  *
@@ -126,6 +131,9 @@ enum {
 	ZC_REACTOR_NO_DEFER_TASKRUN = 1u << 0,
 	/* Do not register pool slabs as fixed buffers (no send_zc_fixed). */
 	ZC_REACTOR_NO_FIXED_BUFS = 1u << 1,
+	/* One receive per ring buffer, even where the kernel could fill a
+	 * buffer over several (IOU_PBUF_RING_INC, Linux 6.12). */
+	ZC_REACTOR_NO_INC_BUFS = 1u << 2,
 	/*
 	 * TEST ONLY, UNSAFE: treat a zero-copy send as finished at its first
 	 * completion, dropping the in-flight references and calling done()
@@ -233,6 +241,8 @@ struct zc_reactor_stats {
 	uint64_t rx_enobufs;       /* receives ended by an empty ring */
 	uint64_t rx_budget_stops;  /* receives stopped by the budget */
 	uint64_t rx_ring_refills;  /* buffers given to the ring */
+	uint64_t rx_buf_shared;    /* receives that left their buffer in the
+				    * ring for the next (incremental ring) */
 	/* send */
 	uint64_t tx_bytes;
 	uint64_t tx_plain;         /* plain send/sendmsg completions */
