@@ -106,6 +106,8 @@ static int measure(struct zp_ctl *ctl, const struct zp_client_args *a,
 	zp_cpu_snap(&s0, a->pinned ? mset : NULL);
 	t0 = s0.wall_ns;
 	zp_engine_start(e);
+	sleep_until(t0 + zp_warmup_ns(cfg->seconds));
+	r->client.rss_warm_kb = zp_rss_kb();
 	sleep_until(t0 + (uint64_t)(cfg->seconds * 1e9));
 	zp_engine_stop(e);
 	ret = zp_ctl_send(ctl, "STOP");

@@ -325,7 +325,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "notifications=%llu copied_notifications=%llu "
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
-		 "rss0=%llu rss1=%llu errors=%u",
+		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -342,6 +342,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)k->tcp_sndbuf_limited_us,
 		 (unsigned long long)k->tcp_retrans,
 		 (unsigned long long)s->rss_start_kb,
+		 (unsigned long long)s->rss_warm_kb,
 		 (unsigned long long)s->rss_end_kb, errors);
 }
 
@@ -393,6 +394,7 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	    get_u64(line, "tcp_sndbuf", &k->tcp_sndbuf_limited_us) ||
 	    get_u64(line, "tcp_retrans", &k->tcp_retrans) ||
 	    get_u64(line, "rss0", &s->rss_start_kb) ||
+	    get_u64(line, "rss_w", &s->rss_warm_kb) ||
 	    get_u64(line, "rss1", &s->rss_end_kb) ||
 	    get_u32(line, "errors", &err))
 		return -EINVAL;

@@ -158,7 +158,7 @@ static void report_human(FILE *f, const struct zp_result *r)
  *           requested_seconds},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
  *                   service_demand_us_per_kb, bytes_sent, bytes_received,
- *                   transactions, rss_start_kb, rss_end_kb,
+ *                   transactions, rss_start_kb, rss_warm_kb, rss_end_kb,
  *                   counters {...}}
  */
 
@@ -203,12 +203,14 @@ static void json_side(FILE *f, const struct zp_side *s)
 		   "\"process_cpu_seconds\":%.3f,\"service_demand_us_per_kb\":%.4f,"
 		   "\"bytes_sent\":%llu,\"bytes_received\":%llu,"
 		   "\"transactions\":%llu,\"rss_start_kb\":%llu,"
+		   "\"rss_warm_kb\":%llu,"
 		   "\"rss_end_kb\":%llu,\"counters\":",
 		s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->service_demand,
 		(unsigned long long)s->bytes_sent,
 		(unsigned long long)s->bytes_received,
 		(unsigned long long)s->transactions,
 		(unsigned long long)s->rss_start_kb,
+		(unsigned long long)s->rss_warm_kb,
 		(unsigned long long)s->rss_end_kb);
 	json_counters(f, &s->ctr);
 	fputc('}', f);

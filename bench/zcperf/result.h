@@ -50,8 +50,10 @@ struct zp_side {
 	uint64_t bytes_received;
 	uint64_t transactions;  /* answered (server) or completed (client) */
 	uint64_t rss_start_kb;  /* process RSS when the interval began */
+	uint64_t rss_warm_kb;   /* ... once warmed up (zp_warmup_ns() in) */
 	uint64_t rss_end_kb;    /* ... and when it ended (same process on
-				 * loopback: both sides then agree) */
+				 * loopback: both sides then agree).  "RSS
+				 * stays flat" compares end with warm. */
 	struct zp_counters ctr;
 };
 
@@ -67,6 +69,18 @@ struct zp_result {
 	struct zp_lat lat;       /* per transaction/call/message */
 	struct zp_side client, server;
 };
+
+/* How far into a run of @seconds each side samples rss_warm_kb: a tenth
+ * of it, at least 1 s, at most half of it (pools and socket buffers grow
+ * to their working size in the first moments). */
+static inline uint64_t zp_warmup_ns(double seconds)
+{
+	double w = seconds / 10 > 1.0 ? seconds / 10 : 1.0;
+
+	if (w > seconds / 2)
+		w = seconds / 2;
+	return (uint64_t)(w * 1e9);
+}
 
 void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src);
 /* Derive bytes, rates and service demands from the side counts. */

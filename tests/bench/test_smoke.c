@@ -193,6 +193,7 @@ static const char *const required[] = {
 	"client.bytes_sent",
 	"client.bytes_received", "server.bytes_sent", "server.bytes_received",
 	"transactions", "client.rss_end_kb", "server.rss_end_kb",
+	"client.rss_warm_kb", "server.rss_warm_kb",
 };
 
 static double num(const struct json_doc *d, const char *path)
@@ -237,6 +238,8 @@ static void check_json(const char *out, const char *test,
 		      num(d, "counters.zc_sends"));
 	cr_assert_leq(num(d, "counters.drains"), num(d, "counters.deferred_frees"));
 	cr_assert_gt(num(d, "server.rss_end_kb"), 0);
+	cr_assert_gt(num(d, "server.rss_warm_kb"), 0);
+	cr_assert_gt(num(d, "client.rss_warm_kb"), 0);
 	cr_assert_geq(num(d, "cpu_util.client"), 0);
 	cr_assert_leq(num(d, "cpu_util.client"), 100.0);
 }

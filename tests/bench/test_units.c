@@ -229,6 +229,7 @@ Test(ctl, result_round_trip)
 	a.ctr.tcp_rwnd_limited_us = 8;
 	a.ctr.tcp_retrans = 9;
 	a.rss_start_kb = 1000;
+	a.rss_warm_kb = 1020;
 	a.rss_end_kb = 1024;
 	zp_ctl_fmt_side(&a, 7, line, sizeof(line));
 	cr_assert_eq(zp_ctl_parse_side(line, &b, &errors), 0, "%s", line);
@@ -244,6 +245,7 @@ Test(ctl, result_round_trip)
 	cr_assert_eq(b.ctr.tcp_retrans, 9);
 	cr_assert_eq(b.ctr.copied_notifications, 3);
 	cr_assert_eq(b.rss_start_kb, 1000);
+	cr_assert_eq(b.rss_warm_kb, 1020);
 	cr_assert_eq(b.rss_end_kb, 1024);
 	cr_assert_eq(zp_ctl_parse_side("RESULT util=1", &b, &errors), -EINVAL);
 }
