@@ -13,6 +13,7 @@
 
 #include <zcrpc/zcrpc.h>
 
+#include "engine.h"
 #include "roles.h"
 
 struct echo_arg {
@@ -50,18 +51,6 @@ static void any_addr(struct echo_arg *ea, uint16_t port, bool v6)
 	}
 }
 
-static int nth_cpu(const cpu_set_t *set, unsigned n)
-{
-	unsigned seen = 0;
-	int i;
-
-	n %= (unsigned)CPU_COUNT(set);
-	for (i = 0; i < CPU_SETSIZE; i++)
-		if (CPU_ISSET(i, set) && seen++ == n)
-			return i;
-	return 0;
-}
-
 int zp_echo_run(const struct zp_opts *o)
 {
 	const struct zp_test_cfg *cfg = &o->cfg;
@@ -82,20 +71,10 @@ int zp_echo_run(const struct zp_opts *o)
 	rs = calloc(cfg->reactors, sizeof(*rs));
 	if (!rs)
 		return 1;
-	memset(&rc, 0, sizeof(rc));
-	rc.rxbuf_size = cfg->rxbuf;
-	rc.rx_ring_entries = cfg->rxring;
-	rc.sock_sndbuf = cfg->sockbuf;
-	rc.sock_rcvbuf = cfg->sockbuf;
-	rc.free_mode = (enum zc_free_mode)cfg->free_mode;
-	rc.busy_poll_us = cfg->poll_us;
-	rc.send_mode = cfg->send == ZP_SEND_ZC	   ? ZC_SEND_ZC
-		       : cfg->send == ZP_SEND_COPY ? ZC_SEND_COPY
-						   : ZC_SEND_AUTO;
-	rc.congestion = cfg->cc[0] ? cfg->cc : NULL;
+	zp_reactor_config(cfg, &rc);
 	for (i = 0; i < cfg->reactors; i++) {
 		rc.pin = o->cpus_given;
-		rc.cpu = o->cpus_given ? nth_cpu(&o->cpus, i) : 0;
+		rc.cpu = o->cpus_given ? zp_nth_cpu(&o->cpus, i) : 0;
 		ret = zc_reactor_spawn(&rc, &rs[i]);
 		if (ret) {
 			fprintf(stderr, "zcperf: reactor: %s\n", strerror(-ret));

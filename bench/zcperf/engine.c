@@ -304,6 +304,22 @@ static int teardown_fn(void *arg)
 	return 0;
 }
 
+void zp_reactor_config(const struct zp_test_cfg *cfg,
+		       struct zc_reactor_config *rc)
+{
+	memset(rc, 0, sizeof(*rc));
+	rc->rxbuf_size = cfg->rxbuf;
+	rc->rx_ring_entries = cfg->rxring;
+	rc->sock_sndbuf = cfg->sockbuf;
+	rc->sock_rcvbuf = cfg->sockbuf;
+	rc->free_mode = (enum zc_free_mode)cfg->free_mode;
+	rc->busy_poll_us = cfg->poll_us;
+	rc->send_mode = cfg->send == ZP_SEND_ZC	     ? ZC_SEND_ZC
+			: cfg->send == ZP_SEND_COPY ? ZC_SEND_COPY
+						    : ZC_SEND_AUTO;
+	rc->congestion = cfg->cc[0] ? cfg->cc : NULL;
+}
+
 static size_t pool_bytes_for(const struct zp_test_cfg *cfg)
 {
 	size_t rxbuf = cfg->rxbuf ? cfg->rxbuf : 64 * 1024;
@@ -329,18 +345,6 @@ static const struct zp_family *family_of(enum zp_test t)
 	default:
 		return NULL;
 	}
-}
-
-static int nth_cpu(const cpu_set_t *set, unsigned n)
-{
-	unsigned count = (unsigned)CPU_COUNT(set), seen = 0;
-	int i;
-
-	n %= count;
-	for (i = 0; i < CPU_SETSIZE; i++)
-		if (CPU_ISSET(i, set) && seen++ == n)
-			return i;
-	return 0;
 }
 
 static void engine_destroy(struct zp_engine *e);
@@ -386,18 +390,8 @@ static int engine_create(struct zp_engine **out,
 			goto err;
 	}
 
-	memset(&rc, 0, sizeof(rc));
-	rc.rxbuf_size = cfg->rxbuf;
-	rc.rx_ring_entries = cfg->rxring;
-	rc.sock_sndbuf = cfg->sockbuf;
-	rc.sock_rcvbuf = cfg->sockbuf;
+	zp_reactor_config(cfg, &rc);
 	rc.pool_bytes = pool_bytes_for(cfg);
-	rc.free_mode = (enum zc_free_mode)cfg->free_mode;
-	rc.busy_poll_us = cfg->poll_us;
-	rc.send_mode = cfg->send == ZP_SEND_ZC	   ? ZC_SEND_ZC
-		       : cfg->send == ZP_SEND_COPY ? ZC_SEND_COPY
-						   : ZC_SEND_AUTO;
-	rc.congestion = cfg->cc[0] ? cfg->cc : NULL;
 	rc.rx_budget = e->consumer ? CONSUMER_RX_BUDGET : 0;
 
 	for (i = 0; i < cfg->reactors; i++) {
@@ -412,7 +406,7 @@ static int engine_create(struct zp_engine **out,
 		}
 		zp_hist_reset(rx->hist);
 		rc.pin = e->pinned;
-		rc.cpu = e->pinned ? nth_cpu(&e->cpus, i) : 0;
+		rc.cpu = e->pinned ? zp_nth_cpu(&e->cpus, i) : 0;
 		ret = zc_reactor_spawn(&rc, &rx->r);
 		if (ret) {
 			fprintf(stderr, "zcperf: reactor %u: %s\n", i,

@@ -145,6 +145,12 @@ struct zp_engine {
 	atomic_uint created;          /* zp_conns made (connects + accepts) */
 };
 
+/* A reactor configuration from a test's: buffer, ring, socket-buffer,
+ * free, poll, send and congestion settings, the rest zero (defaults).
+ * rc->congestion borrows @cfg->cc until the reactor is created. */
+void zp_reactor_config(const struct zp_test_cfg *cfg,
+		       struct zc_reactor_config *rc);
+
 /*
  * Create @cfg->reactors reactors, pinned round-robin over @cpus when
  * @pinned, and prepare the family's templates on each.  Returns 0 or

@@ -137,6 +137,18 @@ int zp_parse_cpulist(const char *s, cpu_set_t *out)
 	return 0;
 }
 
+int zp_nth_cpu(const cpu_set_t *set, unsigned n)
+{
+	unsigned seen = 0;
+	int i;
+
+	n %= (unsigned)CPU_COUNT(set);
+	for (i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, set) && seen++ == n)
+			return i;
+	return 0;
+}
+
 void zp_format_cpulist(const cpu_set_t *set, char *buf, size_t len)
 {
 	size_t used = 0;

@@ -99,6 +99,9 @@ int zp_parse_size(const char *s, uint64_t max, uint64_t *out);
 int zp_parse_cpulist(const char *s, cpu_set_t *out);
 /* Set -> "0-3,6" into @buf. */
 void zp_format_cpulist(const cpu_set_t *set, char *buf, size_t len);
+/* The CPU that reactor @n of a side goes on: the (n mod count)-th CPU of
+ * @set, which must not be empty. */
+int zp_nth_cpu(const cpu_set_t *set, unsigned n);
 /* Bytes in the compact form "64K" when exact, else plain. */
 void zp_format_size(uint64_t v, char *buf, size_t len);
 
