@@ -5,11 +5,12 @@
  * netperf reads /proc/stat before and after a run and reports the busy
  * share of the CPUs, then divides the busy CPU time by the work done
  * (service demand).  On loopback both ends share the machine, so zcperf
- * counts, for each side, only the CPUs that side runs on (its affinity
- * mask): with the sides pinned apart (the tour, or -C / --server-cpus) the
- * client and server figures are separate; unpinned, both are the whole
- * machine and equal.  Softirq time is busy time, as in netperf, because on
- * loopback the receive path runs in softirq on the sender's CPU.
+ * counts, for each side, only the CPUs that side runs on: its -C list, or
+ * the affinity taskset gave it (opts.c).  With the sides pinned apart (the
+ * tour, -C / --server-cpus, or taskset) the client and server figures are
+ * separate; unpinned, both are the whole machine and equal.  Softirq
+ * time is busy time, as in netperf, because on loopback the receive path
+ * runs in softirq on the sender's CPU.
  * getrusage() is taken too: the process's own CPU seconds, immune to other
  * load on a shared machine.
  */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zcrpc/zcrpc.h>
 
@@ -255,8 +256,9 @@ void zp_usage(FILE *f)
 "  -P, --conns N           connections (default 1)\n"
 "  -d, --depth N           RPC_RR calls in flight per connection (default 1)\n"
 "  -T, --reactors N        reactors (threads with their own ring) per side (default 1)\n"
-"  -C, --cpus LIST         pin this side's reactors, e.g. 0 or 0-1 (default: unpinned;\n"
-"                          loopback: server 0, client 1)\n"
+"  -C, --cpus LIST         pin this side's reactors, e.g. 0 or 0-1 (default: the\n"
+"                          affinity taskset gave, else unpinned; loopback: server 0,\n"
+"                          client 1)\n"
 "      --server-cpus LIST  ask the server to pin its reactors (default: its own -C)\n"
 "      --send MODE         copy | zc | auto: plain send, SEND_ZC, or zc until the\n"
 "                          kernel reports it copied (default auto)\n"
@@ -360,6 +362,26 @@ static int parse_rr(const char *s, struct zp_test_cfg *cfg)
 	cfg->req_size = (uint32_t)a;
 	cfg->resp_size = (uint32_t)b;
 	return 0;
+}
+
+/*
+ * A client, server or echo server started under taskset (any affinity
+ * narrower than the machine) takes that mask as its -C: its reactors are
+ * pinned within it and its CPU use is counted on those CPUs alone, not on
+ * the whole machine the other side shares on loopback.
+ */
+static void inherit_affinity(struct zp_opts *o)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+
+	if (o->cpus_given || o->role == ZP_ROLE_LOCAL ||
+	    sched_getaffinity(0, sizeof(set), &set))
+		return;
+	if (online > 0 && CPU_COUNT(&set) < online) {
+		o->cpus = set;
+		o->cpus_given = true;
+	}
 }
 
 int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
@@ -510,5 +532,6 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 		fprintf(stderr, "zcperf: %s\n", why);
 		return -EINVAL;
 	}
+	inherit_affinity(o);
 	return 0;
 }

@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <zcrpc/zcrpc.h>
@@ -155,6 +157,37 @@ Test(opts, command_line)
 	cr_assert_eq(o.role, ZP_ROLE_LOCAL);
 	cr_assert_eq(o.test_given, false);
 	cr_assert_eq(o.cfg.seconds, 3.0);
+}
+
+/* Under taskset, the affinity is the side's -C; an explicit -C wins, and
+ * the in-process run keeps its own placement. */
+Test(opts, taskset_affinity_is_the_default_cpu_list)
+{
+	const char *client[] = { "zcperf", "-H", "h" };
+	const char *given[] = { "zcperf", "-H", "h", "-C", "0-1" };
+	const char *local[] = { "zcperf", "-t", "TCP_RR" };
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t all, one;
+	struct zp_opts o;
+	int first;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	for (first = 0; !CPU_ISSET(first, &all); first++)
+		;
+	CPU_ZERO(&one);
+	CPU_SET(first, &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+
+	cr_assert_eq(parse(&o, 3, client), 0);
+	/* One CPU narrows the mask unless the machine has only one. */
+	cr_assert_eq(o.cpus_given, online > 1);
+	if (online > 1)
+		cr_assert(CPU_EQUAL(&o.cpus, &one));
+	cr_assert_eq(parse(&o, 5, given), 0);
+	cr_assert(o.cpus_given);
+	cr_assert_eq(CPU_COUNT(&o.cpus), 2);
+	cr_assert_eq(parse(&o, 3, local), 0);
+	cr_assert_not(o.cpus_given);
 }
 
 Test(ctl, configuration_round_trip)
