@@ -38,6 +38,8 @@
 
 #include <zcrpc/alloc.h>
 
+#include "runs_stats.h"
+
 #define RING_SIZE 1024u /* power of two */
 #define CACHELINE 64
 
@@ -202,13 +204,6 @@ out_free:
 	return ns;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -322,9 +317,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "\r%*s\r", 20, "");
 
 	for (size_t s = 0; s < NSTRATEGIES; s++) {
-		qsort(ns[s], o.runs, sizeof(double), cmp_double);
-		med[s] = o.runs % 2 ? ns[s][o.runs / 2]
-				    : (ns[s][o.runs / 2 - 1] + ns[s][o.runs / 2]) / 2;
+		med[s] = runs_sort_median(ns[s], o.runs);
 	}
 
 	if (o.json) {

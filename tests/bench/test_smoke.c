@@ -93,13 +93,14 @@ static bool slurp(int fd, char *buf, size_t len, int timeout_ms)
 }
 
 /* Run zcperf with @args (NULL-terminated); stdout into @out; exit code. */
-static int run(const char *const *args, char *out, size_t len)
+static int run_program(const char *path, const char *const *args,
+		       char *out, size_t len)
 {
 	char *argv[40];
 	int fd, status, i;
 	pid_t pid;
 
-	argv[0] = (char *)ZCPERF_PATH;
+	argv[0] = (char *)path;
 	for (i = 0; args[i]; i++)
 		argv[i + 1] = (char *)args[i];
 	argv[i + 1] = NULL;
@@ -107,12 +108,17 @@ static int run(const char *const *args, char *out, size_t len)
 	if (!slurp(fd, out, len, RUN_TIMEOUT_MS)) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		cr_assert(false, "zcperf %s %s ... hung for %d s", args[0],
+		cr_assert(false, "%s %s %s ... hung for %d s", path, args[0],
 			  args[1] ? args[1] : "", RUN_TIMEOUT_MS / 1000);
 	}
 	close(fd);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int run(const char *const *args, char *out, size_t len)
+{
+	return run_program(ZCPERF_PATH, args, out, len);
 }
 
 struct server {
@@ -482,4 +488,35 @@ Test(bench, echo_server_echoes)
 	cr_assert_eq(memcmp(msg, back, sizeof(msg)), 0);
 	close(fd);
 	server_stop(&s);
+}
+
+/* rr_floor: one JSON line per way of sleeping, each with round trips done
+ * (it counts only those whose echo came back right). */
+Test(bench, rr_floor_runs_each_wait)
+{
+	static const char *const waits[] = { "blocking", "epoll", "io_uring" };
+	const char *args[] = { "--runs", "1", "--secs", "0.3", "--size", "200",
+			       "--json", NULL };
+	static char out[OUT_MAX];
+	char *line, *save = NULL;
+	unsigned n = 0;
+
+	cr_assert_eq(run_program(RR_FLOOR_PATH, args, out, sizeof(out)), 0,
+		     "rr_floor failed: %s", out);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		struct json_doc d;
+		const struct json_leaf *w;
+
+		cr_assert_lt(n, 3, "more than three lines");
+		cr_assert_eq(json_parse(line, &d), 0, "not JSON: %s", line);
+		w = json_get(&d, "wait");
+		cr_assert_not_null(w);
+		cr_assert_str_eq(w->val, waits[n]);
+		cr_assert_eq(num(&d, "size"), 200);
+		cr_assert_eq(num(&d, "runs"), 1);
+		cr_assert_gt(num(&d, "transactions_per_s"), 0);
+		cr_assert_eq(num(&d, "min"), num(&d, "transactions_per_s"));
+	}
+	cr_assert_eq(n, 3);
 }

@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rr_floor - the fastest a sleeping request/response loop can go on this
+ * machine, for each way a thread can sleep on a socket, with no stack.
+ *
+ *   rr_floor                              defaults: 64 B, 9 runs of 2 s
+ *   rr_floor --runs 15 --secs 1.5 --size 4096
+ *   rr_floor --client-cpu 0 --server-cpu 1
+ *   rr_floor --runs 1 --secs 5 --wait io_uring --json   one run, for scripts
+ *
+ * A client thread and an echo thread, pinned to two CPUs, play ping-pong
+ * over one loopback TCP connection (TCP_NODELAY), both sleeping the same
+ * way:
+ *
+ *   blocking - send() and a blocking recv(), as sockperf's client does;
+ *   epoll    - epoll_wait() then recv() and send(), as sockperf's server;
+ *   io_uring - one io_uring_submit_and_wait() per step (the send and the
+ *              next recv in one submission, a DEFER_TASKRUN ring when the
+ *              kernel has it), as a zcrpc reactor sleeps.
+ *
+ * Each round trip wakes both threads once.  Where waking a sleeping CPU
+ * costs more than the work done (a VM whose idle vCPUs halt), this loop is
+ * the ceiling of every sleeping TCP_RR, zcperf's and sockperf's alike, and
+ * the ratios between the three say what the way of sleeping costs by
+ * itself.  Modes run interleaved (blocking, epoll, io_uring, blocking,
+ * ...) so the drift of a noisy machine hits all three alike; the table
+ * gives the median round trips/s with min and max, and ratios of medians.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runs_stats.h"
+
+enum wait_mode { WAIT_BLOCKING, WAIT_EPOLL, WAIT_URING, WAIT_MODES };
+
+static const char *const mode_label[WAIT_MODES] = {"blocking", "epoll",
+						   "io_uring"};
+
+#define MAX_SIZE (64u * 1024)
+
+struct floor_opts {
+	unsigned runs;
+	double secs;
+	size_t size;
+	int client_cpu, server_cpu;
+	bool wait[WAIT_MODES]; /* the ways of sleeping to run */
+	bool json;
+};
+
+/* One side of one run.  @fd is the side's socket; the side owns it. */
+struct side {
+	enum wait_mode mode;
+	int fd;
+	int cpu;
+	size_t size;
+	double deadline;      /* client: stop at this CLOCK_MONOTONIC time */
+	unsigned long trips;  /* client: round trips completed */
+	int err;              /* 0 or -errno */
+	char buf[MAX_SIZE];
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* Blocking and epoll: the whole message, or -errno (-EPIPE at EOF). */
+static int recv_all(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = recv(fd, buf + got, len - got, 0);
+
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	size_t put = 0;
+
+	while (put < len) {
+		ssize_t n = send(fd, buf + put, len - put, MSG_NOSIGNAL);
+
+		if (n < 0)
+			return -errno;
+		put += (size_t)n;
+	}
+	return 0;
+}
+
+static int ring_init(struct io_uring *ring)
+{
+	int ret = io_uring_queue_init(8, ring, IORING_SETUP_SINGLE_ISSUER |
+					       IORING_SETUP_DEFER_TASKRUN);
+
+	if (ret == -EINVAL)
+		ret = io_uring_queue_init(8, ring, 0);
+	return ret;
+}
+
+/*
+ * io_uring: queue a send of @out bytes (0: none) and a receive of the whole
+ * @in bytes, submit both and sleep until they are done: one system call per
+ * step when the message arrives whole, as it does on loopback.  @buf holds
+ * the message to send and takes the answer: a plain send copies it into
+ * the socket when issued, and the answer cannot come before it has gone.
+ */
+static int ring_step(struct io_uring *ring, int fd, char *buf, size_t out,
+		     size_t in)
+{
+	struct io_uring_sqe *sqe;
+	size_t got = 0;
+	unsigned want;
+
+	if (out) {
+		sqe = io_uring_get_sqe(ring);
+		io_uring_prep_send(sqe, fd, buf, out, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, 0);
+	}
+	while (got < in) {
+		struct io_uring_cqe *cqe;
+		int ret;
+
+		sqe = io_uring_get_sqe(ring);
+		io_uring_prep_recv(sqe, fd, buf + got, in - got, 0);
+		io_uring_sqe_set_data64(sqe, 1);
+		want = out ? 2 : 1;
+		out = 0;
+		ret = io_uring_submit_and_wait(ring, want);
+		if (ret < 0)
+			return ret;
+		while (want--) {
+			ret = io_uring_wait_cqe(ring, &cqe);
+			if (ret)
+				return ret;
+			ret = cqe->res;
+			if (ret > 0 && cqe->user_data == 1)
+				got += (size_t)ret;
+			io_uring_cqe_seen(ring, cqe);
+			if (ret <= 0)
+				return ret < 0 ? ret : -EPIPE;
+		}
+	}
+	return 0;
+}
+
+/* The client stamps each request with its number and checks the echo, so
+ * a round trip counts only when the right bytes came back. */
+static void stamp(struct side *s)
+{
+	size_t n = s->size < sizeof(s->trips) ? s->size : sizeof(s->trips);
+
+	memcpy(s->buf, &s->trips, n);
+}
+
+static int check_echo(const struct side *s)
+{
+	size_t n = s->size < sizeof(s->trips) ? s->size : sizeof(s->trips);
+
+	return memcmp(s->buf, &s->trips, n) ? -EPROTO : 0;
+}
+
+static int client_loop(struct side *s)
+{
+	struct io_uring ring;
+	int ret = 0;
+
+	if (s->mode == WAIT_URING && (ret = ring_init(&ring)))
+		return ret;
+	while (!ret && now_s() < s->deadline) {
+		stamp(s);
+		if (s->mode == WAIT_URING) {
+			ret = ring_step(&ring, s->fd, s->buf, s->size, s->size);
+		} else {
+			ret = send_all(s->fd, s->buf, s->size);
+			if (!ret)
+				ret = recv_all(s->fd, s->buf, s->size);
+		}
+		if (!ret)
+			ret = check_echo(s);
+		if (!ret)
+			s->trips++;
+	}
+	if (s->mode == WAIT_URING)
+		io_uring_queue_exit(&ring);
+	return ret;
+}
+
+/* Echo until the client closes: EOF (-EPIPE) is the normal end. */
+static int server_loop(struct side *s)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct io_uring ring;
+	int ep = -1, ret = 0;
+	size_t out = 0;
+
+	if (s->mode == WAIT_URING && (ret = ring_init(&ring)))
+		return ret;
+	if (s->mode == WAIT_EPOLL) {
+		ep = epoll_create1(EPOLL_CLOEXEC);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev))
+			ret = -errno;
+	}
+	while (!ret) {
+		switch (s->mode) {
+		case WAIT_URING:
+			ret = ring_step(&ring, s->fd, s->buf, out, s->size);
+			out = s->size;
+			continue;
+		case WAIT_EPOLL:
+			if (epoll_wait(ep, &ev, 1, -1) < 0) {
+				ret = errno == EINTR ? 0 : -errno;
+				continue;
+			}
+			break;
+		default:
+			break;
+		}
+		ret = recv_all(s->fd, s->buf, s->size);
+		if (!ret)
+			ret = send_all(s->fd, s->buf, s->size);
+	}
+	if (ep >= 0)
+		close(ep);
+	if (s->mode == WAIT_URING)
+		io_uring_queue_exit(&ring);
+	return ret == -EPIPE || ret == -ECONNRESET ? 0 : ret;
+}
+
+static void *side_main(void *arg)
+{
+	struct side *s = arg;
+	int one = 1;
+
+	pin_self(s->cpu);
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->err = s->deadline > 0 ? client_loop(s) : server_loop(s);
+	/* The client's close is the server's EOF. */
+	shutdown(s->fd, SHUT_WR);
+	return NULL;
+}
+
+/* A connected loopback TCP pair: fds[0] the client's, fds[1] the server's. */
+static int tcp_pair(int fds[2])
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int l, ret = 0;
+
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -errno;
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fds[0] < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &alen) ||
+	    connect(fds[0], (struct sockaddr *)&a, sizeof(a)))
+		ret = -errno;
+	if (!ret) {
+		fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (fds[1] < 0)
+			ret = -errno;
+	}
+	if (ret && fds[0] >= 0)
+		close(fds[0]);
+	close(l);
+	return ret;
+}
+
+/* Round trips per second of one run, or -errno. */
+static double run_once(const struct floor_opts *o, enum wait_mode mode)
+{
+	struct side *c = calloc(1, sizeof(*c)), *s = calloc(1, sizeof(*s));
+	pthread_t tc, ts;
+	double t0, rate;
+	int fds[2] = {-1, -1}, ret;
+
+	if (!c || !s) {
+		free(c);
+		free(s);
+		return -ENOMEM;
+	}
+	ret = tcp_pair(fds);
+	if (ret) {
+		free(c);
+		free(s);
+		return ret;
+	}
+	*c = (struct side){.mode = mode, .fd = fds[0], .cpu = o->client_cpu,
+			   .size = o->size};
+	*s = (struct side){.mode = mode, .fd = fds[1], .cpu = o->server_cpu,
+			   .size = o->size};
+	t0 = now_s();
+	c->deadline = t0 + o->secs;
+	pthread_create(&ts, NULL, side_main, s);
+	pthread_create(&tc, NULL, side_main, c);
+	pthread_join(tc, NULL);
+	pthread_join(ts, NULL);
+	rate = c->err ? c->err : s->err ? s->err
+					: (double)c->trips / (now_s() - t0);
+	close(fds[0]);
+	close(fds[1]);
+	free(c);
+	free(s);
+	return rate;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rr_floor [--runs N] [--secs S] [--size BYTES]\n"
+		"                [--client-cpu N] [--server-cpu N]\n"
+		"                [--wait blocking,epoll,io_uring] [--json]\n"
+		"  ping-pong over loopback TCP, client and echo threads pinned\n"
+		"  apart, sleeping in a blocking recv, in epoll_wait or in\n"
+		"  io_uring_submit_and_wait; runs interleaved; medians.\n"
+		"  --json: one object per way of sleeping, one per line.\n"
+		"  defaults: 9 runs of 2 s, 64 bytes, client CPU 0, server CPU 1\n");
+}
+
+/* "blocking,io_uring" -> o->wait[].  0 or -EINVAL. */
+static int parse_waits(const char *list, struct floor_opts *o)
+{
+	const char *p = list;
+	unsigned m;
+
+	memset(o->wait, 0, sizeof(o->wait));
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		for (m = 0; m < WAIT_MODES; m++) {
+			if (n == strlen(mode_label[m]) &&
+			    !strncmp(p, mode_label[m], n))
+				break;
+		}
+		if (m == WAIT_MODES)
+			return -EINVAL;
+		o->wait[m] = true;
+		p += n + (p[n] == ',');
+	}
+	return p == list ? -EINVAL : 0;
+}
+
+static int parse_opts(int argc, char **argv, struct floor_opts *o)
+{
+	static const struct option lopts[] = {
+		{"runs", required_argument, NULL, 'n'},
+		{"secs", required_argument, NULL, 's'},
+		{"size", required_argument, NULL, 'm'},
+		{"client-cpu", required_argument, NULL, 'c'},
+		{"server-cpu", required_argument, NULL, 'S'},
+		{"wait", required_argument, NULL, 'w'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	char *end;
+	int opt;
+
+	*o = (struct floor_opts){.runs = 9, .secs = 2, .size = 64,
+				 .client_cpu = 0, .server_cpu = 1,
+				 .wait = {true, true, true}};
+	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		long v = 0;
+		double d = 0;
+
+		if (opt == 'h') {
+			usage(stdout);
+			return 1;
+		}
+		if (opt == '?') {
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (opt == 'j') {
+			o->json = true;
+			continue;
+		}
+		if (opt == 'w') {
+			if (parse_waits(optarg, o))
+				goto bad;
+			continue;
+		}
+		errno = 0;
+		if (opt == 's')
+			d = strtod(optarg, &end);
+		else
+			v = strtol(optarg, &end, 10);
+		if (errno || end == optarg || *end)
+			goto bad;
+		switch (opt) {
+		case 'n':
+			if (v < 1 || v > 1000)
+				goto bad;
+			o->runs = (unsigned)v;
+			break;
+		case 's':
+			if (!(d >= 0.1 && d <= 3600))
+				goto bad;
+			o->secs = d;
+			break;
+		case 'm':
+			if (v < 1 || v > (long)MAX_SIZE)
+				goto bad;
+			o->size = (size_t)v;
+			break;
+		default: /* 'c', 'S' */
+			if (v < 0 || v >= CPU_SETSIZE)
+				goto bad;
+			*(opt == 'c' ? &o->client_cpu : &o->server_cpu) = (int)v;
+			break;
+		}
+	}
+	if (optind == argc)
+		return 0;
+	fprintf(stderr, "rr_floor: unexpected argument '%s'\n", argv[optind]);
+	return -EINVAL;
+bad:
+	fprintf(stderr, "rr_floor: bad value '%s' (see rr_floor --help)\n",
+		optarg);
+	return -EINVAL;
+}
+
+static void report(const struct floor_opts *o, double *const rate[])
+{
+	double base = 0;
+	unsigned m;
+
+	if (!o->json) {
+		printf("%zu B ping-pong, client CPU %d, server CPU %d, "
+		       "%u runs of %.1f s\n", o->size, o->client_cpu,
+		       o->server_cpu, o->runs, o->secs);
+		printf("%-9s %16s %22s %12s\n", "sleep in", "round trips/s",
+		       "min - max", "/ blocking");
+	}
+	for (m = 0; m < WAIT_MODES; m++) {
+		double med;
+
+		if (!o->wait[m])
+			continue;
+		med = runs_sort_median(rate[m], o->runs);
+		if (m == WAIT_BLOCKING)
+			base = med;
+		if (o->json) {
+			printf("{\"wait\":\"%s\",\"size\":%zu,\"runs\":%u,"
+			       "\"secs\":%.3f,\"transactions_per_s\":%.2f,"
+			       "\"min\":%.2f,\"max\":%.2f}\n", mode_label[m],
+			       o->size, o->runs, o->secs, med, rate[m][0],
+			       rate[m][o->runs - 1]);
+		} else if (base > 0) {
+			printf("%-9s %16.0f %10.0f - %-10.0f %11.2fx\n",
+			       mode_label[m], med, rate[m][0],
+			       rate[m][o->runs - 1], med / base);
+		} else {
+			printf("%-9s %16.0f %10.0f - %-10.0f %12s\n",
+			       mode_label[m], med, rate[m][0],
+			       rate[m][o->runs - 1], "-");
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	bool progress = isatty(STDERR_FILENO);
+	double *rate[WAIT_MODES] = {0};
+	struct floor_opts o;
+	unsigned r, m;
+	int ret = parse_opts(argc, argv, &o);
+
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	for (m = 0; m < WAIT_MODES; m++) {
+		rate[m] = calloc(o.runs, sizeof(double));
+		if (!rate[m])
+			return 1;
+	}
+	for (r = 0; r < o.runs; r++) {
+		for (m = 0; m < WAIT_MODES; m++) {
+			if (!o.wait[m])
+				continue;
+			rate[m][r] = run_once(&o, m);
+			if (rate[m][r] < 0) {
+				fprintf(stderr, "rr_floor: %s run: %s\n",
+					mode_label[m], strerror((int)-rate[m][r]));
+				return 1;
+			}
+		}
+		if (progress)
+			fprintf(stderr, "\rrr_floor: run %u/%u", r + 1, o.runs);
+	}
+	if (progress)
+		fprintf(stderr, "\n");
+	report(&o, rate);
+	for (m = 0; m < WAIT_MODES; m++)
+		free(rate[m]);
+	return 0;
+}
