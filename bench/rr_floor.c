@@ -131,20 +131,22 @@ static int ring_init(struct io_uring *ring)
 /*
  * io_uring: queue a send of @out bytes (0: none) and a receive of the whole
  * @in bytes, submit both and sleep until they are done: one system call per
- * step when the message arrives whole, as it does on loopback.  @buf holds
- * the message to send and takes the answer: a plain send copies it into
- * the socket when issued, and the answer cannot come before it has gone.
+ * step when the message arrives whole, as it does on loopback.  MSG_WAITALL
+ * makes io_uring finish a short send itself, as a blocking send() would.
+ * @buf holds the message to send and takes the answer: the answer cannot
+ * come before the whole message has gone.
  */
 static int ring_step(struct io_uring *ring, int fd, char *buf, size_t out,
 		     size_t in)
 {
 	struct io_uring_sqe *sqe;
-	size_t got = 0;
+	size_t got = 0, sent = out;
 	unsigned want;
 
 	if (out) {
 		sqe = io_uring_get_sqe(ring);
-		io_uring_prep_send(sqe, fd, buf, out, MSG_NOSIGNAL);
+		io_uring_prep_send(sqe, fd, buf, out,
+				   MSG_NOSIGNAL | MSG_WAITALL);
 		io_uring_sqe_set_data64(sqe, 0);
 	}
 	while (got < in) {
@@ -166,6 +168,8 @@ static int ring_step(struct io_uring *ring, int fd, char *buf, size_t out,
 			ret = cqe->res;
 			if (ret > 0 && cqe->user_data == 1)
 				got += (size_t)ret;
+			else if (ret > 0 && (size_t)ret != sent)
+				ret = -EIO;
 			io_uring_cqe_seen(ring, cqe);
 			if (ret <= 0)
 				return ret < 0 ? ret : -EPIPE;
