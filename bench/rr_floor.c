@@ -25,9 +25,19 @@
  * itself.  Modes run interleaved (blocking, epoll, io_uring, blocking,
  * ...) so the drift of a noisy machine hits all three alike; the table
  * gives the median round trips/s with min and max, and ratios of medians.
+ *
+ * It also splits the round trip in two legs, each ending in one wake-up:
+ * the request leg, from the client's send to the echo thread holding the
+ * request, and the response leg, from the echo thread's send to the client
+ * holding the answer.  The echo thread writes its two times into the
+ * answer (messages of at least 24 bytes); both threads read the same
+ * CLOCK_MONOTONIC.  The table gives the median over runs of each run's
+ * median leg.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -50,6 +60,15 @@ static const char *const mode_label[WAIT_MODES] = {"blocking", "epoll",
 						   "io_uring"};
 
 #define MAX_SIZE (64u * 1024)
+/* Legs kept per run: enough for a 5 s run at 50k round trips/s. */
+#define MAX_LEGS (1u << 18)
+
+/* The head of every message: the client's round-trip number, then, in
+ * answers, when the echo thread had the request and when it answered. */
+struct msg_head {
+	uint64_t trip;
+	double held, answered;
+};
 
 struct floor_opts {
 	unsigned runs;
@@ -68,8 +87,15 @@ struct side {
 	size_t size;
 	double deadline;      /* client: stop at this CLOCK_MONOTONIC time */
 	unsigned long trips;  /* client: round trips completed */
+	double *req_leg, *resp_leg; /* client: us, first MAX_LEGS trips */
 	int err;              /* 0 or -errno */
 	char buf[MAX_SIZE];
+};
+
+/* What one run measured: the rate, and the median legs (0: not timed). */
+struct run_result {
+	double rate;
+	double req_leg_us, resp_leg_us;
 };
 
 static double now_s(void)
@@ -178,6 +204,11 @@ static int ring_step(struct io_uring *ring, int fd, char *buf, size_t out,
 	return 0;
 }
 
+static bool timed(const struct side *s)
+{
+	return s->size >= sizeof(struct msg_head);
+}
+
 /* The client stamps each request with its number and checks the echo, so
  * a round trip counts only when the right bytes came back. */
 static void stamp(struct side *s)
@@ -194,6 +225,36 @@ static int check_echo(const struct side *s)
 	return memcmp(s->buf, &s->trips, n) ? -EPROTO : 0;
 }
 
+/* Client: the legs of the round trip that started at @sent and ended now. */
+static void record_legs(struct side *s, double sent)
+{
+	struct msg_head h;
+
+	if (!timed(s) || s->trips >= MAX_LEGS)
+		return;
+	memcpy(&h, s->buf, sizeof(h));
+	s->req_leg[s->trips] = (h.held - sent) * 1e6;
+	s->resp_leg[s->trips] = (now_s() - h.answered) * 1e6;
+}
+
+/* Echo thread: the times that record_legs() reads. */
+static void stamp_held(struct side *s)
+{
+	double t = now_s();
+
+	if (timed(s))
+		memcpy(s->buf + offsetof(struct msg_head, held), &t, sizeof(t));
+}
+
+static void stamp_answered(struct side *s)
+{
+	double t = now_s();
+
+	if (timed(s))
+		memcpy(s->buf + offsetof(struct msg_head, answered), &t,
+		       sizeof(t));
+}
+
 static int client_loop(struct side *s)
 {
 	struct io_uring ring;
@@ -202,7 +263,10 @@ static int client_loop(struct side *s)
 	if (s->mode == WAIT_URING && (ret = ring_init(&ring)))
 		return ret;
 	while (!ret && now_s() < s->deadline) {
+		double sent;
+
 		stamp(s);
+		sent = now_s();
 		if (s->mode == WAIT_URING) {
 			ret = ring_step(&ring, s->fd, s->buf, s->size, s->size);
 		} else {
@@ -212,8 +276,10 @@ static int client_loop(struct side *s)
 		}
 		if (!ret)
 			ret = check_echo(s);
-		if (!ret)
+		if (!ret) {
+			record_legs(s, sent);
 			s->trips++;
+		}
 	}
 	if (s->mode == WAIT_URING)
 		io_uring_queue_exit(&ring);
@@ -238,7 +304,10 @@ static int server_loop(struct side *s)
 	while (!ret) {
 		switch (s->mode) {
 		case WAIT_URING:
+			if (out)
+				stamp_answered(s);
 			ret = ring_step(&ring, s->fd, s->buf, out, s->size);
+			stamp_held(s);
 			out = s->size;
 			continue;
 		case WAIT_EPOLL:
@@ -251,8 +320,11 @@ static int server_loop(struct side *s)
 			break;
 		}
 		ret = recv_all(s->fd, s->buf, s->size);
-		if (!ret)
-			ret = send_all(s->fd, s->buf, s->size);
+		if (ret)
+			break;
+		stamp_held(s);
+		stamp_answered(s);
+		ret = send_all(s->fd, s->buf, s->size);
 	}
 	if (ep >= 0)
 		close(ep);
@@ -301,27 +373,31 @@ static int tcp_pair(int fds[2])
 	return ret;
 }
 
-/* Round trips per second of one run, or -errno. */
-static double run_once(const struct floor_opts *o, enum wait_mode mode)
+static double leg_median(double *leg, unsigned long n)
+{
+	if (n > MAX_LEGS)
+		n = MAX_LEGS;
+	return n ? runs_sort_median(leg, (unsigned)n) : 0;
+}
+
+/* One run: 0 and @res filled, or -errno. */
+static int run_once(const struct floor_opts *o, enum wait_mode mode,
+		    struct run_result *res)
 {
 	struct side *c = calloc(1, sizeof(*c)), *s = calloc(1, sizeof(*s));
+	double *legs = calloc(2 * (size_t)MAX_LEGS, sizeof(double));
+	int fds[2] = {-1, -1}, ret = -ENOMEM;
 	pthread_t tc, ts;
-	double t0, rate;
-	int fds[2] = {-1, -1}, ret;
+	double t0;
 
-	if (!c || !s) {
-		free(c);
-		free(s);
-		return -ENOMEM;
-	}
+	if (!c || !s || !legs)
+		goto out;
 	ret = tcp_pair(fds);
-	if (ret) {
-		free(c);
-		free(s);
-		return ret;
-	}
+	if (ret)
+		goto out;
 	*c = (struct side){.mode = mode, .fd = fds[0], .cpu = o->client_cpu,
-			   .size = o->size};
+			   .size = o->size, .req_leg = legs,
+			   .resp_leg = legs + MAX_LEGS};
 	*s = (struct side){.mode = mode, .fd = fds[1], .cpu = o->server_cpu,
 			   .size = o->size};
 	t0 = now_s();
@@ -330,13 +406,19 @@ static double run_once(const struct floor_opts *o, enum wait_mode mode)
 	pthread_create(&tc, NULL, side_main, c);
 	pthread_join(tc, NULL);
 	pthread_join(ts, NULL);
-	rate = c->err ? c->err : s->err ? s->err
-					: (double)c->trips / (now_s() - t0);
+	ret = c->err ? c->err : s->err;
+	if (!ret) {
+		res->rate = (double)c->trips / (now_s() - t0);
+		res->req_leg_us = leg_median(c->req_leg, c->trips);
+		res->resp_leg_us = leg_median(c->resp_leg, c->trips);
+	}
 	close(fds[0]);
 	close(fds[1]);
+out:
+	free(legs);
 	free(c);
 	free(s);
-	return rate;
+	return ret;
 }
 
 static void usage(FILE *f)
@@ -347,7 +429,9 @@ static void usage(FILE *f)
 		"                [--wait blocking,epoll,io_uring] [--json]\n"
 		"  ping-pong over loopback TCP, client and echo threads pinned\n"
 		"  apart, sleeping in a blocking recv, in epoll_wait or in\n"
-		"  io_uring_submit_and_wait; runs interleaved; medians.\n"
+		"  io_uring_submit_and_wait; runs interleaved; medians of the\n"
+		"  rate and of the two legs (client send to echo holding the\n"
+		"  request, echo send to client holding the answer).\n"
 		"  --json: one object per way of sleeping, one per line.\n"
 		"  defaults: 9 runs of 2 s, 64 bytes, client CPU 0, server CPU 1\n");
 }
@@ -455,7 +539,12 @@ bad:
 	return -EINVAL;
 }
 
-static void report(const struct floor_opts *o, double *const rate[])
+/* The runs of one way of sleeping: rates and median legs, one per run. */
+struct mode_runs {
+	double *rate, *req_leg, *resp_leg;
+};
+
+static void report(const struct floor_opts *o, struct mode_runs *mr)
 {
 	double base = 0;
 	unsigned m;
@@ -464,39 +553,48 @@ static void report(const struct floor_opts *o, double *const rate[])
 		printf("%zu B ping-pong, client CPU %d, server CPU %d, "
 		       "%u runs of %.1f s\n", o->size, o->client_cpu,
 		       o->server_cpu, o->runs, o->secs);
-		printf("%-9s %16s %22s %12s\n", "sleep in", "round trips/s",
-		       "min - max", "/ blocking");
+		printf("%-9s %14s %20s %11s %22s\n", "sleep in",
+		       "round trips/s", "min - max", "/ blocking",
+		       "legs p50 us: req resp");
 	}
 	for (m = 0; m < WAIT_MODES; m++) {
-		double med;
+		double med, req, resp;
+		double *rate = mr[m].rate;
 
 		if (!o->wait[m])
 			continue;
-		med = runs_sort_median(rate[m], o->runs);
+		med = runs_sort_median(rate, o->runs);
+		req = runs_sort_median(mr[m].req_leg, o->runs);
+		resp = runs_sort_median(mr[m].resp_leg, o->runs);
 		if (m == WAIT_BLOCKING)
 			base = med;
 		if (o->json) {
 			printf("{\"wait\":\"%s\",\"size\":%zu,\"runs\":%u,"
 			       "\"secs\":%.3f,\"transactions_per_s\":%.2f,"
-			       "\"min\":%.2f,\"max\":%.2f}\n", mode_label[m],
-			       o->size, o->runs, o->secs, med, rate[m][0],
-			       rate[m][o->runs - 1]);
-		} else if (base > 0) {
-			printf("%-9s %16.0f %10.0f - %-10.0f %11.2fx\n",
-			       mode_label[m], med, rate[m][0],
-			       rate[m][o->runs - 1], med / base);
-		} else {
-			printf("%-9s %16.0f %10.0f - %-10.0f %12s\n",
-			       mode_label[m], med, rate[m][0],
-			       rate[m][o->runs - 1], "-");
+			       "\"min\":%.2f,\"max\":%.2f,"
+			       "\"request_leg_p50_us\":%.2f,"
+			       "\"response_leg_p50_us\":%.2f}\n", mode_label[m],
+			       o->size, o->runs, o->secs, med, rate[0],
+			       rate[o->runs - 1], req, resp);
+			continue;
 		}
+		printf("%-9s %14.0f %9.0f - %-8.0f ", mode_label[m], med,
+		       rate[0], rate[o->runs - 1]);
+		if (base > 0)
+			printf("%10.2fx", med / base);
+		else
+			printf("%11s", "-");
+		if (req > 0)
+			printf(" %13.1f %8.1f\n", req, resp);
+		else
+			printf(" %22s\n", "- (size < 24)");
 	}
 }
 
 int main(int argc, char **argv)
 {
 	bool progress = isatty(STDERR_FILENO);
-	double *rate[WAIT_MODES] = {0};
+	struct mode_runs mr[WAIT_MODES] = {{0}};
 	struct floor_opts o;
 	unsigned r, m;
 	int ret = parse_opts(argc, argv, &o);
@@ -504,28 +602,38 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? 0 : 2;
 	for (m = 0; m < WAIT_MODES; m++) {
-		rate[m] = calloc(o.runs, sizeof(double));
-		if (!rate[m])
+		mr[m].rate = calloc(o.runs, sizeof(double));
+		mr[m].req_leg = calloc(o.runs, sizeof(double));
+		mr[m].resp_leg = calloc(o.runs, sizeof(double));
+		if (!mr[m].rate || !mr[m].req_leg || !mr[m].resp_leg)
 			return 1;
 	}
 	for (r = 0; r < o.runs; r++) {
 		for (m = 0; m < WAIT_MODES; m++) {
+			struct run_result res;
+
 			if (!o.wait[m])
 				continue;
-			rate[m][r] = run_once(&o, m);
-			if (rate[m][r] < 0) {
+			ret = run_once(&o, m, &res);
+			if (ret) {
 				fprintf(stderr, "rr_floor: %s run: %s\n",
-					mode_label[m], strerror((int)-rate[m][r]));
+					mode_label[m], strerror(-ret));
 				return 1;
 			}
+			mr[m].rate[r] = res.rate;
+			mr[m].req_leg[r] = res.req_leg_us;
+			mr[m].resp_leg[r] = res.resp_leg_us;
 		}
 		if (progress)
 			fprintf(stderr, "\rrr_floor: run %u/%u", r + 1, o.runs);
 	}
 	if (progress)
 		fprintf(stderr, "\n");
-	report(&o, rate);
-	for (m = 0; m < WAIT_MODES; m++)
-		free(rate[m]);
+	report(&o, mr);
+	for (m = 0; m < WAIT_MODES; m++) {
+		free(mr[m].rate);
+		free(mr[m].req_leg);
+		free(mr[m].resp_leg);
+	}
 	return 0;
 }

@@ -491,7 +491,7 @@ Test(bench, echo_server_echoes)
 }
 
 /* rr_floor: one JSON line per way of sleeping, each with round trips done
- * (it counts only those whose echo came back right). */
+ * (it counts only those whose echo came back right) and both legs timed. */
 Test(bench, rr_floor_runs_each_wait)
 {
 	static const char *const waits[] = { "blocking", "epoll", "io_uring" };
@@ -517,6 +517,9 @@ Test(bench, rr_floor_runs_each_wait)
 		cr_assert_eq(num(&d, "runs"), 1);
 		cr_assert_gt(num(&d, "transactions_per_s"), 0);
 		cr_assert_eq(num(&d, "min"), num(&d, "transactions_per_s"));
+		/* 200 B carry the echo thread's times: both legs timed. */
+		cr_assert_gt(num(&d, "request_leg_p50_us"), 0);
+		cr_assert_gt(num(&d, "response_leg_p50_us"), 0);
 	}
 	cr_assert_eq(n, 3);
 }
