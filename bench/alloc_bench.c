@@ -38,6 +38,7 @@
 
 #include <zcrpc/alloc.h>
 
+#include "pin_thread.h"
 #include "runs_stats.h"
 
 #define RING_SIZE 1024u /* power of two */
@@ -81,26 +82,13 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void pin_self(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	/* Best effort: on a one-CPU machine the run is still valid, only
-	 * less interesting. */
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void *consumer_main(void *arg)
 {
 	struct run_ctx *ctx = arg;
 	struct handoff_ring *r = &ctx->ring;
 	uint64_t tail = 0, sum = 0;
 
-	pin_self(ctx->consumer_cpu);
+	bench_pin_thread(ctx->consumer_cpu);
 	while (tail < ctx->count) {
 		/* acquire: the owner's writes to the buffer and the slot are
 		 * visible once head says the slot is filled */
@@ -160,7 +148,7 @@ static double run_once(const struct bench_opts *o, enum zc_free_mode mode,
 	if (zc_pool_create(&cfg, &ctx->pool) != 0)
 		goto out_free;
 
-	pin_self(o->owner_cpu);
+	bench_pin_thread(o->owner_cpu);
 	if (pthread_create(&consumer, NULL, consumer_main, ctx) != 0)
 		goto out_pool;
 

@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pin_thread.h"
 #include "runs_stats.h"
 
 enum wait_mode { WAIT_BLOCKING, WAIT_EPOLL, WAIT_URING, WAIT_MODES };
@@ -104,15 +105,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pin_self(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 /* Blocking and epoll: the whole message, or -errno (-EPIPE at EOF). */
@@ -338,7 +330,7 @@ static void *side_main(void *arg)
 	struct side *s = arg;
 	int one = 1;
 
-	pin_self(s->cpu);
+	bench_pin_thread(s->cpu);
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->err = s->deadline > 0 ? client_loop(s) : server_loop(s);
 	/* The client's close is the server's EOF. */

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../pin_thread.h"
 #include "consumer.h"
 
 /* Yields before sleeping: enough to ride out a burst, short enough not to
@@ -158,12 +159,9 @@ static struct zp_item *take_all(struct zp_consumer *q)
 static void *consumer_main(void *arg)
 {
 	struct zp_consumer *q = arg;
-	cpu_set_t set;
 	unsigned spins = 0;
 
-	CPU_ZERO(&set);
-	CPU_SET(q->cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	bench_pin_thread(q->cpu);
 	for (;;) {
 		struct zp_item *it = take_all(q);
 		unsigned seq;
