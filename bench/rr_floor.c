@@ -561,13 +561,16 @@ static void report(const struct floor_opts *o, struct mode_runs *mr)
 		if (m == WAIT_BLOCKING)
 			base = med;
 		if (o->json) {
+			/* Legs only where they were timed (size >= 24). */
 			printf("{\"wait\":\"%s\",\"size\":%zu,\"runs\":%u,"
 			       "\"secs\":%.3f,\"transactions_per_s\":%.2f,"
-			       "\"min\":%.2f,\"max\":%.2f,"
-			       "\"request_leg_p50_us\":%.2f,"
-			       "\"response_leg_p50_us\":%.2f}\n", mode_label[m],
+			       "\"min\":%.2f,\"max\":%.2f", mode_label[m],
 			       o->size, o->runs, o->secs, med, rate[0],
-			       rate[o->runs - 1], req, resp);
+			       rate[o->runs - 1]);
+			if (req > 0)
+				printf(",\"request_leg_p50_us\":%.2f,"
+				       "\"response_leg_p50_us\":%.2f", req, resp);
+			printf("}\n");
 			continue;
 		}
 		printf("%-9s %14.0f %9.0f - %-8.0f ", mode_label[m], med,
