@@ -20,8 +20,10 @@
 #define ZC__POOL_MIN (64ull << 20)
 #define ZC__SNDQ_DEFAULT (4u << 20)
 #define ZC__BATCH 64u
-/* Longest sleep while a connection waits for receive buffers: buffers
- * released off-thread below the pool's defer cap do not kick us. */
+/* Longest sleep while connections stay dirty (e.g. starved of receive
+ * buffers): returns normally wake us (a remote release onto an empty defer
+ * list kicks, an owner release ends a batch), this bounds the retry
+ * whatever brings the buffers back. */
 #define ZC__STARVED_WAIT_US 1000
 
 static __thread struct zc_reactor *zc__tls_reactor;
