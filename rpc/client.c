@@ -560,6 +560,10 @@ static void slot_connect(struct zc_rpc_client *cli, unsigned i)
 		free(cc);
 		goto retry;
 	}
+	/* Never plaintext when TLS was asked for: a connection that cannot
+	 * start it is closed (on_close follows, then the retry). */
+	if (cli->cfg.tls && zc_conn_start_tls(cc->conn, cli->cfg.tls, NULL))
+		zc_conn_close(cc->conn, ZC_CLOSE_ABORT);
 	zc__tx_init(&cc->tx, cc->conn, zc_reactor_pool(cli->r),
 		    cli->cfg.tx_window, cc_released);
 	cc->next = cli->all;

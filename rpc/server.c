@@ -40,6 +40,7 @@ static void sconn_put(struct zc__sconn *sc)
 	assert(!sc->conn && !sc->calls.n);
 	zc__map_free(&sc->calls);
 	zc__ctr_sub(&sc->rc->s->sconns_live, 1);
+	zc_tls_peer_put(sc->tls_peer);
 	free(sc);
 }
 
@@ -302,6 +303,15 @@ static int admit(struct zc__sconn *sc, const struct zc_frame *f,
 	if (!m) {
 		zc__ctr_add(&s->rejected_unknown, 1);
 		return ZC_RPC_UNKNOWN_METHOD;
+	}
+	if (!sc->tls_peer_known) {
+		sc->tls_peer = zc_conn_tls_peer(sc->conn);
+		sc->tls_peer_known = true;
+	}
+	if (cfg->authorize &&
+	    !cfg->authorize(cfg->authorize_arg, f->method, sc->tls_peer)) {
+		zc__ctr_add(&m->by_status[ZC_RPC_PERMISSION_DENIED], 1);
+		return ZC_RPC_PERMISSION_DENIED;
 	}
 	if (zc__ctr_get(&s->inflight) >= cfg->max_inflight ||
 	    sc->ncalls >= cfg->max_inflight_conn ||

@@ -62,6 +62,10 @@ struct zc__sconn {
 	bool budget_wait;		/* on rc->budget_waiters */
 	struct zc__sconn *wait_next;
 	unsigned refs;			/* conn + calls not yet answered */
+	/* The peer's TLS identity, fetched at its first request (the
+	 * handshake is over by then); one reference, dropped with @sc. */
+	struct zc_tls_peer *tls_peer;
+	bool tls_peer_known;
 };
 
 enum call_state { CALL_REASM, CALL_DISPATCHED };

@@ -278,10 +278,17 @@ struct listen_arg {
 static int listen_on(void *arg)
 {
 	struct listen_arg *la = arg;
+	int ret;
 
-	return zc_listen(la->rc->r, (struct sockaddr *)&la->addr, la->addrlen,
-			 ZC_LISTEN_REUSEPORT, zc__server_accept, la->rc,
-			 &la->rc->l);
+	ret = zc_listen(la->rc->r, (struct sockaddr *)&la->addr, la->addrlen,
+			ZC_LISTEN_REUSEPORT, zc__server_accept, la->rc,
+			&la->rc->l);
+	if (!ret && la->rc->s->cfg.tls &&
+	    (ret = zc_listener_set_tls(la->rc->l, la->rc->s->cfg.tls))) {
+		zc_listener_close(la->rc->l);
+		la->rc->l = NULL;
+	}
+	return ret;
 }
 
 static int close_listener(void *arg)
@@ -460,6 +467,14 @@ uint64_t zc_rpc_call_deadline(const struct zc_rpc_call *call)
 struct zc_reactor *zc_rpc_call_reactor(const struct zc_rpc_call *call)
 {
 	return call->sc->rc->r;
+}
+
+/* Set on the reactor before the call was admitted, never changed after:
+ * safe to read from the worker that handles the call. */
+const struct zc_tls_peer *
+zc_rpc_call_peer_identity(const struct zc_rpc_call *call)
+{
+	return call->sc->tls_peer;
 }
 
 /* ---- stats ------------------------------------------------------------- */

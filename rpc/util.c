@@ -21,6 +21,7 @@ static const char *const status_names[ZC_RPC_NSTATUS] = {
 	[ZC_RPC_UNAVAILABLE]	   = "unavailable",
 	[ZC_RPC_INTERNAL]	   = "internal",
 	[ZC_RPC_PROTOCOL_ERROR]	   = "protocol_error",
+	[ZC_RPC_PERMISSION_DENIED] = "permission_denied",
 };
 
 const char *zc_rpc_status_name(int status)

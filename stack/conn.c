@@ -154,6 +154,27 @@ static size_t budget_of(const struct zc_conn *c)
 	return atomic_load_explicit(&c->rx_budget, memory_order_relaxed);
 }
 
+void zc__conn_deliver(struct zc_conn *c, struct zc_chain *chain)
+{
+	size_t budget, len = zc_chain_len(chain);
+
+	if (!c->ops || !c->ops->on_data) {
+		zc_chain_release(chain);
+		return;
+	}
+	atomic_fetch_add(&c->rx_out, len);
+	c->ops->on_data(c, chain, c->ud);
+
+	budget = budget_of(c);
+	if (budget && c->state == ZC__OPEN && atomic_load(&c->rx_out) >= budget &&
+	    c->recv_armed && !c->recv_cancelling) {
+		/* Completions already posted still arrive: the overshoot is
+		 * bounded by the ring, not by the budget. */
+		ZC__STAT_INC(c->r, rx_budget_stops);
+		cancel_recv(c);
+	}
+}
+
 /* @b carries one reference for us; the bytes are [@off, @off + @len). */
 static void deliver(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 		    unsigned len)
@@ -161,13 +182,17 @@ static void deliver(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 	struct zc_reactor *r = c->r;
 	struct zc_chain chain;
 	struct zc_view v;
-	size_t budget;
 
 	ZC__STAT_ADD(r, rx_bytes, len);
 	ZC__STAT_INC(r, rx_cqes);
-	if (c->state != ZC__OPEN || !c->ops || !c->ops->on_data) {
-		/* Closing, or nobody listens: the bytes are dropped. */
+	if (c->state != ZC__OPEN) {
+		/* Closing: the bytes are dropped. */
 		zc_buf_put(b);
+		return;
+	}
+	if (c->tls) {
+		/* Ciphertext: the TLS layer delivers what it decrypts. */
+		zc__tls_rx(c, b, off, len);
 		return;
 	}
 	if (zc_view_adopt(&v, b, off, len))
@@ -176,17 +201,7 @@ static void deliver(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 	/* An inline slot is free in a fresh chain: append cannot fail. */
 	if (zc_chain_append(&chain, &v))
 		assert(0);
-	atomic_fetch_add(&c->rx_out, len);
-	c->ops->on_data(c, &chain, c->ud);
-
-	budget = budget_of(c);
-	if (budget && c->state == ZC__OPEN && atomic_load(&c->rx_out) >= budget &&
-	    c->recv_armed && !c->recv_cancelling) {
-		/* Completions already posted still arrive: the overshoot is
-		 * bounded by the ring, not by the budget. */
-		ZC__STAT_INC(r, rx_budget_stops);
-		cancel_recv(c);
-	}
+	zc__conn_deliver(c, &chain);
 }
 
 void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe)
@@ -347,6 +362,8 @@ void zc_conn_close(struct zc_conn *c, enum zc_close_how how)
 	if (c->state >= ZC__DEAD)
 		return;
 	if (how == ZC_CLOSE_GRACEFUL && c->state == ZC__OPEN) {
+		if (c->tls)
+			zc__tls_close_notify(c);
 		c->state = ZC__CLOSING;
 		zc__conn_dirty(c);
 		return;
@@ -389,6 +406,8 @@ static void finish(struct zc_conn *c)
 	ZC__STAT_INC(r, closed);
 	if (c->ops && c->ops->on_close)
 		c->ops->on_close(c, err, c->ud);
+	if (c->tls)
+		zc__tls_free(c);
 	/* Still on the dirty list (a callback dirtied it): the pass that
 	 * pops it drops the stack's reference. */
 	if (c->is_dirty)
@@ -402,6 +421,8 @@ static void service_dead(struct zc_conn *c)
 	struct zc_reactor *r = c->r;
 
 	cancel_recv(c);
+	if (c->tls)
+		zc__tls_dead(c);
 	if (c->err_poll_armed && !c->err_poll_cancelling) {
 		c->err_poll_cancelling = true;
 		cancel_ud(r, zc__ud(c, ZC__OP_POLL));
@@ -461,7 +482,9 @@ void zc__conn_service(struct zc_conn *c)
 	}
 	if (c->state == ZC__OPEN && c->eof && !c->eof_reported) {
 		c->eof_reported = true;
-		if (c->ops && c->ops->on_eof)
+		if (c->tls && zc__tls_eof(c))
+			; /* it ended a handshake: the connection failed */
+		else if (c->ops && c->ops->on_eof)
 			c->ops->on_eof(c, c->ud);
 		else
 			zc_conn_close(c, ZC_CLOSE_GRACEFUL);
@@ -564,7 +587,9 @@ void zc__handle_connect(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 	if (cqe->res == 0) {
 		c->state = ZC__OPEN;
 		ZC__STAT_INC(r, connected);
-		if (c->ops && c->ops->on_connect)
+		if (c->tls)
+			zc__tls_connected(c); /* on_connect after the handshake */
+		else if (c->ops && c->ops->on_connect)
 			c->ops->on_connect(c, c->ud);
 		zc__conn_dirty(c);
 		return;

@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include <zcrpc/stack.h>
+#include <zcrpc/tls.h>
 
 /* Missing from liburing 2.3's headers; the kernel decides at runtime. */
 #ifndef IORING_SEND_ZC_REPORT_USAGE
@@ -40,7 +41,8 @@
  * The object is a reactor (WAKE), listener (ACCEPT, ACCEPT_DELAY),
  * connection (CONNECT, TIMEOUT, RECV, SEND) or zero-copy send record
  * (SEND_ZC: both its completion and its notification carry it, told apart
- * by IORING_CQE_F_NOTIF), or a connection's error watch (POLL).
+ * by IORING_CQE_F_NOTIF), or a connection's error watch (POLL) or TLS
+ * handshake deadline (TLS_TIMER).
  * ZC__OP_IGNORE with a NULL object marks requests
  * whose completions carry nothing to do (cancels, msg_ring wakes).
  */
@@ -55,6 +57,7 @@ enum zc__op {
 	ZC__OP_SEND,
 	ZC__OP_SEND_ZC,
 	ZC__OP_POLL,
+	ZC__OP_TLS_TIMER,
 };
 #define ZC__UD_OP_MASK 15ull
 
@@ -177,6 +180,7 @@ struct zc_reactor {
 	unsigned fixed_n;
 
 	bool torn_down;
+	unsigned tls_hs;      /* TLS handshakes running (tls.c) */
 	struct zc_reactor_stats st;
 };
 
@@ -262,6 +266,9 @@ struct zc_conn {
 	atomic_bool resume_queued;
 	struct zc_work resume_work;
 
+	/* TLS state (tls.c), NULL for plaintext connections. */
+	struct zc__tls *tls;
+
 	/* Connect. */
 	struct sockaddr_storage peer; /* read by the kernel at submit */
 	struct __kernel_timespec ts;
@@ -273,6 +280,7 @@ struct zc_listener {
 	uint16_t port;
 	zc_accept_fn on_accept;
 	void *ud;
+	struct zc_tls_ctx *tls; /* one reference, or NULL: plaintext */
 	struct zc__dlist link;
 	unsigned ops_inflight;
 	bool closing;
@@ -317,12 +325,49 @@ void zc__handle_connect(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__handle_timeout(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__handle_poll(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__abort_all(struct zc_reactor *r);
+/* Hand a plaintext chain (moved) to on_data(), with the receive budget's
+ * accounting; drops it if nobody listens. */
+void zc__conn_deliver(struct zc_conn *c, struct zc_chain *chain);
 
 /* send.c */
+/* Queue @chain (moved) without the sndq_max check: 0 or -ENOMEM (then
+ * @chain is untouched). */
+int zc__sendq_push(struct zc_conn *c, struct zc_chain *chain,
+		   void (*done)(void *arg, int err), void *arg);
 void zc__send_kick(struct zc_conn *c);
 void zc__send_fail_queue(struct zc_conn *c);
 void zc__handle_send(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__handle_send_zc(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+
+/*
+ * tls.c (tls_off.c without OpenSSL): hooks the connection code calls
+ * only for connections with c->tls set.
+ */
+struct zc__tls;
+/* Accepted on a TLS listener: attach a server session.  0, or -EBUSY
+ * (handshake cap) / -ENOMEM: then the caller aborts the connection. */
+int zc__tls_accept(struct zc_conn *c, struct zc_tls_ctx *ctx);
+/* TCP connected: start the client handshake (on_connect comes later). */
+void zc__tls_connected(struct zc_conn *c);
+/* Ciphertext arrived: @b carries one reference, bytes [@off, +@len). */
+void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
+		unsigned len);
+/* zc_conn_send() on a TLS connection (same contract). */
+int zc__tls_send(struct zc_conn *c, struct zc_chain *data,
+		 void (*done)(void *arg, int err), void *arg);
+/* EOF seen: true when it ended a handshake (the connection failed). */
+bool zc__tls_eof(struct zc_conn *c);
+/* The send queue is empty: drop the half-filled ciphertext buffer, so
+ * an idle connection pins no pool memory. */
+void zc__tls_idle(struct zc_conn *c);
+/* Graceful close: queue close_notify. */
+void zc__tls_close_notify(struct zc_conn *c);
+/* Connection dying: cancel the deadline, fail pending sends. */
+void zc__tls_dead(struct zc_conn *c);
+/* After on_close: free the session. */
+void zc__tls_free(struct zc_conn *c);
+void zc__tls_handle_timer(struct zc_reactor *r,
+			  const struct io_uring_cqe *cqe);
 
 /* listen.c */
 void zc__handle_accept(struct zc_reactor *r, const struct io_uring_cqe *cqe);

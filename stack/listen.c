@@ -87,6 +87,8 @@ static void listener_maybe_free(struct zc_listener *l)
 		return;
 	close(l->fd);
 	zc__dlist_del(&l->link);
+	if (l->tls)
+		zc_tls_ctx_put(l->tls);
 	free(l);
 }
 
@@ -131,6 +133,13 @@ static void accepted(struct zc_listener *l, int fd)
 	}
 	c->state = ZC__OPEN;
 	ZC__STAT_INC(r, accepted);
+	if (l->tls && zc__tls_accept(c, l->tls)) {
+		/* Over the handshake cap (counted, logged): never shown to
+		 * the user, closed at once. */
+		zc_conn_close(c, ZC_CLOSE_ABORT);
+		zc__conn_dirty(c);
+		return;
+	}
 	l->on_accept(l, c, l->ud);
 	if (!c->ops)
 		zc_conn_close(c, ZC_CLOSE_ABORT);

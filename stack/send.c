@@ -75,27 +75,17 @@ size_t zc_conn_sndq_bytes(const struct zc_conn *c)
  * Queue
  */
 
-int zc_conn_send(struct zc_conn *c, struct zc_chain *data,
-		 void (*done)(void *arg, int err), void *arg)
+int zc__sendq_push(struct zc_conn *c, struct zc_chain *chain,
+		   void (*done)(void *arg, int err), void *arg)
 {
-	struct zc__sendq_ent *e;
+	struct zc__sendq_ent *e = malloc(sizeof(*e));
 
-	if (!c || !data || !zc_chain_len(data))
-		return -EINVAL;
-	if (c->state != ZC__OPEN && c->state != ZC__CONNECTING)
-		return -EPIPE;
-	if (c->sq_bytes >= c->r->cfg.sndq_max) {
-		c->want_writable = true;
-		ZC__STAT_INC(c->r, tx_refused);
-		return -EAGAIN;
-	}
-	e = malloc(sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	memset(e, 0, sizeof(*e));
 	/* A chain moves by assignment; the caller's becomes a fresh one. */
-	e->chain = *data;
-	zc_chain_init(data);
+	e->chain = *chain;
+	zc_chain_init(chain);
 	e->len = zc_chain_len(&e->chain);
 	e->done = done;
 	e->arg = arg;
@@ -107,6 +97,23 @@ int zc_conn_send(struct zc_conn *c, struct zc_chain *data,
 	c->sq_bytes += e->len;
 	zc__conn_dirty(c);
 	return 0;
+}
+
+int zc_conn_send(struct zc_conn *c, struct zc_chain *data,
+		 void (*done)(void *arg, int err), void *arg)
+{
+	if (!c || !data || !zc_chain_len(data))
+		return -EINVAL;
+	if (c->state != ZC__OPEN && c->state != ZC__CONNECTING)
+		return -EPIPE;
+	if (c->sq_bytes >= c->r->cfg.sndq_max) {
+		c->want_writable = true;
+		ZC__STAT_INC(c->r, tx_refused);
+		return -EAGAIN;
+	}
+	if (c->tls)
+		return zc__tls_send(c, data, done, arg);
+	return zc__sendq_push(c, data, done, arg);
 }
 
 int zc_conn_send_copy(struct zc_conn *c, const void *data, size_t len)
@@ -154,6 +161,8 @@ static void ent_finish(struct zc_conn *c, struct zc__sendq_ent *e)
 	if (e->done)
 		e->done(e->arg, e->err);
 	free(e);
+	if (c->tls && !c->sq_head)
+		zc__tls_idle(c);
 	zc__conn_dirty(c);
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages a target needs are installed.
 #   tools/deps.sh build   - compiler, cmake, liburing, Criterion, tcmalloc,
-#                           iproute2 and nftables
+#                           OpenSSL 3 (library and the openssl command the
+#                           TLS tests make certificates with), iproute2
+#                           and nftables
 #   tools/deps.sh ci      - build + clang (fuzzer, sanitizer runtimes)
 #   tools/deps.sh peers   - build + iperf3, sockperf, gnuplot, libzmq, gRPC
 # As root, missing packages are installed with apt-get; otherwise the exact
@@ -10,7 +12,7 @@ set -euo pipefail
 
 # iproute2 and nftables: the test hosts of tests/hosts (bed.sh).
 build=(build-essential cmake pkg-config liburing-dev libcriterion-dev
-       libgoogle-perftools-dev iproute2 nftables)
+       libgoogle-perftools-dev libssl-dev openssl iproute2 nftables)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   ci)    want=("${build[@]}" clang libclang-rt-14-dev python3) ;;

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,23 +118,44 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	const char *host = "127.0.0.1";
+	static const struct option longopts[] = {
+		{ "cert", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "ca", required_argument, NULL, 'a' },
+		{ "name", required_argument, NULL, 'n' },
+		{ 0 }
+	};
+	/* TLS with --ca (the server's CA); --cert/--key add our own
+	 * certificate (mutual TLS); the server must be --name [HOST]. */
+	struct zc_tls_config tc = { .role = ZC_TLS_CLIENT };
+	struct zc_tls_ctx *tls = NULL;
 	struct zc_reactor_config rc = { 0 };
 	struct zc_rpc_client *cli;
 	struct zc_reactor *r;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "+h:p:")) != -1) {
-		if (opt == 'h')
-			host = optarg;
-		else if (opt == 'p')
-			sin.sin_port = htons((uint16_t)atoi(optarg));
-		else
-			return 2;
+	while ((opt = getopt_long(argc, argv, "+h:p:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h': host = optarg; break;
+		case 'p': sin.sin_port = htons((uint16_t)atoi(optarg)); break;
+		case 'c': tc.cert_file = optarg; break;
+		case 'k': tc.key_file = optarg; break;
+		case 'a': tc.ca_file = optarg; break;
+		case 'n': tc.server_name = optarg; break;
+		default: return 2;
+		}
 	}
 	if (!sin.sin_port || inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-		fprintf(stderr, "usage: kv_client [-h HOST] -p PORT "
+		fprintf(stderr, "usage: kv_client [-h HOST] -p PORT [--ca FILE "
+			"[--cert FILE --key FILE] [--name NAME]] "
 			"put KEY VALUE | get KEY ...\n");
 		return 2;
+	}
+	if (!tc.server_name)
+		tc.server_name = host;
+	if (tc.ca_file && (ret = zc_tls_ctx_new(&tc, &tls))) {
+		fprintf(stderr, "tls: %s\n", strerror(-ret));
+		return 1;
 	}
 	ret = zc_reactor_spawn(&rc, &r);
 	if (ret) {
@@ -142,7 +164,7 @@ int main(int argc, char **argv)
 	}
 	ret = zc_rpc_client_create(&(struct zc_rpc_client_config){
 		.reactor = r, .addr = (struct sockaddr *)&sin,
-		.addrlen = sizeof(sin), .conns = 1 }, &cli);
+		.addrlen = sizeof(sin), .conns = 1, .tls = tls }, &cli);
 	if (!ret) {
 		ret = run(cli, zc_reactor_pool(r), argc - optind,
 			  argv + optind);
@@ -152,5 +174,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kv_client: %s\n", strerror(-ret));
 	while (zc_reactor_destroy(r) == -EBUSY)
 		usleep(1000);
+	zc_tls_ctx_put(tls);
 	return ret ? 1 : 0;
 }

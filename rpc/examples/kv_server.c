@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -153,14 +154,40 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 				   .sin_addr.s_addr = htonl(INADDR_ANY) };
+	static const struct option longopts[] = {
+		{ "cert", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "ca", required_argument, NULL, 'a' },
+		{ 0 }
+	};
+	/* TLS with --cert/--key; with --ca too, clients must show a
+	 * certificate signed by it (mutual TLS). */
+	struct zc_tls_config tc = { .role = ZC_TLS_SERVER };
+	struct zc_tls_ctx *tls = NULL;
 	struct zc_reactor_config rc = { 0 };
 	struct zc_rpc_server *srv;
 	struct zc_reactor *r;
 	sigset_t sigs;
-	int sig, ret;
+	int opt, sig, ret;
 
-	if (argc == 3 && !strcmp(argv[1], "-p"))
-		sin.sin_port = htons((uint16_t)atoi(argv[2]));
+	while ((opt = getopt_long(argc, argv, "p:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': sin.sin_port = htons((uint16_t)atoi(optarg)); break;
+		case 'c': tc.cert_file = optarg; break;
+		case 'k': tc.key_file = optarg; break;
+		case 'a': tc.ca_file = optarg; break;
+		default:
+			fprintf(stderr, "usage: kv_server [-p PORT] [--cert FILE "
+				"--key FILE [--ca FILE]]\n");
+			return 2;
+		}
+	}
+	if (tc.ca_file)
+		tc.verify = ZC_TLS_VERIFY_REQUIRE;
+	if (tc.cert_file && (ret = zc_tls_ctx_new(&tc, &tls))) {
+		fprintf(stderr, "tls: %s\n", strerror(-ret));
+		return 1;
+	}
 	/* Block the signals before any thread starts, then wait for them. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -173,7 +200,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = zc_rpc_server_create(&(struct zc_rpc_server_config){
-		.reactors = &r, .nreactors = 1 }, &srv);
+		.reactors = &r, .nreactors = 1, .tls = tls }, &srv);
 	if (!ret)
 		ret = zc_rpc_server_register(srv, KV_PUT, "put", ZC_RPC_INLINE,
 					     0, put, NULL);
@@ -205,5 +232,6 @@ int main(int argc, char **argv)
 	}
 	while ((ret = zc_reactor_destroy(r)) == -EBUSY)
 		usleep(1000);
+	zc_tls_ctx_put(tls);
 	return ret ? 1 : 0;
 }

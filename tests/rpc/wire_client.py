@@ -21,13 +21,13 @@ def frame(ftype, payload=b"", flags=0, status=0, method=0, rid=0, deadline=0, ms
 
 
 def read_exact(sock, n):
-    buf = b""
+    buf = bytearray()
     while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
         if not chunk:
             raise EOFError("server closed")
         buf += chunk
-    return buf
+    return bytes(buf)
 
 
 def read_frame(sock):
@@ -51,14 +51,19 @@ def request(sock, rid, method, payload, max_frame, deadline_us=0):
             return out
 
 
-def main():
-    sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-    sock.sendall(frame(HELLO, struct.pack("<IIII", 1 << 20, 65536, 0, 0)))
+def hello(sock, max_message=1 << 20):
+    """Exchange HELLOs; returns the server's max_frame."""
+    sock.sendall(frame(HELLO, struct.pack("<IIII", max_message, 65536, 0, 0)))
     ftype, _, _, _, _, payload = read_frame(sock)
     assert ftype == HELLO
     max_message, max_frame, _, _ = struct.unpack("<IIII", payload)
     assert max_frame >= 4096
+    return max_frame
 
+
+def session(sock):
+    """The calls above over a connected socket (plain or TLS)."""
+    max_frame = hello(sock)
     big = bytes(i % 251 for i in range(200000))
     sock.sendall(request(sock, 1, 1, b"hello", max_frame, deadline_us=1000000))
     sock.sendall(request(sock, 2, 1, big, max_frame))
@@ -88,6 +93,11 @@ def main():
             raise AssertionError("unexpected frame type %d" % ftype)
     assert got == want, "echo mismatch"
     assert errors == {5: 3}, errors  # unknown_method
+
+
+def main():
+    sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    session(sock)
     sock.close()
     print("wire client: ok")
 

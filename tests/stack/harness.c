@@ -425,6 +425,8 @@ static int listen_fn(void *arg)
 	hs_addr(&ss, &sl, 0);
 	ret = zc_listen(x->srv, (struct sockaddr *)&ss, sl, 0, on_accept, x,
 			&x->l);
+	if (!ret && x->cfg.tls_server)
+		ret = zc_listener_set_tls(x->l, x->cfg.tls_server);
 	if (!ret)
 		x->port = zc_listener_port(x->l);
 	return ret;
@@ -442,6 +444,8 @@ static int connect_fn(void *arg)
 		int ret = zc_connect(x->cli, (struct sockaddr *)&ss, sl, 5000,
 				     &hs_cli_ops, p, &p->c);
 
+		if (!ret && x->cfg.tls_client)
+			ret = zc_conn_start_tls(p->c, x->cfg.tls_client, NULL);
 		if (ret)
 			return ret;
 		zc_conn_get(p->c);

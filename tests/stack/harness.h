@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include <zcrpc/stack.h>
+#include <zcrpc/tls.h>
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define ZC_TEST_SANITIZED 1
@@ -47,6 +48,8 @@ struct hs_cfg {
 	unsigned consumer_delay_us;   /* per chain, on the consumer */
 	bool hold_then_release;       /* consumer keeps chains, frees late */
 	unsigned timeout_s;
+	/* TLS contexts (borrowed), or NULL: plaintext. */
+	struct zc_tls_ctx *tls_server, *tls_client;
 };
 
 struct hs_peer;

@@ -44,6 +44,7 @@
 
 #include <zcrpc/alloc.h>
 #include <zcrpc/stack.h>
+#include <zcrpc/tls.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,8 +61,9 @@ enum zc_rpc_status {
 	ZC_RPC_UNAVAILABLE = 6,	/* retryable: not processed */
 	ZC_RPC_INTERNAL = 7,
 	ZC_RPC_PROTOCOL_ERROR = 8,
+	ZC_RPC_PERMISSION_DENIED = 9, /* refused by the authorize callback */
 };
-#define ZC_RPC_NSTATUS 9
+#define ZC_RPC_NSTATUS 10
 
 /* "ok", "cancelled", "deadline_exceeded", ...; "internal" for unknown. */
 ZC_API const char *zc_rpc_status_name(int status);
@@ -98,6 +100,19 @@ enum zc_rpc_mode {
 typedef void (*zc_rpc_handler_fn)(struct zc_rpc_call *call,
 				  struct zc_chain *req, void *arg);
 
+/*
+ * Authorization: runs on the reactor thread for every call of a known
+ * method, before the call is admitted (hence before its handler and its
+ * payload's reassembly).  @peer is the verified identity of the
+ * connection's peer (zcrpc/tls.h), or NULL (no TLS, no certificate, or
+ * verification off); it is borrowed for the duration of the callback.
+ * Return true to let the call through; false answers it
+ * ZC_RPC_PERMISSION_DENIED.  Must not block.  Unknown methods are
+ * answered UNKNOWN_METHOD without asking.
+ */
+typedef bool (*zc_rpc_authorize_fn)(void *arg, uint32_t method,
+				    const struct zc_tls_peer *peer);
+
 struct zc_rpc_server_config {
 	/* Reactors that accept and serve connections (one listener each, on
 	 * the same port with SO_REUSEPORT).  Borrowed: they must outlive the
@@ -129,6 +144,13 @@ struct zc_rpc_server_config {
 	size_t tx_budget;
 	/* Per connection: answer bytes handed to the stack at once. [1 MiB] */
 	size_t tx_window;
+	/* TLS for every accepted connection: a ZC_TLS_SERVER context.
+	 * Borrowed: it must outlive the server. [NULL: plaintext] */
+	struct zc_tls_ctx *tls;
+	/* Called before each call, see zc_rpc_authorize_fn. [NULL: every
+	 * call is allowed] */
+	zc_rpc_authorize_fn authorize;
+	void *authorize_arg;
 };
 
 /*
@@ -219,6 +241,15 @@ ZC_API uint64_t zc_rpc_call_deadline(const struct zc_rpc_call *call);
  * allocate answer buffers from zc_reactor_pool() of it. */
 ZC_API struct zc_reactor *zc_rpc_call_reactor(const struct zc_rpc_call *call);
 
+/*
+ * Any thread, until the call is answered.  The verified TLS identity of
+ * the peer that made the call (subject and SANs of its certificate), or
+ * NULL: plaintext connection, no client certificate, or verification off.
+ * Borrowed from the call: copy what you need to keep past the answer.
+ */
+ZC_API const struct zc_tls_peer *
+zc_rpc_call_peer_identity(const struct zc_rpc_call *call);
+
 /* Per-method counters. */
 struct zc_rpc_method_stats {
 	const char *name;		/* as registered, while the server
@@ -305,6 +336,11 @@ struct zc_rpc_client_config {
 	/* Connect timeout: TCP connect, then the server's HELLO (ms).
 	 * [2000] */
 	unsigned connect_timeout_ms;
+	/* TLS on every connection: a ZC_TLS_CLIENT context (its
+	 * server_name is the name checked).  The TLS handshake counts in
+	 * connect_timeout_ms.  Borrowed: it must outlive the client.
+	 * [NULL: plaintext] */
+	struct zc_tls_ctx *tls;
 };
 
 /*

@@ -254,6 +254,13 @@ struct zc_reactor_stats {
 	uint64_t notifs;           /* zero-copy notifications */
 	uint64_t notifs_copied;    /* ... reporting the kernel copied */
 	uint64_t zc_to_copy;       /* AUTO connections switched to copy */
+	/* TLS (zcrpc/tls.h) */
+	uint64_t tls_handshakes;   /* handshakes completed */
+	uint64_t tls_failed;       /* handshakes failed (bad peer, verify) */
+	uint64_t tls_timeouts;     /* ... of which by the deadline */
+	uint64_t tls_refused;      /* accepts closed by max_handshakes */
+	uint64_t tls_running;      /* handshakes running now */
+	uint64_t tls_ktls;         /* connections whose keys went to kTLS */
 	/* the reactor's pool (deferred frees, drains, kicks, ...) */
 	struct zc_pool_stats pool;
 };

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stack/tls_bio.c - the BIO between OpenSSL and a connection's buffers.
+ *
+ * Reads hand OpenSSL ciphertext straight from the receive ring's views
+ * (tls->rx), consuming them as it goes: no memory BIO holds a second copy.
+ * Writes put OpenSSL's records into pool buffers of the reactor
+ * (tls->txb), which become views of tls->tx and are sent like any chain.
+ * Both run on the reactor thread, inside SSL_* calls of tls.c.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "tls_internal.h"
+
+static BIO_METHOD *method;
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+
+static int bio_read(BIO *b, char *out, int len)
+{
+	struct zc_conn *c = BIO_get_data(b);
+	struct zc__tls *t = c->tls;
+	size_t n;
+
+	BIO_clear_retry_flags(b);
+	if (!zc_chain_len(&t->rx)) {
+		BIO_set_retry_read(b);
+		return -1;
+	}
+	n = zc_chain_copyout(&t->rx, 0, out, (size_t)len);
+	zc_chain_consume(&t->rx, n);
+	return (int)n;
+}
+
+int zc__tls_bio_seal(struct zc__tls *t)
+{
+	struct zc_view v;
+	int ret;
+
+	if (!t->txb || t->txoff == t->txstart)
+		return 0;
+	ret = zc_view_init(&v, t->txb, t->txstart, t->txoff - t->txstart);
+	if (ret)
+		return ret;
+	ret = zc_chain_append(&t->tx, &v);
+	if (ret) {
+		zc_view_release(&v);
+		return ret;
+	}
+	t->txstart = t->txoff;
+	return 0;
+}
+
+/* Our reference on the buffer being filled goes; its views stay. */
+static void drop_txb(struct zc__tls *t)
+{
+	zc_buf_put(t->txb);
+	t->txb = NULL;
+}
+
+static int bio_write(BIO *b, const char *in, int len)
+{
+	struct zc_conn *c = BIO_get_data(b);
+	struct zc__tls *t = c->tls;
+	size_t done = 0;
+
+	BIO_clear_retry_flags(b);
+	while (done < (size_t)len) {
+		size_t room, n;
+		int ret;
+
+		if (!t->txb) {
+			ret = zc_buf_alloc(c->r->pool, &t->txb);
+			if (ret)
+				goto err;
+			t->txstart = t->txoff = 0;
+		}
+		room = zc_buf_capacity(t->txb) - t->txoff;
+		n = (size_t)len - done < room ? (size_t)len - done : room;
+		memcpy((char *)zc_buf_data(t->txb) + t->txoff, in + done, n);
+		t->txoff += (uint32_t)n;
+		done += n;
+		if (t->txoff == zc_buf_capacity(t->txb)) {
+			ret = zc__tls_bio_seal(t);
+			if (ret)
+				goto err;
+			drop_txb(t);
+		}
+		continue;
+err:
+		/* Fatal for the session: OpenSSL would retry a write we can
+		 * never finish in order. */
+		t->bio_err = ret;
+		return -1;
+	}
+	return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	/* FLUSH succeeds (tls.c queues what was written after each call);
+	 * everything else is not supported. */
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+				     "zcrpc chain");
+
+	if (!m)
+		return;
+	if (!BIO_meth_set_write(m, bio_write) ||
+	    !BIO_meth_set_read(m, bio_read) ||
+	    !BIO_meth_set_ctrl(m, bio_ctrl) ||
+	    !BIO_meth_set_create(m, bio_create)) {
+		BIO_meth_free(m);
+		return;
+	}
+	method = m;
+}
+
+BIO *zc__tls_bio_new(struct zc_conn *c)
+{
+	BIO *b;
+
+	pthread_once(&method_once, method_init);
+	if (!method)
+		return NULL;
+	b = BIO_new(method);
+	if (b)
+		BIO_set_data(b, c);
+	return b;
+}
