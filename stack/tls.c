@@ -427,6 +427,8 @@ static void established(struct zc_conn *c)
 	t->st = ZC__TLS_UP;
 	hs_uncount(c);
 	ZC__STAT_INC(c->r, tls_handshakes);
+	atomic_store_explicit(&t->ctx->last_cipher,
+			      SSL_get_cipher_name(t->ssl), memory_order_relaxed);
 	if (t->ctx->verify != ZC_TLS_VERIFY_NONE)
 		t->peer = zc__tls_peer_make(t->ssl);
 	cancel_timer(c);

@@ -157,6 +157,11 @@ err:
 	return ret;
 }
 
+const char *zc_tls_ctx_cipher(const struct zc_tls_ctx *ctx)
+{
+	return atomic_load_explicit(&ctx->last_cipher, memory_order_relaxed);
+}
+
 void zc_tls_ctx_get(struct zc_tls_ctx *ctx)
 {
 	atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);

@@ -20,6 +20,8 @@ struct zc_tls_ctx {
 	char *server_name;
 	unsigned hs_timeout_ms;
 	unsigned max_hs;
+	/* Cipher of the latest handshake (OpenSSL's static name). */
+	_Atomic(const char *) last_cipher;
 };
 
 /* Sends that may wait for the handshake (more: -EAGAIN). */

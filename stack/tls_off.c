@@ -41,6 +41,11 @@ bool zc_conn_tls_info(const struct zc_conn *c, const char **cipher,
 	return false;
 }
 
+const char *zc_tls_ctx_cipher(const struct zc_tls_ctx *ctx)
+{
+	return NULL;
+}
+
 bool zc_tls_ktls_available(void)
 {
 	return false;

@@ -231,14 +231,14 @@ void zp_ctl_fmt_cfg(const struct zp_test_cfg *cfg, const cpu_set_t *cpus,
 	snprintf(out, len,
 		 "ZCPERF 1 test=%s seconds=%.3f msg=%u req=%u resp=%u conns=%u "
 		 "depth=%u reactors=%u send=%s free=%s consumer=%d rxbuf=%u "
-		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s",
+		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s tls=%u",
 		 zp_test_name(cfg->test), cfg->seconds, cfg->msg_size,
 		 cfg->req_size, cfg->resp_size, cfg->conns, cfg->depth,
 		 cfg->reactors, zp_send_name(cfg->send),
 		 zc_free_mode_name((enum zc_free_mode)cfg->free_mode),
 		 cfg->consumer_cpu, cfg->rxbuf, cfg->rxring, cfg->sockbuf,
 		 cfg->poll_us,
-		 cfg->cc[0] ? cfg->cc : "-", cpulist);
+		 cfg->cc[0] ? cfg->cc : "-", cpulist, cfg->tls);
 }
 
 static int get_u32(const char *line, const char *key, uint32_t *out)
@@ -288,6 +288,9 @@ int zp_ctl_parse_cfg(const char *line, struct zp_test_cfg *cfg,
 	if (get_u32(line, "rxring", &cfg->rxring) == -EINVAL ||
 	    get_u32(line, "sockbuf", &cfg->sockbuf) == -EINVAL)
 		return -EINVAL;
+	/* Optional too (clients before --tls): absent is off. */
+	if (!zp_ctl_get(line, "tls", v, sizeof(v)))
+		cfg->tls = !strcmp(v, "1");
 	if (zp_ctl_get(line, "send", v, sizeof(v)) ||
 	    zp_send_parse(v, &cfg->send))
 		return -EINVAL;
@@ -325,7 +328,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "notifications=%llu copied_notifications=%llu "
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
-		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u",
+		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u ktls=%llu",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -343,7 +346,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)k->tcp_retrans,
 		 (unsigned long long)s->rss_start_kb,
 		 (unsigned long long)s->rss_warm_kb,
-		 (unsigned long long)s->rss_end_kb, errors);
+		 (unsigned long long)s->rss_end_kb, errors,
+		 (unsigned long long)k->ktls_conns);
 }
 
 static int get_u64(const char *line, const char *key, uint64_t *out)
@@ -397,6 +401,9 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	    get_u64(line, "rss_w", &s->rss_warm_kb) ||
 	    get_u64(line, "rss1", &s->rss_end_kb) ||
 	    get_u32(line, "errors", &err))
+		return -EINVAL;
+	/* Optional: servers before --tls did not send it. */
+	if (get_u64(line, "ktls", &k->ktls_conns) == -EINVAL)
 		return -EINVAL;
 	s->cpu.ncpus = ncpus;
 	*errors = err;

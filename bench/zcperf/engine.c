@@ -13,6 +13,7 @@
 
 #include "consumer.h"
 #include "engine.h"
+#include "tls.h"
 #include "watch.h"
 
 /* Receive budget per connection when a consumer thread holds the data:
@@ -51,6 +52,7 @@ static void on_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
 
 struct listen_arg {
 	struct zp_rctx *rx;
+	struct zc_tls_ctx *tls;
 	struct sockaddr_storage ss;
 	socklen_t len;
 };
@@ -59,8 +61,13 @@ static int listen_fn(void *arg)
 {
 	struct listen_arg *la = arg;
 
-	return zc_listen(la->rx->r, (struct sockaddr *)&la->ss, la->len,
-			 ZC_LISTEN_REUSEPORT, on_accept, la->rx, &la->rx->lis);
+	int ret = zc_listen(la->rx->r, (struct sockaddr *)&la->ss, la->len,
+			    ZC_LISTEN_REUSEPORT, on_accept, la->rx,
+			    &la->rx->lis);
+
+	if (!ret && la->rx->eng->cfg.tls)
+		ret = zc_listener_set_tls(la->rx->lis, la->tls);
+	return ret;
 }
 
 static void set_port(struct sockaddr_storage *ss, uint16_t port)
@@ -85,6 +92,8 @@ static int engine_listen(struct zp_engine *e, const struct sockaddr *addr,
 		return -EINVAL;
 	memcpy(&la.ss, addr, len);
 	la.len = len;
+	if (e->cfg.tls && !(la.tls = zp_tls_server()))
+		return -EINVAL;
 	for (i = 0; i < e->n; i++) {
 		la.rx = &e->rx[i];
 		/* The first listener picks the port, the others share it. */
@@ -103,6 +112,7 @@ static int engine_listen(struct zp_engine *e, const struct sockaddr *addr,
 
 struct connect_arg {
 	struct zp_rctx *rx;
+	struct zc_tls_ctx *tls;
 	const struct sockaddr *addr;
 	socklen_t len;
 };
@@ -122,6 +132,8 @@ static int connect_fn(void *arg)
 		free(pc);
 		return ret;
 	}
+	if (ca->tls && (ret = zc_conn_start_tls(pc->c, ca->tls, NULL)))
+		zc_conn_close(pc->c, ZC_CLOSE_ABORT); /* reported by on_close */
 	zp_conn_link(ca->rx, pc);
 	atomic_fetch_add(&ca->rx->eng->created, 1);
 	return 0;
@@ -131,13 +143,17 @@ static int engine_connect(struct zp_engine *e, const struct sockaddr *addr,
 			  socklen_t len)
 {
 	unsigned i, want = e->cfg.conns, done;
+	struct zc_tls_ctx *tls = NULL;
 	int ret;
 
 	if (e->rpc)
 		return zp_rpc_connect(e, addr, len);
 	e->expect_closed = want;
+	if (e->cfg.tls && !(tls = zp_tls_client()))
+		return -EINVAL;
 	for (i = 0; i < want; i++) {
-		struct connect_arg ca = { &e->rx[i % e->n], addr, len };
+		struct connect_arg ca = { .rx = &e->rx[i % e->n], .tls = tls,
+					  .addr = addr, .len = len };
 
 		ret = zc_reactor_call(ca.rx->r, connect_fn, &ca);
 		if (ret) {
@@ -265,6 +281,7 @@ static int collect_fn(void *arg)
 	k.drains = st.pool.drained;
 	k.kicks = st.pool.kicks;
 	k.rx_enobufs = st.rx_enobufs;
+	k.ktls_conns = st.tls_ktls;
 	zp_counters_add(&ca->side->ctr, &k);
 	return 0;
 }

@@ -31,6 +31,7 @@
 #include "report.h"
 #include "roles.h"
 #include "side.h"
+#include "tls.h"
 
 int zp_client_main(const struct zp_opts *o)
 {
@@ -131,14 +132,21 @@ int main(int argc, char **argv)
 	ret = zp_opts_parse(argc, argv, &o);
 	if (ret)
 		return ret > 0 ? 0 : 2;
+	zp_tls_configure(&o);
 	switch (o.role) {
 	case ZP_ROLE_SERVER:
-		return zp_server_main(&o);
+		ret = zp_server_main(&o);
+		break;
 	case ZP_ROLE_ECHO:
-		return zp_echo_run(&o);
+		ret = zp_echo_run(&o);
+		break;
 	case ZP_ROLE_CLIENT:
-		return zp_client_main(&o);
+		ret = zp_client_main(&o);
+		break;
 	default:
-		return zp_local_run(&o);
+		ret = zp_local_run(&o);
+		break;
 	}
+	zp_tls_fini();
+	return ret;
 }

@@ -275,6 +275,12 @@ void zp_usage(FILE *f)
 "                          sides, like iperf3 -w (default: kernel autotuning)\n"
 "      --poll USEC         busy-poll reactors up to USEC before sleeping (default 0)\n"
 "      --cc NAME           TCP congestion control per socket, e.g. cubic (default: system)\n"
+"      --tls               TLS 1.3 on every connection (default off); without --cert,\n"
+"                          a throwaway self-signed certificate made with openssl\n"
+"      --cert FILE         our certificate chain (PEM), implies --tls\n"
+"      --key FILE          its private key (PEM)\n"
+"      --ca FILE           CA bundle that signs the peer's certificate (default:\n"
+"                          a client checks nothing unless the run is local)\n"
 "      --json              one JSON object per test, one per line\n"
 "      --csv               a CSV header and one line per test\n"
 "  -v, --verbose           progress and per-connection detail on stderr\n"
@@ -292,6 +298,10 @@ enum {
 	OPT_SOCKBUF,
 	OPT_POLL,
 	OPT_CC,
+	OPT_TLS,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_CA,
 	OPT_ECHO,
 	OPT_JSON,
 	OPT_CSV,
@@ -319,6 +329,10 @@ static const struct option long_opts[] = {
 	{ "sockbuf", required_argument, NULL, OPT_SOCKBUF },
 	{ "poll", required_argument, NULL, OPT_POLL },
 	{ "cc", required_argument, NULL, OPT_CC },
+	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "cert", required_argument, NULL, OPT_CERT },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "ca", required_argument, NULL, OPT_CA },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "csv", no_argument, NULL, OPT_CSV },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -504,6 +518,20 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 				return bad("--cc", optarg, "a short name like cubic");
 			strcpy(cfg->cc, optarg);
 			break;
+		case OPT_TLS:
+			cfg->tls = true;
+			break;
+		case OPT_CERT:
+			o->tls_cert = optarg;
+			cfg->tls = true;
+			break;
+		case OPT_KEY:
+			o->tls_key = optarg;
+			break;
+		case OPT_CA:
+			o->tls_ca = optarg;
+			cfg->tls = true;
+			break;
 		case OPT_JSON:
 			o->out = ZP_OUT_JSON;
 			break;
@@ -523,6 +551,9 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 	}
 	if (optind < argc)
 		return bad("argument", argv[optind], "unexpected");
+	if (!o->tls_cert != !o->tls_key)
+		return bad("--cert/--key", o->tls_cert ? o->tls_cert : o->tls_key,
+			   "both or neither");
 	if (o->role == ZP_ROLE_CLIENT && !o->port)
 		return bad("-p", "0", "a client needs the server's port");
 	if (o->role == ZP_ROLE_LOCAL && !o->test_given && !o->seconds_given)

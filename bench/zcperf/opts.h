@@ -71,6 +71,7 @@ struct zp_test_cfg {
 	uint32_t sockbuf;   /* SO_SNDBUF and SO_RCVBUF, 0 = autotuned */
 	uint32_t poll_us;   /* busy-poll budget, 0 = sleep at once */
 	char cc[16];        /* TCP congestion control, "" = system default */
+	bool tls;           /* --tls: every connection runs TLS */
 };
 
 struct zp_opts {
@@ -86,6 +87,8 @@ struct zp_opts {
 	cpu_set_t server_cpus; /* --server-cpus: asked of the server */
 	bool server_cpus_given;
 	bool verbose;
+	/* --cert/--key/--ca (imply --tls); NULL: throwaway certificate. */
+	const char *tls_cert, *tls_key, *tls_ca;
 };
 
 const char *zp_test_name(enum zp_test t);

@@ -2,11 +2,13 @@
 /*
  * report.c - result arithmetic and the three output formats.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include <zcrpc/zcrpc.h>
 
 #include "report.h"
+#include "tls.h"
 
 void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 {
@@ -21,6 +23,13 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->tcp_rwnd_limited_us += src->tcp_rwnd_limited_us;
 	dst->tcp_sndbuf_limited_us += src->tcp_sndbuf_limited_us;
 	dst->tcp_retrans += src->tcp_retrans;
+	dst->ktls_conns += src->ktls_conns;
+}
+
+/* kTLS used on either side. */
+static bool ktls_used(const struct zp_result *r)
+{
+	return r->client.ctr.ktls_conns + r->server.ctr.ktls_conns > 0;
 }
 
 void zp_result_finish(struct zp_result *r)
@@ -95,6 +104,9 @@ static void print_config(FILE *f, const struct zp_result *r)
 	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  rxring %s  sockbuf %s  poll %u us  cc %s\n\n",
 		zp_send_name(c->send), free_name(c->free_mode), cons, rx, ring,
 		sb, c->poll_us, c->cc[0] ? c->cc : "default");
+	if (c->tls)
+		fprintf(f, "  tls %s  ktls %s\n\n", zp_tls_cipher(),
+			ktls_used(r) ? "yes" : "no");
 }
 
 static void print_counters(FILE *f, const char *who, const struct zp_counters *k)
@@ -253,6 +265,9 @@ static void report_json(FILE *f, const struct zp_result *r)
 		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
 		c->consumer_cpu, c->rxbuf, c->rxring, c->sockbuf, c->poll_us);
 	json_str(f, c->cc);
+	fprintf(f, ",\"tls\":%s,\"cipher\":", c->tls ? "true" : "false");
+	json_str(f, c->tls ? zp_tls_cipher() : "-");
+	fprintf(f, ",\"ktls\":%s", ktls_used(r) ? "true" : "false");
 	fprintf(f, ",\"requested_seconds\":%.3f},\"client\":", c->seconds);
 	json_side(f, &r->client);
 	fprintf(f, ",\"server\":");

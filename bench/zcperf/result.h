@@ -39,6 +39,7 @@ struct zp_counters {
 	uint64_t tcp_rwnd_limited_us;
 	uint64_t tcp_sndbuf_limited_us;
 	uint64_t tcp_retrans;
+	uint64_t ktls_conns;           /* connections whose keys went to kTLS */
 };
 
 struct zp_side {

@@ -30,6 +30,7 @@
 #include "consumer.h"
 #include "cpu.h"
 #include "engine.h"
+#include "tls.h"
 
 #define ZP_METHOD_SIZED (ZC_RPC_METHOD_USER + 1)
 #define ZP_METHOD_CONSUME (ZC_RPC_METHOD_USER + 2)
@@ -186,6 +187,8 @@ int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
 	sc.reactors = rs;
 	sc.nreactors = e->n;
 	sc.max_message = msg_max(p);
+	if (e->cfg.tls && !(sc.tls = zp_tls_server()))
+		return -EINVAL;
 	if (p->method == ZP_METHOD_CONSUME) {
 		sc.workers = 1;
 		sc.worker_cpus = &e->cfg.consumer_cpu;
@@ -340,6 +343,8 @@ int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 					 ? 2 * inflight_bytes
 					 : (64u << 20);
 		ccfg.connect_timeout_ms = RPC_CONNECT_TIMEOUT_MS;
+		if (e->cfg.tls && !(ccfg.tls = zp_tls_client()))
+			return -EINVAL;
 		ret = zc_rpc_client_create(&ccfg, &cc->cl);
 		if (ret) {
 			fprintf(stderr, "zcperf: rpc client: %s\n",

@@ -181,6 +181,10 @@ ZC_API void zc_tls_peer_put(struct zc_tls_peer *p);
 ZC_API bool zc_conn_tls_info(const struct zc_conn *c, const char **cipher,
 			     const char **version);
 
+/* Any thread.  The cipher of the last handshake completed with @ctx
+ * ("TLS_AES_128_GCM_SHA256"), a static string, or NULL before any. */
+ZC_API const char *zc_tls_ctx_cipher(const struct zc_tls_ctx *ctx);
+
 /*
  * Any thread.  Whether the kernel offers kTLS (setsockopt TCP_ULP "tls"
  * on a loopback socket, probed once per process).  Connections do not
