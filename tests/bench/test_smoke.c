@@ -523,3 +523,29 @@ Test(bench, rr_floor_runs_each_wait)
 	}
 	cr_assert_eq(n, 3);
 }
+
+/* --tls: the stream, RR and RPC families run over TLS with a throwaway
+ * certificate; the JSON config says TLS was on, names the negotiated
+ * cipher, and whether kTLS carried it. */
+Test(bench, tls_each_family)
+{
+	static const char *const tests[] = { "TCP_STREAM", "RPC_RR",
+					     "RPC_STREAM" };
+	const char *extra[] = { "--tls", "-m", "64K", NULL };
+	const struct json_leaf *l;
+	struct server s;
+	struct json_doc d;
+	unsigned i;
+
+	server_start(&s, "-s");
+	for (i = 0; i < 3; i++) {
+		client(&s, tests[i], extra, &d);
+		l = json_get(&d, "config.tls");
+		cr_assert(l && !strcmp(l->val, "true"), "config.tls");
+		l = json_get(&d, "config.cipher");
+		cr_assert(l && !strncmp(l->val, "TLS_", 4), "config.cipher %s",
+			  l ? l->val : "(none)");
+		cr_assert_not_null(json_get(&d, "config.ktls"));
+	}
+	server_stop(&s);
+}

@@ -72,6 +72,10 @@ static void stream(size_t max_msg, size_t total, bool consumer)
 		.max_msg = max_msg,
 		.server_sends = true,
 		.consumer_thread = consumer,
+		/* Sent from wrapped malloc memory that is overwritten once
+		 * the stack releases it: a plaintext byte read after its
+		 * release would reach the peer corrupted. */
+		.wrap = consumer,
 		.scribble = consumer,
 		.tls_server = s,
 		.tls_client = c,
