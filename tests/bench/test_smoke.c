@@ -524,6 +524,7 @@ Test(bench, rr_floor_runs_each_wait)
 	cr_assert_eq(n, 3);
 }
 
+#ifdef ZC_WITH_TLS
 /* --tls: the stream, RR and RPC families run over TLS with a throwaway
  * certificate; the JSON config says TLS was on, names the negotiated
  * cipher, and whether kTLS carried it. */
@@ -549,3 +550,4 @@ Test(bench, tls_each_family)
 	}
 	server_stop(&s);
 }
+#endif /* ZC_WITH_TLS: without it zcperf --tls fails with -EOPNOTSUPP */
