@@ -29,7 +29,14 @@ static inline int tc_make(struct tc *t)
 	if (!mkdtemp(t->dir))
 		return -1;
 	snprintf(cmd, sizeof(cmd), "sh %s %s", ZC_TLS_CERTS_SH, t->dir);
-	return system(cmd) == 0 ? 0 : -1;
+	if (system(cmd) == 0)
+		return 0;
+	/* Leave nothing behind: the caller's fini may not run. */
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", t->dir);
+	t->dir[0] = 0;
+	return -1;
 }
 
 /* "<dir>/<name>", valid for the next 7 calls. */

@@ -116,7 +116,19 @@ static void expect_text(struct zc_rpc_client *cli, const char *want)
 	cr_assert_str_eq(buf, want);
 }
 
-Test(rpc_tls, identity_and_authorization, .timeout = 120)
+static void certs(void)
+{
+	cr_assert_eq(tc_make(&T), 0, "making certificates");
+}
+
+/* Runs after a failed assertion too: no key is left in /tmp. */
+static void certs_drop(void)
+{
+	tc_drop(&T);
+}
+
+Test(rpc_tls, identity_and_authorization, .timeout = 120, .init = certs,
+     .fini = certs_drop)
 {
 	static const size_t sizes[] = { 1, 100, 4095, 16384, 16385, 65536,
 					200000, 1 << 20, 16 << 20 };
@@ -128,7 +140,6 @@ Test(rpc_tls, identity_and_authorization, .timeout = 120)
 	struct zc_chain resp;
 	struct rt_env e;
 
-	cr_assert_eq(tc_make(&T), 0);
 	sctx = ctx(ZC_TLS_SERVER, "server");
 	cctx = ctx(ZC_TLS_CLIENT, "client");
 	ictx = ctx(ZC_TLS_CLIENT, "intruder");
@@ -180,5 +191,4 @@ Test(rpc_tls, identity_and_authorization, .timeout = 120)
 	zc_tls_ctx_put(cctx);
 	zc_tls_ctx_put(ictx);
 	zc_tls_ctx_put(nctx);
-	tc_drop(&T);
 }
