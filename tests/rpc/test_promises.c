@@ -92,7 +92,7 @@ static int64_t seen_read(int fd, struct seen *sn)
 				 !(f.flags & ZC_FF_MORE);
 		return (int64_t)f.id;
 	default:
-		cr_assert_fail("unexpected frame type %u", f.type);
+		cr_assert(false, "unexpected frame type %u", f.type);
 	}
 	return -1;
 }
