@@ -298,13 +298,21 @@ void zc__call_finish(struct zc_rpc_call *call)
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* @call leaves reassembly (dispatched, dropped, or its conn closed). */
+static void reasm_end(struct zc__sconn *sc, struct zc_rpc_call *call)
+{
+	sc->nreasm--;
+	if (call->deadline)
+		zc__ctr_sub(&sc->rc->s->reasm_timed, 1);
+}
+
 static void dispatch(struct zc__sconn *sc, struct zc_rpc_call *call)
 {
 	struct zc__method *m = call->m;
 	struct zc_chain req;
 
 	call->state = CALL_DISPATCHED;
-	sc->nreasm--;
+	reasm_end(sc, call);
 	zc__ctr_add(&m->calls, 1);
 	zc__ctr_add(&m->rx_bytes, call->msg_len);
 	zc__ctr_add(&sc->rc->s->requests, 1);
@@ -443,6 +451,8 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		zc_chain_init(&call->resp);
 		sc->ncalls++;
 		sc->nreasm++;
+		if (call->deadline)	/* the ticker then ticks finely */
+			zc__ctr_add(&s->reasm_timed, 1);
 		sc->refs++;
 		zc__ctr_add(&m->inflight, 1);
 		zc__ctr_add(&s->inflight, 1);
@@ -489,7 +499,7 @@ static void drop_reasm(struct zc__sconn *sc, struct zc_rpc_call *call)
 	if (zc__map_put(&sc->calls, call->id, DISCARD))
 		protocol_error(sc, "out of memory");
 	sc->ncalls--;
-	sc->nreasm--;
+	reasm_end(sc, call);
 	call_unadmit(sc->rc->s, call);
 	call_free(call);
 	sconn_put(sc);
@@ -792,6 +802,7 @@ static void sc_on_close(struct zc_conn *c, int err, void *ud)
 		if (v == DISCARD)
 			continue;
 		if (call->state == CALL_REASM) {
+			reasm_end(sc, call);
 			call_unadmit(s, call);
 			call_free(call);
 			sc->refs--;	/* never the last: the conn holds one */

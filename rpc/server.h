@@ -29,9 +29,13 @@ struct zc__sconn;
 extern char zc__discard_mark;
 #define ZC__DISCARD ((void *)&zc__discard_mark)
 
-/* Period of the server's ticker: the resolution of every server timer
- * (timeouts, drain deadline, deadlines of calls waiting in a queue). */
+/* Period of the server's ticker: the resolution of deadlines of calls
+ * waiting in a queue and of the drain.  Connection timeouts (seconds)
+ * need less: while no deadline or drain is pending, the reactors are
+ * ticked only every ZC__TICK_SLOW periods, so idle reactors wake 10 times
+ * a second, not 100. */
 #define ZC__TICK_MS 10u
+#define ZC__TICK_SLOW 10u
 
 /* Per reactor: its listener, its connections, the inbox of answers made
  * on other threads. */
@@ -143,7 +147,12 @@ struct zc_rpc_server {
 	bool wstop;
 	pthread_t *wthreads;
 	unsigned nworkers;
-	unsigned wq_timed;		/* queued calls with a deadline */
+	/* Calls with a deadline in the worker queue (written under wlock:
+	 * the ticker sweeps the queue only while there are some), and being
+	 * reassembled (while there are some, the reactors are ticked every
+	 * ZC__TICK_MS rather than every ZC__TICK_SLOW). */
+	atomic_uint wq_timed;
+	zc__ctr reasm_timed;
 	/* ticker (server_tick.c) */
 	pthread_t ticker;
 	bool ticker_started;

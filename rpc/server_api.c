@@ -93,7 +93,7 @@ static void *worker_main(void *arg)
 		if (!s->whead)
 			s->wtail = NULL;
 		if (call->deadline)
-			s->wq_timed--;
+			atomic_fetch_sub(&s->wq_timed, 1);
 		pthread_mutex_unlock(&s->wlock);
 
 		/* Deadline first: a call that expired in the queue is
@@ -127,7 +127,7 @@ void zc__worker_push(struct zc_rpc_server *s, struct zc_rpc_call *call)
 		s->whead = &call->node;
 	s->wtail = &call->node;
 	if (call->deadline)
-		s->wq_timed++;
+		atomic_fetch_add(&s->wq_timed, 1);
 	pthread_cond_signal(&s->wcond);
 	pthread_mutex_unlock(&s->wlock);
 }
@@ -136,8 +136,10 @@ void zc__worker_expire(struct zc_rpc_server *s, uint64_t now)
 {
 	struct zc__inode *n, *prev = NULL, *expired = NULL;
 
+	if (!atomic_load(&s->wq_timed))
+		return;
 	pthread_mutex_lock(&s->wlock);
-	for (n = s->wq_timed ? s->whead : NULL; n;) {
+	for (n = s->whead; n;) {
 		struct zc_rpc_call *call = (struct zc_rpc_call *)n;
 		struct zc__inode *next = n->next;
 
@@ -148,7 +150,7 @@ void zc__worker_expire(struct zc_rpc_server *s, uint64_t now)
 				s->whead = next;
 			if (s->wtail == n)
 				s->wtail = prev;
-			s->wq_timed--;
+			atomic_fetch_sub(&s->wq_timed, 1);
 			n->next = expired;
 			expired = n;
 		} else {

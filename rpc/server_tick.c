@@ -2,9 +2,11 @@
 /*
  * rpc/server_tick.c - the server's timers and its drain, on the reactors.
  *
- * The stack has no timers, so a ticker thread queues one tick on every
- * reactor that has connections (or a drain to finish) each ZC__TICK_MS,
- * and sweeps the worker queue for calls whose deadline passed there.  A
+ * The stack has no timers, so a ticker thread wakes every ZC__TICK_MS,
+ * sweeps the worker queue for calls whose deadline passed there, and
+ * queues one tick on every reactor that has connections (or a drain to
+ * finish): each time while a deadline or a drain is pending, else every
+ * ZC__TICK_SLOW wakes.  A
  * tick walks the reactor's connections: HELLO, idle and stall timeouts,
  * deadlines of calls still being received, the drain deadline, and the
  * linger bound of graceful closes.  A walk rather than a timer wheel: a
@@ -32,10 +34,18 @@ static bool wants_tick(const struct zc_rpc_server *s,
 		atomic_load(&s->drain_left));
 }
 
+/* Anything that wants the fine resolution (see ZC__TICK_SLOW)? */
+static bool fine_tick(const struct zc_rpc_server *s)
+{
+	return zc__ctr_get(&s->reasm_timed) ||
+	       (atomic_load(&s->drain_started) && atomic_load(&s->drain_left));
+}
+
 static void *ticker_main(void *arg)
 {
 	struct zc_rpc_server *s = arg;
 	struct timespec ts;
+	unsigned n = 0;
 
 	pthread_mutex_lock(&s->tlock);
 	while (!s->tstop) {
@@ -51,6 +61,10 @@ static void *ticker_main(void *arg)
 		pthread_mutex_unlock(&s->tlock);
 		if (s->nworkers)
 			zc__worker_expire(s, zc__now_ns());
+		if (++n % ZC__TICK_SLOW && !fine_tick(s)) {
+			pthread_mutex_lock(&s->tlock);
+			continue;
+		}
 		for (unsigned i = 0; i < s->cfg.nreactors; i++) {
 			struct zc__srctx *rc = &s->rcs[i];
 

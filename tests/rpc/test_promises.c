@@ -350,12 +350,14 @@ Test(promises, cancel_stops_answer, .timeout = 60)
 /* ---- item 9: deadlines ------------------------------------------------- */
 
 /* A 1 us budget has run out before the server could run anything; a call
- * waiting in the worker queue behind a busy worker is answered at its
- * deadline, not when the worker frees. */
+ * waiting in the worker queue behind a busy worker, or for fragments that
+ * never come, is answered at its deadline, not when the worker frees or
+ * the message completes. */
 Test(promises, deadlines_in_every_queue, .timeout = 60)
 {
 	struct rt_opts o = { .sc = { .workers = 1 }, .no_client = true,
 			     .setup = setup, .setup_arg = (void *)1 };
+	static uint8_t frag[ZC_FRAG_MIN];
 	struct zc_rpc_server_stats ss;
 	static struct seen sn;
 	struct rt_env e;
@@ -380,8 +382,21 @@ Test(promises, deadlines_in_every_queue, .timeout = 60)
 	atomic_store(&park.open, true);
 	cr_assert_eq(seen_read(fd, &sn), 2);
 	cr_assert(complete_ok(&sn, 2));
+
+	/* Half a message with a 100 ms budget: answered at the deadline
+	 * though its second fragment never comes; the connection lives. */
+	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_REQUEST,
+		.flags = ZC_FF_MORE, .method = ZC_RPC_METHOD_ECHO,
+		.len = ZC_FRAG_MIN, .id = 4, .deadline_us = 100000,
+		.msg_len = 2 * ZC_FRAG_MIN }, frag);
+	cr_assert_eq(seen_read(fd, &sn), 4, "no answer at the deadline");
+	cr_assert_eq(sn.status[4], ZC_RPC_DEADLINE_EXCEEDED);
+	raw_request(fd, 5, ZC_RPC_METHOD_ECHO, 0, 10, 10);
+	cr_assert_eq(seen_read(fd, &sn), 5);
+	cr_assert(complete_ok(&sn, 5));
 	zc_rpc_server_stats(e.srv, &ss);
 	cr_assert_eq(ss.expired_queued, 2);
+	cr_assert_eq(ss.expired_reasm, 1);
 	close(fd);
 	rt_stop(&e);
 }

@@ -131,8 +131,8 @@ struct zc_rpc_server_config {
 	size_t tx_window;
 	/*
 	 * Timeouts in milliseconds, enforced by the server's ticker thread
-	 * (resolution 10 ms) on the reactors; ZC_RPC_TIMEOUT_NONE turns one
-	 * off.  Each closed connection is logged with its reason and counted
+	 * on the reactors (resolution 100 ms; 10 ms for call deadlines and
+	 * the drain); ZC_RPC_TIMEOUT_NONE turns one off.  Each closed connection is logged with its reason and counted
 	 * in conns_timed_out.
 	 * hello_timeout_ms - the peer's HELLO must arrive within it after
 	 *                    accept, or the connection is reset. [10000]
@@ -236,10 +236,11 @@ ZC_API ZC_MUST_CHECK int zc_rpc_server_drain_start(struct zc_rpc_server *s,
 ZC_API int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms);
 
 /*
- * Abort what is left (every connection reset; calls in flight answered
- * CANCELLED where it can still be sent, which a reset drops), wait for
- * every handler to answer (handlers must answer even cancelled calls),
- * join the workers and the ticker, free.
+ * Abort what is left (every connection reset, the handlers of calls in
+ * flight see zc_rpc_call_cancelled()), wait for every handler to answer
+ * (handlers must answer even cancelled calls), join the workers and the
+ * ticker, free.  Not from inside a callback of this server (a handler,
+ * the drain's done).
  * From a thread that is not one of the server's reactors: blocks until
  * done and returns 0.
  * From the reactor thread of a one-reactor server (an embedder running
