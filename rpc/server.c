@@ -380,12 +380,11 @@ static void skip_payload(struct zc__sconn *sc, uint32_t len)
  * its first fragment or, if that frame had to wait for request-byte room,
  * from when it first reached the parser.
  */
-static uint64_t start_deadline(struct zc__sconn *sc, uint32_t budget_us)
+static uint64_t start_deadline(uint64_t waited_since, uint32_t budget_us)
 {
-	uint64_t t0 = sc->wait_since ? sc->wait_since : zc__now_ns();
+	uint64_t t0 = waited_since ? waited_since : zc__now_ns();
 	uint64_t budget = (uint64_t)budget_us * 1000;
 
-	sc->wait_since = 0;
 	if (!budget_us)
 		return 0;
 	/* A budget under the floor has run out in transit already. */
@@ -399,6 +398,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 	bool last = !(f->flags & ZC_FF_MORE);
 	struct zc_rpc_call *call;
 	struct zc__method *m = NULL;
+	uint64_t waited_since;
 	int status;
 
 	if (v == DISCARD) {
@@ -408,6 +408,9 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		return 0;
 	}
 	if (!v) {
+		/* Only a new message can have waited for room. */
+		waited_since = sc->wait_since;
+		sc->wait_since = 0;
 		/* Sequence rules first (section 7 order), then admission. */
 		if (f->id <= sc->last_id) {
 			protocol_error(sc, "request id not above the last one "
@@ -445,7 +448,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		call->m = m;
 		call->id = f->id;
 		call->msg_len = f->msg_len;
-		call->deadline = start_deadline(sc, f->deadline_us);
+		call->deadline = start_deadline(waited_since, f->deadline_us);
 		atomic_init(&call->cancelled, false);
 		zc_chain_init(&call->req);
 		zc_chain_init(&call->resp);

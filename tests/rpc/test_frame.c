@@ -169,6 +169,18 @@ struct bad {
 
 #define M ZC_FRAME_MAGIC
 static const struct bad bads[] = {
+	/* Several rules broken: the first in PROTOCOL.md section 3's order
+	 * is the one reported. */
+	{ "magic before version", { 0x1234, 9, 2, 0, 0, 1, 0, 1, 0, 0 }, 0,
+	  -EPROTO },
+	{ "version before type", { M, 9, 42, 0, 0, 1, 0, 1, 0, 0 }, 0,
+	  -EPROTONOSUPPORT },
+	{ "type before length", { M, 1, 42, 0, 0, 1, 65537, 1, 0, 65537 }, 0,
+	  -EPROTO },
+	{ "flags before length", { M, 1, 2, 0x2, 0, 1, 65537, 1, 0, 65537 }, 0,
+	  -EPROTO },
+	{ "length before msg_len", { M, 1, 2, 0, 0, 1, 65537, 1, 0, 1 }, 0,
+	  -EMSGSIZE },
 	{ "magic low byte", { 0x5200, 1, 2, 0, 0, 1, 0, 1, 0, 0 }, 0, -EPROTO },
 	{ "magic high byte", { 0x005a, 1, 2, 0, 0, 1, 0, 1, 0, 0 }, 0, -EPROTO },
 	{ "magic swapped", { 0x5a52, 1, 2, 0, 0, 1, 0, 1, 0, 0 }, 0, -EPROTO },
