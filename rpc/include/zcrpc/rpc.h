@@ -146,7 +146,9 @@ struct zc_rpc_server_config {
 	 *                    that connection). [30000]
 	 * linger_ms        - after the server closes gracefully (drain, idle,
 	 *                    half-close, version mismatch), a peer that has
-	 *                    not closed its side within it is reset. [2000]
+	 *                    not closed its side within it is reset; with
+	 *                    ZC_RPC_TIMEOUT_NONE such a peer keeps its
+	 *                    connection, and a drain waits for it. [2000]
 	 */
 	unsigned hello_timeout_ms;
 	unsigned idle_timeout_ms;
@@ -158,7 +160,10 @@ struct zc_rpc_server_config {
 #define ZC_RPC_TIMEOUT_NONE (~0u)
 
 /*
- * Any thread.  Create a stopped server.  Returns 0 and *@out, or -EINVAL
+ * Any thread.  Create a stopped server, with its worker threads and its
+ * ticker thread (the timers of every reactor of the server; it wakes
+ * them 10 times a second while they have connections, 100 times while a
+ * drain or a call deadline needs it).  Returns 0 and *@out, or -EINVAL
  * (no reactors, max_frame outside [4 KiB, 16 MiB], max_message over
  * max_inflight_bytes), -ENOMEM, a pthread error.  The caller owns the
  * server and must zc_rpc_server_destroy() it.
