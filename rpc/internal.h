@@ -140,6 +140,10 @@ struct zc__tx {
 	bool dead;		/* connection closing: drop, don't send */
 	/* Called on the reactor with counted payload bytes given back. */
 	void (*released)(struct zc__tx *tx, size_t payload);
+	/* Optional, set by the owner after init: called last in a flush
+	 * that leaves the queue idle (every byte with the stack), e.g. to
+	 * close once a drain has sent everything. */
+	void (*on_idle)(struct zc__tx *tx);
 };
 
 void zc__tx_init(struct zc__tx *tx, struct zc_conn *conn,

@@ -51,7 +51,7 @@ static void want_flush(struct zc__sconn *sc)
 	struct zc__srctx *rc = sc->rc;
 
 	if (!rc->in_batch) {
-		zc__sconn_flush(sc);
+		zc__tx_flush(&sc->tx);
 		return;
 	}
 	if (sc->flush_queued)
@@ -77,7 +77,7 @@ static void batch_end(struct zc__srctx *rc)
 		rc->flush_list = sc->flush_next;
 		sc->flush_queued = false;
 		if (sc->conn)
-			zc__sconn_flush(sc);
+			zc__tx_flush(&sc->tx);
 		sconn_put(sc);
 	}
 }
@@ -761,18 +761,20 @@ static void sc_released(struct zc__tx *tx, size_t payload)
 		sc->stall_base = zc__now_ns();
 		parse(sc);
 	}
-	/* The window moved: what was left may now all go out, after which
-	 * a closing connection can close (send_done's own flush then finds
-	 * nothing to do). */
-	if (sc->conn && (sc->draining || sc->peer_eof || sc->close_soon))
-		zc__sconn_flush(sc);
+}
+
+/* Everything queued is with the stack: a closing connection may close. */
+static void sc_tx_idle(struct zc__tx *tx)
+{
+	zc__sconn_maybe_close((struct zc__sconn *)((char *)tx -
+				offsetof(struct zc__sconn, tx)));
 }
 
 static void sc_on_writable(struct zc_conn *c, void *ud)
 {
 	struct zc__sconn *sc = ud;
 
-	zc__sconn_flush(sc);
+	zc__tx_flush(&sc->tx);
 }
 
 /* Half-close: the calls that arrived before the FIN are still answered
@@ -874,6 +876,7 @@ void zc__server_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
 	zc__map_init(&sc->calls);
 	zc__tx_init(&sc->tx, c, zc_reactor_pool(rc->r), rc->s->cfg.tx_window,
 		    sc_released);
+	sc->tx.on_idle = sc_tx_idle;
 	if (send_hello(sc)) {
 		free(sc);
 		return;
@@ -919,12 +922,6 @@ uint64_t zc__deadline_after(uint64_t now, unsigned ms)
 {
 	return ms == ZC_RPC_TIMEOUT_NONE ? UINT64_MAX :
 					   now + (uint64_t)ms * 1000000;
-}
-
-void zc__sconn_flush(struct zc__sconn *sc)
-{
-	zc__tx_flush(&sc->tx);
-	zc__sconn_maybe_close(sc);
 }
 
 void zc__sconn_maybe_close(struct zc__sconn *sc)

@@ -196,10 +196,9 @@ void zc__server_abort_all(struct zc__srctx *rc);
 /* ---- shared by server.c and server_tick.c (reactor thread) ---- */
 /* @now + @ms, or UINT64_MAX for ZC_RPC_TIMEOUT_NONE. */
 uint64_t zc__deadline_after(uint64_t now, unsigned ms);
-/* Flush the send queue, then close if the connection is done. */
-void zc__sconn_flush(struct zc__sconn *sc);
 /* Close gracefully when nothing is left to send for the calls it must
- * still answer (draining, half-closed, close_soon). */
+ * still answer (draining, half-closed, close_soon).  Also run by every
+ * flush that leaves the send queue idle (tx.on_idle). */
 void zc__sconn_maybe_close(struct zc__sconn *sc);
 /* Close gracefully once the send queue is idle, whatever the calls;
  * reset after linger_ms. */

@@ -193,7 +193,7 @@ static void drain_cut(struct zc__srctx *rc)
 		if (zc__sconn_cancel_rest(sc))
 			atomic_store(&rc->s->drain_late, true);
 		zc__sconn_close_soon(sc);
-		zc__sconn_flush(sc);
+		zc__tx_flush(&sc->tx);
 	}
 }
 

@@ -293,6 +293,8 @@ void zc__tx_flush(struct zc__tx *tx)
 		zc_buf_put(tx->stage);
 		tx->stage = NULL;
 	}
+	if (tx->on_idle && !tx->dead && zc__tx_idle(tx))
+		tx->on_idle(tx);
 }
 
 size_t zc__tx_drop(struct zc__tx *tx)
