@@ -161,13 +161,37 @@ static bool budget_full(const struct zc_rpc_server *s, uint32_t msg_len)
 /* Would admitting this new message overrun max_inflight_bytes?  One
  * message is always let in when nothing is held, so a message up to
  * max_message (<= max_inflight_bytes) always makes progress. */
+/*
+ * Absolute deadline of a new call: its budget counts from when we parsed
+ * its first fragment or, if that frame had to wait for request-byte room,
+ * from when it first reached the parser.
+ */
+static uint64_t start_deadline(uint64_t waited_since, uint32_t budget_us)
+{
+	uint64_t t0 = waited_since ? waited_since : zc__now_ns();
+	uint64_t budget = (uint64_t)budget_us * 1000;
+
+	if (!budget_us)
+		return 0;
+	/* A budget under the floor has run out in transit already. */
+	return budget < DEADLINE_FLOOR_NS ? t0 : t0 + budget;
+}
+
+/* The new request at the head of @sc's unparsed bytes waited for room
+ * past its deadline: it is to be refused, not waited for. */
+static bool wait_expired(const struct zc__sconn *sc, const struct zc_frame *f)
+{
+	return f->deadline_us && sc->wait_since &&
+	       zc__now_ns() >= start_deadline(sc->wait_since, f->deadline_us);
+}
+
 static bool budget_blocks(struct zc__sconn *sc, const struct zc_frame *f)
 {
 	struct zc_rpc_server *s = sc->rc->s;
 
 	if (f->type != ZC_FT_REQUEST || sc->draining ||
 	    f->msg_len > s->cfg.max_message ||
-	    zc__map_get(&sc->calls, f->id))
+	    zc__map_get(&sc->calls, f->id) || wait_expired(sc, f))
 		return false;
 	return budget_full(s, f->msg_len);
 }
@@ -336,7 +360,7 @@ static void dispatch(struct zc__sconn *sc, struct zc_rpc_call *call)
 
 /* Admission of a new message: 0 or the status that refuses it. */
 static int admit(struct zc__sconn *sc, const struct zc_frame *f,
-		 struct zc__method **mp)
+		 uint64_t deadline, struct zc__method **mp)
 {
 	struct zc_rpc_server *s = sc->rc->s;
 	const struct zc_rpc_server_config *cfg = &s->cfg;
@@ -354,6 +378,12 @@ static int admit(struct zc__sconn *sc, const struct zc_frame *f,
 	if (!m) {
 		zc__ctr_add(&s->rejected_unknown, 1);
 		return ZC_RPC_UNKNOWN_METHOD;
+	}
+	if (deadline && zc__now_ns() >= deadline) {
+		/* Spent in transit (the floor) or waiting for room. */
+		zc__ctr_add(&s->expired_queued, 1);
+		zc__ctr_add(&m->by_status[ZC_RPC_DEADLINE_EXCEEDED], 1);
+		return ZC_RPC_DEADLINE_EXCEEDED;
 	}
 	if (zc__ctr_get(&s->inflight) >= cfg->max_inflight ||
 	    sc->ncalls >= cfg->max_inflight_conn ||
@@ -375,22 +405,6 @@ static void skip_payload(struct zc__sconn *sc, uint32_t len)
 	zc_conn_recv_done(sc->conn, len);
 }
 
-/*
- * Absolute deadline of a new call: its budget counts from when we parsed
- * its first fragment or, if that frame had to wait for request-byte room,
- * from when it first reached the parser.
- */
-static uint64_t start_deadline(uint64_t waited_since, uint32_t budget_us)
-{
-	uint64_t t0 = waited_since ? waited_since : zc__now_ns();
-	uint64_t budget = (uint64_t)budget_us * 1000;
-
-	if (!budget_us)
-		return 0;
-	/* A budget under the floor has run out in transit already. */
-	return budget < DEADLINE_FLOOR_NS ? t0 : t0 + budget;
-}
-
 static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 {
 	struct zc_rpc_server *s = sc->rc->s;
@@ -398,7 +412,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 	bool last = !(f->flags & ZC_FF_MORE);
 	struct zc_rpc_call *call;
 	struct zc__method *m = NULL;
-	uint64_t waited_since;
+	uint64_t waited_since, deadline;
 	int status;
 
 	if (v == DISCARD) {
@@ -428,7 +442,8 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 			return -EPROTO;
 		}
 		sc->last_id = f->id;
-		status = admit(sc, f, &m);
+		deadline = start_deadline(waited_since, f->deadline_us);
+		status = admit(sc, f, deadline, &m);
 		if (status) {
 			skip_payload(sc, f->len);
 			queue_error(sc, f->id, f->method, status, NULL);
@@ -448,7 +463,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		call->m = m;
 		call->id = f->id;
 		call->msg_len = f->msg_len;
-		call->deadline = start_deadline(waited_since, f->deadline_us);
+		call->deadline = deadline;
 		atomic_init(&call->cancelled, false);
 		zc_chain_init(&call->req);
 		zc_chain_init(&call->resp);
@@ -707,6 +722,19 @@ static void version_mismatch(struct zc__sconn *sc)
 	/* Nothing more is parsed or answered from this peer. */
 	sc->broken = true;
 	zc__sconn_close_soon(sc);
+}
+
+void zc__sconn_tick_wait(struct zc__sconn *sc)
+{
+	struct zc_frame f;
+
+	if (!sc->budget_wait || sc->parsing || !sc->conn || sc->broken)
+		return;
+	/* The frame we left unparsed for room: refuse it at its deadline
+	 * (parse() lets it through to admission, which says so). */
+	if (zc__frame_decode_chain(&sc->rx, &sc->lim, &f) > 0 &&
+	    wait_expired(sc, &f))
+		parse(sc);
 }
 
 void zc__server_resume(struct zc_work *w)

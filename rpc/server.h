@@ -149,8 +149,9 @@ struct zc_rpc_server {
 	unsigned nworkers;
 	/* Calls with a deadline in the worker queue (written under wlock:
 	 * the ticker sweeps the queue only while there are some), and being
-	 * reassembled (while there are some, the reactors are ticked every
-	 * ZC__TICK_MS rather than every ZC__TICK_SLOW). */
+	 * reassembled (while there are some, or connections waiting for
+	 * request-byte room, the reactors are ticked every ZC__TICK_MS
+	 * rather than every ZC__TICK_SLOW). */
 	atomic_uint wq_timed;
 	zc__ctr reasm_timed;
 	/* ticker (server_tick.c) */
@@ -216,6 +217,9 @@ bool zc__sconn_cancel_rest(struct zc__sconn *sc);
 /* Answer a call being reassembled whose deadline passed; the rest of
  * its fragments are skipped. */
 void zc__sconn_expire_reasm(struct zc__sconn *sc, struct zc_rpc_call *call);
+/* A connection waiting for request-byte room: refuse the waiting
+ * request if its deadline passed meanwhile. */
+void zc__sconn_tick_wait(struct zc__sconn *sc);
 /* A drained reactor whose connections are all closed reports it. */
 void zc__server_drain_check(struct zc__srctx *rc);
 /* Timers. */

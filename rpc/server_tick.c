@@ -38,6 +38,7 @@ static bool wants_tick(const struct zc_rpc_server *s,
 static bool fine_tick(const struct zc_rpc_server *s)
 {
 	return zc__ctr_get(&s->reasm_timed) ||
+	       atomic_load(&s->budget_waiting) ||
 	       (atomic_load(&s->drain_started) && atomic_load(&s->drain_left));
 }
 
@@ -167,6 +168,9 @@ static void tick_conn(struct zc__sconn *sc, uint64_t now)
 		return;
 	}
 	if (sc->nreasm && !tick_reasm(sc, now, parked))
+		return;
+	zc__sconn_tick_wait(sc);
+	if (!sc->conn || sc->broken)
 		return;
 	if (!parked && sc->rx_since && stalled(sc, sc->rx_since, now)) {
 		timed_out(sc, "a frame stopped arriving mid-way "

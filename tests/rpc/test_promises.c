@@ -103,6 +103,16 @@ static bool complete_ok(const struct seen *sn, uint64_t id)
 	       sn->bytes[id] == sn->msg_len[id];
 }
 
+/* A fresh server (@o), nothing seen yet, and a raw connection to it. */
+static int start_raw(struct rt_env *e, const struct rt_opts *o,
+		     struct seen *sn)
+{
+	memset(sn, 0, sizeof(*sn));
+	park_reset();
+	rt_start(e, o);
+	return raw_open(e->port);
+}
+
 /* ---- a neighbour that keeps calling on its own connection -------------- */
 
 struct neighbour {
@@ -322,9 +332,7 @@ Test(promises, cancel_stops_answer, .timeout = 60)
 	struct rt_env e;
 	int fd;
 
-	memset(&sn, 0, sizeof(sn));
-	rt_start(&e, &o);
-	fd = raw_open(e.port);
+	fd = start_raw(&e, &o, &sn);
 	raw_sized(fd, 1, 32u << 20);
 	cr_assert_eq(seen_read(fd, &sn), 1);
 	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_CANCEL, .id = 1 },
@@ -363,10 +371,7 @@ Test(promises, deadlines_in_every_queue, .timeout = 60)
 	struct rt_env e;
 	int fd;
 
-	memset(&sn, 0, sizeof(sn));
-	park_reset();
-	rt_start(&e, &o);
-	fd = raw_open(e.port);
+	fd = start_raw(&e, &o, &sn);
 	raw_request(fd, 1, ZC_RPC_METHOD_ECHO, 1, 10, 10);
 	cr_assert_eq(seen_read(fd, &sn), 1);
 	cr_assert_eq(sn.status[1], ZC_RPC_DEADLINE_EXCEEDED);
@@ -397,6 +402,44 @@ Test(promises, deadlines_in_every_queue, .timeout = 60)
 	zc_rpc_server_stats(e.srv, &ss);
 	cr_assert_eq(ss.expired_queued, 2);
 	cr_assert_eq(ss.expired_reasm, 1);
+	close(fd);
+	rt_stop(&e);
+}
+
+#define M_PARK	(ZC_RPC_METHOD_USER + 52)
+
+static void park_setup(struct zc_rpc_server *s, void *arg)
+{
+	cr_assert_eq(zc_rpc_server_register(s, M_PARK, "park", ZC_RPC_INLINE,
+					    0, park_handler, NULL), 0);
+}
+
+/* A request left unread because max_inflight_bytes is held by a parked
+ * call is refused at its deadline, not when the room comes back. */
+Test(promises, deadline_while_waiting_for_room, .timeout = 60)
+{
+	struct rt_opts o = { .sc = { .max_message = 65536,
+				     .max_inflight_bytes = 100000 },
+			     .no_client = true, .setup = park_setup };
+	struct zc_rpc_server_stats ss;
+	static struct seen sn;
+	struct zc_chain empty;
+	struct rt_env e;
+	int fd;
+
+	fd = start_raw(&e, &o, &sn);
+	raw_request(fd, 1, M_PARK, 0, 60000, 60000);
+	cr_assert(rt_wait_for(park_has, (void *)1, 10));
+	raw_request(fd, 2, ZC_RPC_METHOD_ECHO, 100000, 60000, 60000);
+	cr_assert_eq(seen_read(fd, &sn), 2, "no answer at the deadline");
+	cr_assert_eq(sn.status[2], ZC_RPC_DEADLINE_EXCEEDED);
+	zc_chain_init(&empty);
+	cr_assert_eq(zc_rpc_reply(park_get(0), &empty), 0);
+	cr_assert_eq(seen_read(fd, &sn), 1);
+	cr_assert(complete_ok(&sn, 1));
+	zc_rpc_server_stats(e.srv, &ss);
+	cr_assert_geq(ss.rx_budget_stops, 1);
+	cr_assert_eq(ss.expired_queued, 1);
 	close(fd);
 	rt_stop(&e);
 }
