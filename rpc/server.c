@@ -948,7 +948,7 @@ void zc__server_abort_all(struct zc__srctx *rc)
 
 uint64_t zc__deadline_after(uint64_t now, unsigned ms)
 {
-	return ms == ZC_RPC_TIMEOUT_NONE ? UINT64_MAX :
+	return ms == ZC_RPC_TIMEOUT_OFF ? UINT64_MAX :
 					   now + (uint64_t)ms * 1000000;
 }
 

@@ -195,7 +195,7 @@ void zc__server_goaway_all(struct zc__srctx *rc);
 void zc__server_abort_all(struct zc__srctx *rc);
 
 /* ---- shared by server.c and server_tick.c (reactor thread) ---- */
-/* @now + @ms, or UINT64_MAX for ZC_RPC_TIMEOUT_NONE. */
+/* @now + @ms, or UINT64_MAX for ZC_RPC_TIMEOUT_OFF. */
 uint64_t zc__deadline_after(uint64_t now, unsigned ms);
 /* Close gracefully when nothing is left to send for the calls it must
  * still answer (draining, half-closed, close_soon).  Also run by every

@@ -132,8 +132,9 @@ struct zc_rpc_server_config {
 	/*
 	 * Timeouts in milliseconds, enforced by the server's ticker thread
 	 * on the reactors (resolution 100 ms; 10 ms for call deadlines and
-	 * the drain); ZC_RPC_TIMEOUT_NONE turns one off.  Each closed connection is logged with its reason and counted
-	 * in conns_timed_out.
+	 * the drain); ZC_RPC_TIMEOUT_OFF turns one off.  Each connection
+	 * they close is logged with its reason and counted in
+	 * conns_timed_out (linger resets in lingered).
 	 * hello_timeout_ms - the peer's HELLO must arrive within it after
 	 *                    accept, or the connection is reset. [10000]
 	 * idle_timeout_ms  - a connection with no call in flight, nothing to
@@ -147,7 +148,7 @@ struct zc_rpc_server_config {
 	 * linger_ms        - after the server closes gracefully (drain, idle,
 	 *                    half-close, version mismatch), a peer that has
 	 *                    not closed its side within it is reset; with
-	 *                    ZC_RPC_TIMEOUT_NONE such a peer keeps its
+	 *                    ZC_RPC_TIMEOUT_OFF such a peer keeps its
 	 *                    connection, and a drain waits for it. [2000]
 	 */
 	unsigned hello_timeout_ms;
@@ -157,7 +158,7 @@ struct zc_rpc_server_config {
 };
 
 /* A timeout of the server config that never fires. */
-#define ZC_RPC_TIMEOUT_NONE (~0u)
+#define ZC_RPC_TIMEOUT_OFF UINT32_MAX
 
 /*
  * Any thread.  Create a stopped server, with its worker threads and its
@@ -194,8 +195,9 @@ ZC_API ZC_MUST_CHECK int zc_rpc_server_register(struct zc_rpc_server *s,
 /*
  * Any thread except the server's reactors; on the only reactor of a
  * one-reactor server (an embedder's loop thread) it runs inline.  Listen
- * on @addr on every reactor (port 0 picks one).  Returns 0, -EBUSY (already listening), or
- * zc_listen()'s errors (then no listener is left open).
+ * on @addr on every reactor (port 0 picks one).  Returns 0, -EBUSY
+ * (already listening), or zc_listen()'s errors (then no listener is left
+ * open).
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_server_listen(struct zc_rpc_server *s,
 					      const struct sockaddr *addr,
@@ -381,7 +383,9 @@ struct zc_rpc_client_config {
 
 /*
  * Any thread (on the client's reactor thread the start runs inline).
- * Create the client and start connecting.  Returns 0 and *@out, -EINVAL, -ENOMEM, a pthread error.
+ * Create the client and start connecting.  Returns 0 and *@out, -EINVAL,
+ * -ENOMEM, a pthread error.  The caller owns the client and must
+ * zc_rpc_client_destroy() it.
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_client_create(
 	const struct zc_rpc_client_config *cfg, struct zc_rpc_client **out);
