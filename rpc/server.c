@@ -1037,6 +1037,7 @@ bool zc__sconn_cancel_rest(struct zc__sconn *sc)
 			break;
 		}
 		cut = true;
+		zc__ctr_add(&sc->rc->s->drain_cut, 1);
 		queue_error(sc, cid, mid, ZC_RPC_CANCELLED,
 			    "server shutting down");
 	}

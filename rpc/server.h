@@ -172,7 +172,7 @@ struct zc_rpc_server {
 		rejected_overload, rejected_too_large, rejected_unknown,
 		rejected_draining, expired_queued, cancels, dropped_answers,
 		tx_budget_stops, rx_budget_stops, inflight, inflight_bytes,
-		conns_timed_out, expired_reasm, lingered;
+		conns_timed_out, expired_reasm, lingered, drain_cut;
 	zc__ctr sconns_live;		/* sconn structs not freed yet */
 	atomic_uint budget_waiting;	/* connections waiting, all reactors */
 };

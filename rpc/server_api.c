@@ -632,6 +632,7 @@ void zc_rpc_server_stats(const struct zc_rpc_server *s,
 	out->conns_timed_out = zc__ctr_get(&s->conns_timed_out);
 	out->expired_reasm = zc__ctr_get(&s->expired_reasm);
 	out->lingered = zc__ctr_get(&s->lingered);
+	out->drain_cut = zc__ctr_get(&s->drain_cut);
 }
 
 int zc_rpc_server_method_stats(const struct zc_rpc_server *s,

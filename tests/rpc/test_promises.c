@@ -167,6 +167,7 @@ static void neighbour_check(struct neighbour *nb)
 
 struct drain_arg {
 	struct zc_rpc_server *s;
+	unsigned timeout_ms;
 	int ret;
 };
 
@@ -174,8 +175,16 @@ static void *drain_main(void *arg)
 {
 	struct drain_arg *d = arg;
 
-	d->ret = zc_rpc_server_drain(d->s, 10000);
+	d->ret = zc_rpc_server_drain(d->s, d->timeout_ms);
 	return NULL;
+}
+
+static bool answer_cut(void *arg)
+{
+	struct zc_rpc_server_stats ss;
+
+	zc_rpc_server_stats(arg, &ss);
+	return ss.drain_cut == 1;
 }
 
 /* Keeps sending small echo requests after the drain started. */
@@ -231,7 +240,7 @@ Test(promises, drain_answers_every_call_in_full, .timeout = 120)
 		cr_assert_geq(seen_read(fd, &sn), 1);
 		w = (struct writer){ .fd = fd, .next_id = 5 };
 		cr_assert_eq(pthread_create(&w.th, NULL, writer_main, &w), 0);
-		d = (struct drain_arg){ .s = e.srv };
+		d = (struct drain_arg){ .s = e.srv, .timeout_ms = 10000 };
 		cr_assert_eq(pthread_create(&th, NULL, drain_main, &d), 0);
 		/* Read until GOAWAY and every call up to its id is done. */
 		for (;;) {
@@ -271,6 +280,39 @@ Test(promises, drain_answers_every_call_in_full, .timeout = 120)
 		close(fd);
 		rt_stop(&e);
 	}
+}
+
+/* The drain deadline passes while a 32 MiB answer is being sent to a peer
+ * that has stopped reading: the answer is cut and ended by ERROR
+ * cancelled, then EOF; the drain reports -ETIMEDOUT. */
+Test(promises, drain_deadline_cuts_answer_with_error, .timeout = 60)
+{
+	struct rt_opts o = { .no_client = true, .setup = setup };
+	static struct seen sn;
+	struct drain_arg d;
+	struct rt_env e;
+	pthread_t th;
+	int fd;
+
+	fd = start_raw(&e, &o, &sn);
+	raw_sized(fd, 1, 32u << 20);
+	cr_assert_eq(seen_read(fd, &sn), 1);
+	/* We read nothing more until the drain has cut the answer. */
+	d = (struct drain_arg){ .s = e.srv, .timeout_ms = 100 };
+	cr_assert_eq(pthread_create(&th, NULL, drain_main, &d), 0);
+	cr_assert(rt_wait_for(answer_cut, e.srv, 10));
+	while (seen_read(fd, &sn) >= 0)
+		;
+	pthread_join(th, NULL);
+	cr_assert_eq(d.ret, -ETIMEDOUT);
+	cr_assert(sn.goaway);
+	cr_assert_eq(sn.goaway_id, 1);
+	cr_assert(sn.done[1], "the cut answer was not ended");
+	cr_assert_eq(sn.status[1], ZC_RPC_CANCELLED);
+	cr_assert_lt(sn.bytes[1], 32u << 20);
+	raw_expect_eof(fd, "after the cut answer");
+	close(fd);
+	rt_stop(&e);
 }
 
 /* ---- item 6: half-close ------------------------------------------------ */

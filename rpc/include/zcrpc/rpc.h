@@ -321,6 +321,8 @@ struct zc_rpc_server_stats {
 	uint64_t conns_timed_out;	/* closed by hello/idle/stall timeout */
 	uint64_t expired_reasm;		/* deadline passed mid-reassembly */
 	uint64_t lingered;		/* reset: peer did not close in linger */
+	uint64_t drain_cut;		/* calls and answers cut by a drain
+					 * deadline (ERROR cancelled) */
 };
 
 /* Any thread.  Snapshot of the server counters. */
