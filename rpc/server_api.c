@@ -215,11 +215,14 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	DEF(max_inflight_conn, 4096);
 	DEF(max_inflight_bytes, c.max_message > (128u << 20) ?
 				2 * (size_t)c.max_message : 256u << 20);
+	DEF(max_inflight_bytes_conn, c.max_message);
+	DEF(reserve_bytes, c.max_inflight_bytes / 8);
 	DEF(tx_budget, 8u << 20);
 	DEF(tx_window, 1u << 20);
 #undef DEF
 	if (c.max_frame < ZC_FRAME_MIN || c.max_frame > ZC_FRAME_MAX ||
-	    c.max_message > c.max_inflight_bytes)
+	    c.max_message > c.max_inflight_bytes ||
+	    c.reserve_bytes >= c.max_inflight_bytes)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
