@@ -215,7 +215,9 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	DEF(max_inflight_conn, 4096);
 	DEF(max_inflight_bytes, c.max_message > (128u << 20) ?
 				2 * (size_t)c.max_message : 256u << 20);
-	DEF(max_inflight_bytes_conn, c.max_message);
+	DEF(max_inflight_bytes_conn,
+	    c.max_message > c.max_inflight_bytes / 2 ?
+		    c.max_message : c.max_inflight_bytes / 2);
 	DEF(reserve_bytes, c.max_inflight_bytes / 8);
 	DEF(tx_budget, 8u << 20);
 	DEF(tx_window, 1u << 20);

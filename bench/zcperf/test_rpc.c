@@ -257,6 +257,12 @@ static void call_done(void *arg, int status, struct zc_chain *resp)
 	struct rpc_cctx *cc = s->cc;
 	struct zp_rctx *rx = cc->rx;
 
+	if (zc_rpc_status_retryable(status) && !cc->stopping) {
+		/* OVERLOADED or UNAVAILABLE: not processed, the server
+		 * asks us to come back; the slot calls again. */
+		issue(s);
+		return;
+	}
 	if (status != ZC_RPC_OK) {
 		if (rx->eng->verbose)
 			fprintf(stderr, "zcperf: call failed: %s\n",

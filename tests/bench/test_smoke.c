@@ -383,6 +383,27 @@ Test(bench, rpc_rr)
 	server_stop(&s);
 }
 
+/* 100 calls of 1 MiB in flight on one connection: 100 MiB of partial
+ * requests, more than the server's 64 MiB pool.  Before issue 15's fix
+ * the ring ran dry and this run never ended ("did not end within 30 s");
+ * now requests past the connection's budget wait or come back OVERLOADED
+ * (zcperf retries them), and the run ends with every byte accounted. */
+Test(bench, rpc_rr_deep_large)
+{
+	const char *extra[] = { "-r", "1M,64", "-d", "100", "-l", "3", NULL };
+	struct server s;
+	struct json_doc d;
+	double tr;
+
+	server_start(&s, "-s");
+	client(&s, "RPC_RR", extra, &d);
+	tr = num(&d, "transactions");
+	cr_assert_gt(tr, 0);
+	cr_assert_eq(num(&d, "bytes"), tr * ((1 << 20) + 64));
+	cr_assert_eq(num(&d, "server.transactions"), tr);
+	server_stop(&s);
+}
+
 /* --consumer-cpu: the server's handler reads and releases each request on
  * a worker thread; in owner mode those releases go home deferred. */
 Test(bench, rpc_rr_consumer_each_free_mode)

@@ -129,7 +129,7 @@ struct zc_rpc_server_config {
 	 * on that peer alone), and is answered OVERLOADED when only
 	 * unfinished messages hold the budget (waiting would never end).
 	 * One message is always admitted when the connection holds none.
-	 * [max_message] */
+	 * [max(max_message, max_inflight_bytes / 2)] */
 	size_t max_inflight_bytes_conn;
 	/* The last part of max_inflight_bytes that only single-frame
 	 * requests (msg_len <= max_frame) may use, so that large or

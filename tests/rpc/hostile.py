@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+# Hostile clients against a zcrpc server (issue 15), written from
+# docs/PROTOCOL.md with wire_client.py's codec.  For each attack: while it
+# runs, a well-behaved neighbour on its own connection keeps getting
+# correct echo answers (each within NEIGHBOUR_TIMEOUT s); the server's RSS
+# stays under the bound the attack states; within one second after the
+# offender has gone, a new connection gets its HELLO and an answer.
+#
+# Usage: hostile.py PORT ATTACK [--measure], the server's pid in the
+# environment as ZC_SERVER_PID (run_py.sh sets it).
+#   ATTACK: one name of ATTACKS, or "all".  --measure also prints the
+#   neighbour's calls/s and p99 with no attack and during the attack (for
+#   docs/RELIABILITY.md; never part of pass/fail).
+import os
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wire_client import (HELLO, REQUEST, RESPONSE, ERROR, PING, PONG,  # noqa: E402
+                         MORE, HDR, frame, read_frame)
+
+ECHO = 1
+NEIGHBOUR_TIMEOUT = 5.0
+OVERLOADED = 5
+MiB = 1 << 20
+
+
+def connect(port, timeout=5.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    s.sendall(frame(HELLO, struct.pack("<IIII", 1 << 30, 65536, 0, 0)))
+    ftype, _, _, _, _, payload = read_frame(s)
+    assert ftype == HELLO, ftype
+    return s, struct.unpack("<IIII", payload)
+
+
+def send_message(sock, rid, payload, max_frame, stop_before=None):
+    """Frames of one echo request; stop_before: leave that many bytes out
+    (the message never completes)."""
+    n = len(payload)
+    end = n - stop_before if stop_before else n
+    off = 0
+    while off < end:
+        part = payload[off:min(off + max_frame, end)]
+        off += len(part)
+        sock.sendall(frame(REQUEST, part, flags=MORE if off < n else 0,
+                           method=ECHO, rid=rid, msg_len=n))
+
+
+def read_answers(sock, want, deadline):
+    """Read until @want ids got a final frame; returns {id: (type,
+    status, bytes)}."""
+    done, parts = {}, {}
+    while len(done) < want and time.monotonic() < deadline:
+        ftype, flags, status, rid, msg_len, payload = read_frame(sock)
+        if ftype == RESPONSE:
+            parts[rid] = parts.get(rid, 0) + len(payload)
+            if not flags & MORE:
+                done[rid] = (ftype, 0, parts.pop(rid))
+        elif ftype == ERROR:
+            done[rid] = (ftype, status, 0)
+    return done
+
+
+class Neighbour(threading.Thread):
+    """A well-behaved client: one 100-byte echo call at a time."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop = threading.Event()
+        self.lat = []
+        self.error = None
+        self.mark = threading.Lock()
+
+    def run(self):
+        try:
+            s, (_, mf, _, _) = connect(self.port)
+            s.settimeout(NEIGHBOUR_TIMEOUT)
+            rid = 0
+            while not self.stop.is_set():
+                rid += 1
+                body = rid.to_bytes(8, "little") * 12 + b"abcd"
+                t0 = time.monotonic()
+                s.sendall(frame(REQUEST, body, method=ECHO, rid=rid))
+                ftype, flags, status, got, _, payload = read_frame(s)
+                if ftype != RESPONSE or got != rid or payload != body:
+                    raise AssertionError("neighbour: bad answer %d %d %d" %
+                                         (ftype, status, got))
+                with self.mark:
+                    self.lat.append((t0, time.monotonic() - t0))
+            s.close()
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            self.error = "neighbour: %r" % (e,)
+
+    def window(self, t0, t1):
+        with self.mark:
+            return [d for (t, d) in self.lat if t0 <= t < t1]
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def now(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+        return 0
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.now())
+            time.sleep(0.02)
+
+
+def served_after(port, limit=1.0):
+    """A new connection gets HELLO and an echo answer within @limit s."""
+    t0 = time.monotonic()
+    s, _ = connect(port, timeout=limit)
+    s.sendall(frame(REQUEST, b"after", method=ECHO, rid=1))
+    ftype, _, _, rid, _, payload = read_frame(s)
+    s.close()
+    took = time.monotonic() - t0
+    assert ftype == RESPONSE and payload == b"after", (ftype, payload)
+    assert took <= limit, "served %.2f s after the attack" % took
+    return took
+
+
+# ---- attacks: each returns a line about what the offender got -----------
+
+def partial_forever(port):
+    """Messages that never finish: one of 64 MiB - 1 B missing its last
+    byte, and 16 x 1 MiB on another connection missing their last
+    fragment; held 2 s, then reset."""
+    a, (_, mf, _, _) = connect(port)
+    b, _ = connect(port)
+    send_message(a, 1, bytes(64 * MiB - 1), mf, stop_before=1)
+    for rid in range(1, 17):
+        send_message(b, rid, bytes(MiB), mf, stop_before=mf)
+    time.sleep(2)
+    a.close()
+    b.close()
+    return "held 80 MiB of partial messages for 2 s, then closed"
+
+
+def large_concurrent(port):
+    """Legitimate large calls at once: 2 x 40 MiB then 8 x 16 MiB, each on
+    its own connection; every one must be answered in full."""
+    out = []
+    for n, size in ((2, 40 * MiB), (8, 16 * MiB)):
+        res = {}
+
+        def one(i):
+            s, (_, mf, _, _) = connect(port, timeout=30)
+            th = threading.Thread(target=send_message,
+                                  args=(s, 1, bytes(size), mf))
+            th.start()
+            res[i] = read_answers(s, 1, time.monotonic() + 30).get(1)
+            th.join()
+            s.close()
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        ok = sum(1 for r in res.values() if r == (RESPONSE, 0, size))
+        assert ok == n, "%d x %d MiB: %r" % (n, size // MiB, res)
+        out.append("%d x %d MiB answered" % (n, size // MiB))
+    return ", ".join(out)
+
+
+def interleaved(port):
+    """100 x 1 MiB on one connection, fragments interleaved round-robin
+    (as PROTOCOL.md recommends): each gets an answer, the echo or
+    OVERLOADED once the connection's request budget is full."""
+    s, (_, mf, _, _) = connect(port, timeout=30)
+    ids, size = range(1, 101), MiB
+    body = bytes(size)
+
+    def send():
+        for off in range(0, size, mf):
+            part = body[off:off + mf]
+            more = MORE if off + len(part) < size else 0
+            s.sendall(b"".join(frame(REQUEST, part, flags=more, method=ECHO,
+                                     rid=rid, msg_len=size) for rid in ids))
+    th = threading.Thread(target=send)
+    th.start()
+    res = read_answers(s, len(ids), time.monotonic() + 30)
+    th.join()
+    s.close()
+    ok = sum(1 for r in res.values() if r == (RESPONSE, 0, size))
+    over = sum(1 for r in res.values() if r == (ERROR, OVERLOADED, 0))
+    assert ok + over == len(ids), res
+    assert ok > 0
+    return "%d answered, %d overloaded" % (ok, over)
+
+
+def one_byte_fragments(port):
+    """One 1 MiB message in 1 Mi one-byte fragments: the server's verdict
+    (the echo, or a refusal of such fragments) comes within 5 s of the
+    last fragment, i.e. reassembly is not quadratic."""
+    s, _ = connect(port, timeout=60)
+    n = MiB
+    frames = b"".join(frame(REQUEST, b"x", flags=MORE if i < n - 1 else 0,
+                            method=ECHO, rid=1, msg_len=n) for i in range(n))
+    s.settimeout(60)
+    try:
+        s.sendall(frames)
+    except OSError:
+        pass  # refused midway: the verdict below says how
+    t0 = time.monotonic()
+    s.settimeout(5)
+    try:
+        res = read_answers(s, 1, t0 + 5).get(1)
+        verdict = "answered" if res == (RESPONSE, 0, n) else repr(res)
+    except (EOFError, ConnectionError):
+        verdict = "closed"
+    took = time.monotonic() - t0
+    s.close()
+    assert took < 5, "verdict %.1f s after the last fragment" % took
+    assert verdict in ("answered", "closed"), verdict
+    return "%s %.2f s after the last fragment" % (verdict, took)
+
+
+def _flood(port, payload_frame, seconds):
+    """Send @payload_frame in a loop for @seconds, never reading."""
+    s, _ = connect(port)
+    s.setblocking(False)
+    sent, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        _, w, _ = select.select([], [s], [], 0.05)
+        if not w:
+            continue
+        try:
+            sent += s.send(payload_frame)
+        except BlockingIOError:
+            pass
+    return s, sent
+
+
+def non_reader(port):
+    """Never read: 1 MiB echo calls for 2 s, then 64 B calls, then PINGs;
+    the server must stop reading this peer (its send queue is bounded)
+    while the neighbour goes on."""
+    out = []
+    big = b"".join(frame(REQUEST, bytes(65536), flags=MORE if i < 15 else 0,
+                         method=ECHO, rid=7, msg_len=MiB) for i in range(16))
+    small = frame(REQUEST, bytes(64), method=ECHO, rid=9)
+    ping = frame(PING, b"12345678")
+    socks = []
+    for name, f in (("1 MiB calls", big), ("64 B calls", small),
+                    ("PINGs", ping)):
+        # Ids repeat: a server may answer them or call it malformed and
+        # close; either way it must not stall anyone else.
+        s, sent = _flood(port, f, 2)
+        socks.append(s)
+        out.append("%s: %d MiB accepted" % (name, sent // MiB))
+    for s in socks:
+        s.close()
+    return "; ".join(out)
+
+
+def pipelined_big(port):
+    """40 x 8 MiB pipelined on one connection (answers read): the
+    neighbour's small calls keep being answered (the lost wake-up)."""
+    s, (_, mf, _, _) = connect(port, timeout=30)
+    body = bytes(8 * MiB)
+
+    def send():
+        for rid in range(1, 41):
+            send_message(s, rid, body, mf)
+    th = threading.Thread(target=send)
+    th.start()
+    res = read_answers(s, 40, time.monotonic() + 60)
+    th.join()
+    s.close()
+    ok = sum(1 for r in res.values() if r == (RESPONSE, 0, 8 * MiB))
+    over = sum(1 for r in res.values() if r == (ERROR, OVERLOADED, 0))
+    assert ok + over == 40, res
+    return "%d answered, %d overloaded" % (ok, over)
+
+
+# name -> (attack, RSS bound in MiB)
+ATTACKS = {
+    "partial_forever": (partial_forever, 400),
+    "large_concurrent": (large_concurrent, 800),
+    "interleaved": (interleaved, 400),
+    "one_byte_fragments": (one_byte_fragments, 400),
+    "non_reader": (non_reader, 400),
+    "pipelined_big": (pipelined_big, 400),
+}
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else float("nan")
+
+
+def run(port, pid, name, measure):
+    attack, bound = ATTACKS[name]
+    rss = RssSampler(pid)
+    base_rss = rss.now()
+    rss.start()
+    nb = Neighbour(port)
+    nb.start()
+    time.sleep(1.0)
+    t_base = time.monotonic()
+    time.sleep(1.0 if measure else 0.2)
+    t0 = time.monotonic()
+    what = attack(port)
+    t1 = time.monotonic()
+    after = served_after(port)
+    time.sleep(1.0)
+    final_rss = rss.now()
+    nb.stop.set()
+    nb.join(NEIGHBOUR_TIMEOUT + 1)
+    rss.stop.set()
+    rss.join()
+    assert nb.error is None, nb.error
+    during = nb.window(t0, t1)
+    assert during, "the neighbour got no answer during the attack"
+    assert rss.peak <= bound, "RSS %d MiB > %d MiB" % (rss.peak, bound)
+    line = "%s: %s; neighbour %d answers during; served %.3f s after; " \
+           "RSS %d -> peak %d -> %d MiB" % (name, what, len(during), after,
+                                             base_rss, rss.peak, final_rss)
+    if measure:
+        base = nb.window(t_base, t0)
+        line += "; neighbour calls/s %.0f -> %.0f, p99 %.0f -> %.0f us" % (
+            len(base) / (t0 - t_base), len(during) / (t1 - t0),
+            p99(base) * 1e6, p99(during) * 1e6)
+    print(line, flush=True)
+
+
+def main():
+    port, name = int(sys.argv[1]), sys.argv[2]
+    pid = int(os.environ["ZC_SERVER_PID"])
+    measure = "--measure" in sys.argv[3:]
+    for n in (ATTACKS if name == "all" else [name]):
+        run(port, pid, n, measure)
+
+
+if __name__ == "__main__":
+    main()
