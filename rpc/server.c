@@ -613,6 +613,7 @@ static void sc_on_close(struct zc_conn *c, int err, void *ud)
 	uint64_t id;
 	void *v;
 
+	zc__srv_conn_closed(sc, err);
 	zc__tx_drop(&sc->tx);
 	while (zc__map_next(&sc->calls, &i, &id, &v)) {
 		struct zc_rpc_call *call = v;

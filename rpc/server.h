@@ -110,7 +110,7 @@ struct zc_rpc_server {
 		rejected_overload, rejected_too_large, rejected_unknown,
 		rejected_draining, expired_queued, cancels, dropped_answers,
 		tx_budget_stops, rx_budget_stops, inflight, inflight_bytes,
-		rx_copied;
+		rx_copied, conns_unwritable;
 	zc__ctr reasm_bytes;		/* inflight_bytes of partial messages */
 	zc__ctr sconns_live;		/* sconn structs not freed yet */
 	atomic_uint budget_waiting;	/* connections waiting, all reactors */
@@ -129,7 +129,8 @@ void zc__call_finish(struct zc_rpc_call *call);
 /* Reactor thread: parse connections that waited for request-byte room. */
 void zc__server_resume(struct zc_work *w);
 /* ---- memory policy (server_mem.c), reactor thread ---- */
-/* Per-connection receive budget and the reactor's pin cap, at accept. */
+/* Per-connection receive budget, unwritable timeout and the reactor's
+ * pin cap, at accept. */
 void zc__srv_conn_setup(struct zc__sconn *sc);
 /* Keep the next @len bytes of @call as ring views? */
 bool zc__srv_keep_views(const struct zc__sconn *sc,
@@ -141,6 +142,8 @@ void zc__srv_rx_unpin(struct zc__sconn *sc);
 enum zc__bytes_verdict { ZC__BYTES_OK, ZC__BYTES_WAIT, ZC__BYTES_REFUSE };
 enum zc__bytes_verdict zc__srv_bytes_check(const struct zc__sconn *sc,
 					   uint32_t msg_len);
+/* on_close: log and count a connection the unwritable timeout ended. */
+void zc__srv_conn_closed(struct zc__sconn *sc, int err);
 
 /* Reactor thread: drain steps on every connection of @rc. */
 void zc__server_goaway_all(struct zc__srctx *rc);

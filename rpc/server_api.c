@@ -220,6 +220,7 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 		    c.max_message : c.max_inflight_bytes / 2);
 	DEF(reserve_bytes, c.max_inflight_bytes / 8);
 	DEF(tx_budget, 8u << 20);
+	DEF(unwritable_timeout_ms, 30000);
 	DEF(tx_window, 1u << 20);
 #undef DEF
 	if (c.max_frame < ZC_FRAME_MIN || c.max_frame > ZC_FRAME_MAX ||
@@ -487,6 +488,8 @@ void zc_rpc_server_stats(const struct zc_rpc_server *s,
 	out->rx_budget_stops = zc__ctr_get(&s->rx_budget_stops);
 	out->inflight = zc__ctr_get(&s->inflight);
 	out->inflight_bytes = zc__ctr_get(&s->inflight_bytes);
+	out->conns_unwritable = zc__ctr_get(&s->conns_unwritable);
+	out->rx_copied = zc__ctr_get(&s->rx_copied);
 }
 
 int zc_rpc_server_method_stats(const struct zc_rpc_server *s,

@@ -19,12 +19,41 @@
  * rx_pin_max ring bytes per reactor; beyond, and for large or many-
  * fragment messages, their bytes are copied out as they arrive (reasm.c).
  */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include "server.h"
 
 /* Messages up to this size may be reassembled from views. */
 #define VIEW_MSG_MAX (1u << 20)
 /* ... in at most this many fragments. */
 #define VIEW_FRAGS_MAX 64u
+
+/* The kernel resets a connection whose peer has taken nothing (zero
+ * window, or unacknowledged data) for the timeout: no timer of ours,
+ * and it fires exactly when the peer stopped reading. */
+static void set_user_timeout(struct zc__sconn *sc)
+{
+	unsigned ms = sc->rc->s->cfg.unwritable_timeout_ms;
+
+	if (ms == ZC_RPC_TIMEOUT_OFF)
+		return;
+	if (setsockopt(zc_conn_fd(sc->conn), IPPROTO_TCP, TCP_USER_TIMEOUT,
+		       &ms, sizeof(ms)))
+		zc__log("server: TCP_USER_TIMEOUT: errno %d", errno);
+}
+
+void zc__srv_conn_closed(struct zc__sconn *sc, int err)
+{
+	struct zc_rpc_server *s = sc->rc->s;
+
+	if (err != -ETIMEDOUT)
+		return;
+	zc__ctr_add(&s->conns_unwritable, 1);
+	zc__log("server: connection reset: the peer took no byte for %u ms",
+		s->cfg.unwritable_timeout_ms);
+}
 
 void zc__srv_conn_setup(struct zc__sconn *sc)
 {
@@ -34,6 +63,7 @@ void zc__srv_conn_setup(struct zc__sconn *sc)
 
 	if (!have || have > want)
 		zc_conn_set_rx_budget(sc->conn, want);
+	set_user_timeout(sc);
 	if (!rc->pin_max) {
 		rc->pin_max = rc->s->cfg.rx_pin_max;
 		if (!rc->pin_max)

@@ -150,7 +150,18 @@ struct zc_rpc_server_config {
 	 * ring is never drained by peers holding its buffers.
 	 * [a quarter of the reactor's pool_bytes] */
 	size_t rx_pin_max;
+	/* A connection whose peer takes no byte for this long while we have
+	 * bytes to send (zero window, or data unacknowledged) is reset by
+	 * the kernel (TCP_USER_TIMEOUT), logged and counted in
+	 * conns_unwritable.  Until then a peer that does not read only
+	 * stops itself: past tx_budget we stop reading its requests and
+	 * its PINGs.  ZC_RPC_TIMEOUT_OFF keeps the kernel's own limits.
+	 * [30000 ms] */
+	unsigned unwritable_timeout_ms;
 };
+
+/* unwritable_timeout_ms value that turns the timeout off. */
+#define ZC_RPC_TIMEOUT_OFF UINT32_MAX
 
 /*
  * Any thread.  Create a stopped server.  Returns 0 and *@out, or -EINVAL
@@ -269,6 +280,9 @@ struct zc_rpc_server_stats {
 	uint64_t dropped_answers;	/* answers to calls already gone */
 	uint64_t tx_budget_stops;	/* parsing paused by tx_budget */
 	uint64_t rx_budget_stops;	/* ... by max_inflight_bytes */
+	uint64_t conns_unwritable;	/* reset after unwritable_timeout_ms */
+	uint64_t rx_copied;		/* request bytes copied out of the
+					 * receive ring (rx_pin_max) */
 	uint64_t inflight;		/* calls being served */
 	uint64_t inflight_bytes;	/* request bytes held by them */
 };
