@@ -10,8 +10,10 @@
 # environment as ZC_SERVER_PID (run_py.sh sets it).
 #   ATTACK: one name of ATTACKS, or "all".  --measure also prints the
 #   neighbour's calls/s and p99 with no attack and during the attack (for
-#   docs/RELIABILITY.md; never part of pass/fail).
+#   docs/RELIABILITY.md; never part of pass/fail); --pin=A,N runs the
+#   attack on CPU A and the neighbour on CPU N.
 import os
+import multiprocessing
 import select
 import socket
 import struct
@@ -27,6 +29,8 @@ ECHO = 1
 NEIGHBOUR_TIMEOUT = 5.0
 OVERLOADED = 5
 MiB = 1 << 20
+# --pin A,N (measure only): run the attack on CPU A, the neighbour on N.
+NEIGHBOUR_CPU = None
 
 
 def connect(port, timeout=5.0):
@@ -66,20 +70,28 @@ def read_answers(sock, want, deadline):
     return done
 
 
-class Neighbour(threading.Thread):
-    """A well-behaved client: one 100-byte echo call at a time."""
+class Neighbour:
+    """A well-behaved client, one 100-byte echo call at a time, in a
+    process of its own: the attacks' Python threads would otherwise make
+    it wait for the interpreter lock, not for the server."""
 
     def __init__(self, port):
-        super().__init__(daemon=True)
         self.port = port
-        self.stop = threading.Event()
+        self.stop = multiprocessing.Event()
+        self.pipe, self.child = multiprocessing.Pipe(duplex=False)
+        self.proc = multiprocessing.Process(target=self._run, daemon=True)
         self.lat = []
         self.error = None
-        self.mark = threading.Lock()
 
-    def run(self):
+    def start(self):
+        self.proc.start()
+
+    def _run(self):
+        lat, error = [], None
+        if NEIGHBOUR_CPU is not None:
+            os.sched_setaffinity(0, {NEIGHBOUR_CPU})
         try:
-            s, (_, mf, _, _) = connect(self.port)
+            s, _ = connect(self.port)
             s.settimeout(NEIGHBOUR_TIMEOUT)
             rid = 0
             while not self.stop.is_set():
@@ -91,15 +103,22 @@ class Neighbour(threading.Thread):
                 if ftype != RESPONSE or got != rid or payload != body:
                     raise AssertionError("neighbour: bad answer %d %d %d" %
                                          (ftype, status, got))
-                with self.mark:
-                    self.lat.append((t0, time.monotonic() - t0))
+                lat.append((t0, time.monotonic() - t0))
             s.close()
-        except Exception as e:  # noqa: BLE001 - reported by the main thread
-            self.error = "neighbour: %r" % (e,)
+        except Exception as e:  # noqa: BLE001 - reported by the parent
+            error = "neighbour: %r" % (e,)
+        self.child.send((lat, error))
+
+    def join(self, timeout):
+        self.stop.set()
+        if self.pipe.poll(timeout):
+            self.lat, self.error = self.pipe.recv()
+        else:
+            self.error = "neighbour: no report"
+        self.proc.join(1)
 
     def window(self, t0, t1):
-        with self.mark:
-            return [d for (t, d) in self.lat if t0 <= t < t1]
+        return [d for (t, d) in self.lat if t0 <= t < t1]
 
 
 class RssSampler(threading.Thread):
@@ -120,6 +139,12 @@ class RssSampler(threading.Thread):
         while not self.stop.is_set():
             self.peak = max(self.peak, self.now())
             time.sleep(0.02)
+
+    def cpu(self):
+        """Server CPU seconds so far (user + system)."""
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def served_after(port, limit=1.0):
@@ -315,14 +340,13 @@ def run(port, pid, name, measure):
     time.sleep(1.0)
     t_base = time.monotonic()
     time.sleep(1.0 if measure else 0.2)
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), rss.cpu()
     what = attack(port)
-    t1 = time.monotonic()
+    t1, cpu1 = time.monotonic(), rss.cpu()
     after = served_after(port)
     time.sleep(1.0)
     final_rss = rss.now()
-    nb.stop.set()
-    nb.join(NEIGHBOUR_TIMEOUT + 1)
+    nb.join(NEIGHBOUR_TIMEOUT + 5)
     rss.stop.set()
     rss.join()
     assert nb.error is None, nb.error
@@ -334,9 +358,11 @@ def run(port, pid, name, measure):
                                              base_rss, rss.peak, final_rss)
     if measure:
         base = nb.window(t_base, t0)
-        line += "; neighbour calls/s %.0f -> %.0f, p99 %.0f -> %.0f us" % (
-            len(base) / (t0 - t_base), len(during) / (t1 - t0),
-            p99(base) * 1e6, p99(during) * 1e6)
+        line += "; neighbour calls/s %.0f -> %.0f, p99 %.0f -> %.0f us" \
+            "; server CPU %.0f%% over %.1f s" % (
+                len(base) / (t0 - t_base), len(during) / (t1 - t0),
+                p99(base) * 1e6, p99(during) * 1e6,
+                100 * (cpu1 - cpu0) / (t1 - t0), t1 - t0)
     print(line, flush=True)
 
 
@@ -344,6 +370,12 @@ def main():
     port, name = int(sys.argv[1]), sys.argv[2]
     pid = int(os.environ["ZC_SERVER_PID"])
     measure = "--measure" in sys.argv[3:]
+    for a in sys.argv[3:]:
+        if a.startswith("--pin="):
+            global NEIGHBOUR_CPU
+            cpus = [int(x) for x in a[6:].split(",")]
+            os.sched_setaffinity(0, {cpus[0]})
+            NEIGHBOUR_CPU = cpus[1]
     for n in (ATTACKS if name == "all" else [name]):
         run(port, pid, n, measure)
 
