@@ -134,6 +134,7 @@ struct zc__tx {
 	size_t queued;		/* payload bytes waiting in messages */
 	size_t nmsgs;		/* messages queued (each costs a struct) */
 	bool dead;		/* connection closing: drop, don't send */
+	bool warm;		/* its first stage was taken */
 	/* Called on the reactor with counted payload bytes given back. */
 	void (*released)(struct zc__tx *tx, size_t payload);
 };

@@ -25,6 +25,8 @@
 /* Size of a heap stage, taken when the pool is empty: room for the
  * headers and small payloads of a few frames. */
 #define STAGE_HEAP (16u * 1024)
+/* Size of a connection's first stage: a header and a small payload. */
+#define STAGE_FIRST (ZC_FRAME_HDR_LEN + ZC__TX_COPY_MAX)
 
 struct send_ctx {
 	struct zc__tx *tx;
@@ -162,9 +164,17 @@ static int stage_reserve(struct zc__tx *tx, struct zc_chain *out,
 	/* The pool is the receive ring's too: when peers hold all of it,
 	 * answers are staged in heap memory instead, so no answer (nor a
 	 * HELLO) ever waits for buffers that may never come back. */
-	ret = zc_buf_alloc(tx->pool, &tx->stage);
-	if (ret)
-		ret = zc__heap_buf(tx->pool, STAGE_HEAP, &tx->stage);
+	/* A connection's first stage (its HELLO) is a small heap buffer:
+	 * a burst of accepts then costs a few KiB each instead of one pool
+	 * buffer each, which the pool would keep mapped after the burst. */
+	if (!tx->warm) {
+		tx->warm = true;
+		ret = zc__heap_buf(tx->pool, STAGE_FIRST, &tx->stage);
+	} else {
+		ret = zc_buf_alloc(tx->pool, &tx->stage);
+		if (ret)
+			ret = zc__heap_buf(tx->pool, STAGE_HEAP, &tx->stage);
+	}
 	if (ret)
 		return ret;
 	tx->stage_start = tx->stage_cur = 0;

@@ -314,14 +314,32 @@ def pipelined_big(port):
     return "%d answered, %d overloaded" % (ok, over)
 
 
-# name -> (attack, RSS bound in MiB)
+def idle_burst(port):
+    """1000 connections at once that never read the server's HELLO nor
+    send theirs: each may cost a little memory, never a pool buffer
+    (before, each accept took a 64 KiB stage buffer for its HELLO, and
+    the pool kept them mapped: +18 MiB per 500).  Held 1 s, closed."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    socks = [socket.create_connection(("127.0.0.1", port))
+             for _ in range(1000)]
+    time.sleep(1)
+    for s in socks:
+        s.close()
+    return "1000 connections held 1 s"
+
+
+# name -> (attack, RSS bound in MiB, bound on the RSS growth in MiB)
 ATTACKS = {
-    "partial_forever": (partial_forever, 400),
-    "large_concurrent": (large_concurrent, 800),
-    "interleaved": (interleaved, 400),
-    "one_byte_fragments": (one_byte_fragments, 400),
-    "non_reader": (non_reader, 400),
-    "pipelined_big": (pipelined_big, 400),
+    "partial_forever": (partial_forever, 400, None),
+    "large_concurrent": (large_concurrent, 800, None),
+    "interleaved": (interleaved, 400, None),
+    "one_byte_fragments": (one_byte_fragments, 400, None),
+    "non_reader": (non_reader, 400, None),
+    "pipelined_big": (pipelined_big, 400, None),
+    "idle_burst": (idle_burst, 400, 12),
 }
 
 
@@ -331,7 +349,7 @@ def p99(xs):
 
 
 def run(port, pid, name, measure):
-    attack, bound = ATTACKS[name]
+    attack, bound, growth = ATTACKS[name]
     rss = RssSampler(pid)
     base_rss = rss.now()
     rss.start()
@@ -353,6 +371,8 @@ def run(port, pid, name, measure):
     during = nb.window(t0, t1)
     assert during, "the neighbour got no answer during the attack"
     assert rss.peak <= bound, "RSS %d MiB > %d MiB" % (rss.peak, bound)
+    assert growth is None or rss.peak - base_rss <= growth, \
+        "RSS grew %d MiB > %d MiB" % (rss.peak - base_rss, growth)
     line = "%s: %s; neighbour %d answers during; served %.3f s after; " \
            "RSS %d -> peak %d -> %d MiB" % (name, what, len(during), after,
                                              base_rss, rss.peak, final_rss)
