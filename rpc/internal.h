@@ -117,6 +117,10 @@ struct zc__txmsg {
 	/* Its payload is reported through released() (the owner charged
 	 * it to a budget). */
 	bool counted;
+	/* Receive-ring bytes its body pins, charged to *pin_acct by the
+	 * owner and given back when the message leaves the queue. */
+	size_t pinned;
+	size_t *pin_acct;
 };
 
 struct zc__tx {

@@ -220,6 +220,7 @@ static void call_complete(struct zc_rpc_call *call)
 					     .method = m->id, .id = call->id };
 		tm->body = call->resp;
 		zc_chain_init(&call->resp);
+		zc__srv_answer_unpin(sc, tm);
 		zc__ctr_add(&m->tx_bytes, zc_chain_len(&tm->body));
 		zc__tx_queue(&sc->tx, tm);
 		want_flush(sc);

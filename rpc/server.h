@@ -135,6 +135,11 @@ void zc__srv_conn_setup(struct zc__sconn *sc);
 /* Keep the next @len bytes of @call as ring views? */
 bool zc__srv_keep_views(const struct zc__sconn *sc,
 			const struct zc_rpc_call *call, uint32_t len);
+/* An answer about to be queued: if its body pins ring buffers past the
+ * reactor's cap (an echo of the request, say, that a peer may leave
+ * unread), it is copied out; else its pin is charged until it leaves the
+ * queue. */
+void zc__srv_answer_unpin(struct zc__sconn *sc, struct zc__txmsg *tm);
 /* After parsing: move the leftover bytes of @sc out of the ring when
  * that is cheap or the pool runs low. */
 void zc__srv_rx_unpin(struct zc__sconn *sc);

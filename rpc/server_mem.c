@@ -82,6 +82,25 @@ bool zc__srv_keep_views(const struct zc__sconn *sc,
 	       rc->pinned + len <= rc->pin_max;
 }
 
+void zc__srv_answer_unpin(struct zc__sconn *sc, struct zc__txmsg *tm)
+{
+	struct zc__srctx *rc = sc->rc;
+	size_t pin = zc__chain_pinned(&tm->body, 0);
+
+	if (!pin)
+		return;
+	if (rc->pinned + pin > rc->pin_max &&
+	    !zc__chain_to_heap(&tm->body, zc_reactor_pool(rc->r))) {
+		zc__ctr_add(&rc->s->rx_copied, zc_chain_len(&tm->body));
+		return;
+	}
+	/* Views kept (or no memory to copy them): charged until the
+	 * message leaves the queue (zc__txmsg_free). */
+	tm->pinned = pin;
+	tm->pin_acct = &rc->pinned;
+	rc->pinned += pin;
+}
+
 /* True when some view of @c is a pool (ring) buffer. */
 static bool pins_ring(const struct zc_chain *c)
 {

@@ -62,6 +62,8 @@ void zc__txmsg_free(struct zc__txmsg *m)
 		return;
 	if (m->backref)
 		*m->backref = NULL;
+	if (m->pin_acct)
+		*m->pin_acct -= m->pinned;
 	zc_chain_release(&m->body);
 	free(m);
 }

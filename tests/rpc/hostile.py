@@ -294,6 +294,26 @@ def non_reader(port):
     return "; ".join(out)
 
 
+def non_readers(port):
+    """Twelve peers at once that send 1 MiB echo calls and never read:
+    their unread answers together would hold more than the reactor's
+    64 MiB pool if they kept the requests' receive buffers."""
+    big = b"".join(frame(REQUEST, bytes(65536), flags=MORE if i < 15 else 0,
+                         method=ECHO, rid=7, msg_len=MiB) for i in range(16))
+    res = []
+
+    def one():
+        res.append(_flood(port, big, 3))
+    ts = [threading.Thread(target=one) for _ in range(12)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for s, _ in res:
+        s.close()
+    return "12 peers: %d MiB accepted" % (sum(n for _, n in res) // MiB)
+
+
 def pipelined_big(port):
     """40 x 8 MiB pipelined on one connection (answers read): the
     neighbour's small calls keep being answered (the lost wake-up)."""
@@ -331,15 +351,18 @@ def idle_burst(port):
     return "1000 connections held 1 s"
 
 
-# name -> (attack, RSS bound in MiB, bound on the RSS growth in MiB)
+# name -> (attack, RSS bound in MiB, bound on the RSS growth in MiB,
+#          fewest neighbour answers per second of attack: a liveness floor
+#          far below the healthy rate, above that of a starved ring)
 ATTACKS = {
-    "partial_forever": (partial_forever, 400, None),
-    "large_concurrent": (large_concurrent, 800, None),
-    "interleaved": (interleaved, 400, None),
-    "one_byte_fragments": (one_byte_fragments, 400, None),
-    "non_reader": (non_reader, 400, None),
-    "pipelined_big": (pipelined_big, 400, None),
-    "idle_burst": (idle_burst, 400, 12),
+    "partial_forever": (partial_forever, 400, None, None),
+    "large_concurrent": (large_concurrent, 800, None, None),
+    "interleaved": (interleaved, 400, None, None),
+    "one_byte_fragments": (one_byte_fragments, 400, None, None),
+    "non_reader": (non_reader, 400, None, None),
+    "pipelined_big": (pipelined_big, 400, None, None),
+    "non_readers": (non_readers, 400, None, 500),
+    "idle_burst": (idle_burst, 400, 12, None),
 }
 
 
@@ -349,7 +372,7 @@ def p99(xs):
 
 
 def run(port, pid, name, measure):
-    attack, bound, growth = ATTACKS[name]
+    attack, bound, growth, min_rate = ATTACKS[name]
     rss = RssSampler(pid)
     base_rss = rss.now()
     rss.start()
@@ -370,6 +393,8 @@ def run(port, pid, name, measure):
     assert nb.error is None, nb.error
     during = nb.window(t0, t1)
     assert during, "the neighbour got no answer during the attack"
+    assert min_rate is None or len(during) >= min_rate * (t1 - t0), \
+        "the neighbour got %d answers in %.1f s" % (len(during), t1 - t0)
     assert rss.peak <= bound, "RSS %d MiB > %d MiB" % (rss.peak, bound)
     assert growth is None or rss.peak - base_rss <= growth, \
         "RSS grew %d MiB > %d MiB" % (rss.peak - base_rss, growth)
