@@ -11,10 +11,12 @@
  * framing send queue.
  *
  * Two receive budgets: the stack's per-connection rx_budget counts bytes
- * not parsed yet (credit goes back as frames are cut); max_inflight_bytes
- * counts request bytes of calls not answered yet, whole server.  When a
- * new request would pass the latter, parsing stops where it is, so the
- * former fills and the stack stops reading that connection.
+ * not parsed yet (credit goes back as frames are cut); the request bytes
+ * of calls not answered yet count per connection and whole server
+ * (server_mem.c).  When a new request must wait for the latter, parsing
+ * stops where it is, so the former fills and the stack stops reading
+ * that connection.  Request bytes are reassembled by reasm.c, as views of
+ * the receive ring or copied out of it (server_mem.c decides).
  *
  * Reference rule: a connection struct lives while its zc_conn is open or
  * any of its calls is unanswered (sc->refs); calls point at it, never at

@@ -376,7 +376,9 @@ def run(port, pid, name, measure):
     rss = RssSampler(pid)
     base_rss = rss.now()
     rss.start()
-    nb = Neighbour(port)
+    # Control experiment (measure only): the neighbour calls another
+    # server, to see what the machine itself costs it during the attack.
+    nb = Neighbour(int(os.environ.get("HOSTILE_NEIGHBOUR_PORT", port)))
     nb.start()
     time.sleep(1.0)
     t_base = time.monotonic()
