@@ -11,7 +11,8 @@
 #   ATTACK: one name of ATTACKS, or "all".  --measure also prints the
 #   neighbour's calls/s and p99 with no attack and during the attack (for
 #   docs/RELIABILITY.md; never part of pass/fail); --pin=A,N runs the
-#   attack on CPU A and the neighbour on CPU N.
+#   attack on CPU A and the neighbour on CPU N; --rss-factor=F scales the
+#   RSS bounds (a sanitized server's allocator costs several times more).
 import os
 import multiprocessing
 import select
@@ -371,8 +372,10 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else float("nan")
 
 
-def run(port, pid, name, measure):
+def run(port, pid, name, measure, rss_factor):
     attack, bound, growth, min_rate = ATTACKS[name]
+    bound *= rss_factor
+    growth = growth and growth * rss_factor
     rss = RssSampler(pid)
     base_rss = rss.now()
     rss.start()
@@ -417,14 +420,17 @@ def main():
     port, name = int(sys.argv[1]), sys.argv[2]
     pid = int(os.environ["ZC_SERVER_PID"])
     measure = "--measure" in sys.argv[3:]
+    rss_factor = 1
     for a in sys.argv[3:]:
+        if a.startswith("--rss-factor="):
+            rss_factor = int(a[13:])
         if a.startswith("--pin="):
             global NEIGHBOUR_CPU
             cpus = [int(x) for x in a[6:].split(",")]
             os.sched_setaffinity(0, {cpus[0]})
             NEIGHBOUR_CPU = cpus[1]
     for n in (ATTACKS if name == "all" else [name]):
-        run(port, pid, n, measure)
+        run(port, pid, n, measure, rss_factor)
 
 
 if __name__ == "__main__":
