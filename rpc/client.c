@@ -145,6 +145,7 @@ static void complete(struct zc_rpc_pending *p, int status)
 		p->cc->ninflight--;
 	zc_chain_release(&p->req);
 	p->state = P_DONE;
+	zc__reasm_release(&p->ra);
 	if (status != ZC_RPC_OK)
 		zc_chain_release(&p->resp);
 	resp = p->resp;
@@ -335,9 +336,19 @@ static void on_hello(struct zc__cconn *cc)
 	}
 }
 
+/* Answers keep views of the receive ring while they are small, in few
+ * fragments, and the pool has room; else their bytes are copied out as
+ * they arrive, so that large answers never drain the ring (rpc/reasm.c). */
+static bool keep_views(struct zc_pool *pool, const struct zc_rpc_pending *p)
+{
+	return p->resp_len <= (1u << 20) && p->ra.frags < 64 &&
+	       zc_pool_headroom(pool) >= zc_pool_max_bytes(pool) / 4;
+}
+
 static int on_response(struct zc__cconn *cc, const struct zc_frame *f)
 {
 	struct zc_rpc_client *cli = cc->cli;
+	struct zc_pool *pool = zc_reactor_pool(zc_conn_reactor(cc->conn));
 	void *v = zc__map_get(&cc->calls, f->id);
 	struct zc_rpc_pending *p = v;
 	bool last = !(f->flags & ZC_FF_MORE);
@@ -370,7 +381,9 @@ static int on_response(struct zc__cconn *cc, const struct zc_frame *f)
 		cc_protocol_error(cc, "fragment lengths do not add up");
 		return -EPROTO;
 	}
-	if (zc_chain_cut(&cc->rx, f->len, &p->resp)) {
+	if (zc__reasm_add(&p->ra, &p->resp, &cc->rx, f->len, p->resp_len,
+			  pool, keep_views(pool, p)) ||
+	    (last && zc__reasm_finish(&p->ra, &p->resp))) {
 		cc_protocol_error(cc, "out of memory");
 		return -ENOMEM;
 	}

@@ -43,6 +43,7 @@ struct zc_rpc_pending {
 	uint64_t id;
 	struct zc__txmsg *tm;		/* our request while still queued */
 	struct zc_chain resp;
+	struct zc__reasm ra;		/* reassembly into resp */
 	uint32_t resp_len, got;
 	struct zc_rpc_pending *wnext;	/* waiting list */
 	uint32_t heap_idx;		/* position + 1 in the deadline heap */

@@ -11,10 +11,12 @@
  * framing send queue.
  *
  * Two receive budgets: the stack's per-connection rx_budget counts bytes
- * not parsed yet (credit goes back as frames are cut); max_inflight_bytes
- * counts request bytes of calls not answered yet, whole server.  When a
- * new request would pass the latter, parsing stops where it is, so the
- * former fills and the stack stops reading that connection.
+ * not parsed yet (credit goes back as frames are cut); the request bytes
+ * of calls not answered yet count per connection and whole server
+ * (server_mem.c).  When a new request must wait for the latter, parsing
+ * stops where it is, so the former fills and the stack stops reading
+ * that connection.  Request bytes are reassembled by reasm.c, as views of
+ * the receive ring or copied out of it (server_mem.c decides).
  *
  * Reference rule: a connection struct lives while its zc_conn is open or
  * any of its calls is unanswered (sc->refs); calls point at it, never at
@@ -120,6 +122,8 @@ void zc__sconn_reset(struct zc__sconn *sc, zc__ctr *counter, const char *why)
 
 static void call_free(struct zc_rpc_call *call)
 {
+	call->sc->rc->pinned -= call->ra.pinned;
+	zc__reasm_release(&call->ra);
 	zc_chain_release(&call->req);
 	zc_chain_release(&call->resp);
 	free(call);
@@ -143,6 +147,11 @@ static void budget_kick(struct zc_rpc_server *s)
 /* Undo the admission counters of a call: answered or abandoned. */
 static void call_unadmit(struct zc_rpc_server *s, struct zc_rpc_call *call)
 {
+	if (call->state == CALL_REASM) {
+		call->sc->reasm_bytes -= call->msg_len;
+		zc__ctr_sub(&s->reasm_bytes, call->msg_len);
+	}
+	call->sc->req_bytes -= call->msg_len;
 	zc__ctr_sub(&call->m->inflight, 1);
 	zc__ctr_sub(&s->inflight, 1);
 	/* seq_cst, pairing with budget_wait(): either it sees the bytes
@@ -151,16 +160,6 @@ static void call_unadmit(struct zc_rpc_server *s, struct zc_rpc_call *call)
 	budget_kick(s);
 }
 
-static bool budget_full(const struct zc_rpc_server *s, uint32_t msg_len)
-{
-	uint64_t held = atomic_load(&s->inflight_bytes);	/* seq_cst */
-
-	return held && held + msg_len > s->cfg.max_inflight_bytes;
-}
-
-/* Would admitting this new message overrun max_inflight_bytes?  One
- * message is always let in when nothing is held, so a message up to
- * max_message (<= max_inflight_bytes) always makes progress. */
 /*
  * Absolute deadline of a new call: its budget counts from when we parsed
  * its first fragment or, if that frame had to wait for request-byte room,
@@ -185,6 +184,9 @@ static bool wait_expired(const struct zc__sconn *sc, const struct zc_frame *f)
 	       zc__now_ns() >= start_deadline(sc->wait_since, f->deadline_us);
 }
 
+/* Must this new message wait for request bytes to be given back
+ * (server_mem.c)?  One message is always let in when nothing is held,
+ * so a message up to max_message always makes progress. */
 static bool budget_blocks(struct zc__sconn *sc, const struct zc_frame *f)
 {
 	struct zc_rpc_server *s = sc->rc->s;
@@ -193,7 +195,7 @@ static bool budget_blocks(struct zc__sconn *sc, const struct zc_frame *f)
 	    f->msg_len > s->cfg.max_message ||
 	    zc__map_get(&sc->calls, f->id) || wait_expired(sc, f))
 		return false;
-	return budget_full(s, f->msg_len);
+	return zc__srv_bytes_check(sc, f->msg_len) == ZC__BYTES_WAIT;
 }
 
 static void budget_wait(struct zc__sconn *sc, uint32_t msg_len)
@@ -212,7 +214,7 @@ static void budget_wait(struct zc__sconn *sc, uint32_t msg_len)
 	/* A call on another reactor may have finished between our check
 	 * and the count, without seeing us: look again.  (Kicking blindly
 	 * would spin: the resumed parse would block and kick again.) */
-	if (!budget_full(rc->s, msg_len))
+	if (zc__srv_bytes_check(sc, msg_len) != ZC__BYTES_WAIT)
 		budget_kick(rc->s);
 }
 
@@ -270,6 +272,7 @@ static void call_complete(struct zc_rpc_call *call)
 					     .method = m->id, .id = call->id };
 		tm->body = call->resp;
 		zc_chain_init(&call->resp);
+		zc__srv_answer_unpin(sc, tm);
 		zc__ctr_add(&m->tx_bytes, zc_chain_len(&tm->body));
 		/* The call stays in the map, and holds its sconn, until the
 		 * last fragment is framed: a CANCEL can still cut it, and
@@ -337,6 +340,8 @@ static void dispatch(struct zc__sconn *sc, struct zc_rpc_call *call)
 
 	call->state = CALL_DISPATCHED;
 	reasm_end(sc, call);
+	sc->reasm_bytes -= call->msg_len;
+	zc__ctr_sub(&sc->rc->s->reasm_bytes, call->msg_len);
 	zc__ctr_add(&m->calls, 1);
 	zc__ctr_add(&m->rx_bytes, call->msg_len);
 	zc__ctr_add(&sc->rc->s->requests, 1);
@@ -388,8 +393,7 @@ static int admit(struct zc__sconn *sc, const struct zc_frame *f,
 	if (zc__ctr_get(&s->inflight) >= cfg->max_inflight ||
 	    sc->ncalls >= cfg->max_inflight_conn ||
 	    (m->max_inflight && zc__ctr_get(&m->inflight) >= m->max_inflight) ||
-	    zc__ctr_get(&s->inflight_bytes) + f->msg_len >
-		    cfg->max_inflight_bytes) {
+	    zc__srv_bytes_check(sc, f->msg_len) != ZC__BYTES_OK) {
 		zc__ctr_add(&s->rejected_overload, 1);
 		zc__ctr_add(&m->by_status[ZC_RPC_OVERLOADED], 1);
 		return ZC_RPC_OVERLOADED;
@@ -403,6 +407,23 @@ static void skip_payload(struct zc__sconn *sc, uint32_t len)
 {
 	zc_chain_consume(&sc->rx, len);
 	zc_conn_recv_done(sc->conn, len);
+}
+
+/* The payload of the current frame joins @call: as views while that is
+ * cheap for the ring, else copied (server_mem.c). */
+static int reasm_add(struct zc__sconn *sc, struct zc_rpc_call *call,
+		     uint32_t len)
+{
+	size_t pinned = call->ra.pinned;
+	bool keep = zc__srv_keep_views(sc, call, len);
+	int ret;
+
+	ret = zc__reasm_add(&call->ra, &call->req, &sc->rx, len,
+			    call->msg_len, zc_reactor_pool(sc->rc->r), keep);
+	sc->rc->pinned += call->ra.pinned - pinned;
+	if (!keep)
+		zc__ctr_add(&sc->rc->s->rx_copied, len);
+	return ret;
 }
 
 static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
@@ -472,9 +493,13 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		if (call->deadline)	/* the ticker then ticks finely */
 			zc__ctr_add(&s->reasm_timed, 1);
 		sc->refs++;
+		zc__reasm_init(&call->ra);
 		zc__ctr_add(&m->inflight, 1);
 		zc__ctr_add(&s->inflight, 1);
 		zc__ctr_add(&s->inflight_bytes, f->msg_len);
+		zc__ctr_add(&s->reasm_bytes, f->msg_len);
+		sc->req_bytes += f->msg_len;
+		sc->reasm_bytes += f->msg_len;
 	} else {
 		call = v;
 		if (call->state != CALL_REASM) {
@@ -490,19 +515,19 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 			return -EPROTO;
 		}
 	}
-	if (call->got + f->len > call->msg_len ||
-	    (last && call->got + f->len != call->msg_len)) {
+	if (call->ra.got + f->len > call->msg_len ||
+	    (last && call->ra.got + f->len != call->msg_len)) {
 		protocol_error(sc, "fragment lengths do not add up");
 		return -EPROTO;
 	}
-	if (zc_chain_cut(&sc->rx, f->len, &call->req)) {
+	if (reasm_add(sc, call, f->len) ||
+	    (last && zc__reasm_finish(&call->ra, &call->req))) {
 		protocol_error(sc, "out of memory");
 		return -ENOMEM;
 	}
 	/* Parsed bytes leave the connection's receive budget (which bounds
 	 * unparsed bytes) and stay in max_inflight_bytes until answered. */
 	zc_conn_recv_done(sc->conn, f->len);
-	call->got += f->len;
 	call->last_frag = zc__now_ns();
 	if (last)
 		dispatch(sc, call);
@@ -596,7 +621,7 @@ static int on_frame(struct zc__sconn *sc, const struct zc_frame *f)
 
 static bool over_tx_budget(const struct zc__sconn *sc)
 {
-	return sc->tx.queued + sc->tx.in_stack > sc->rc->s->cfg.tx_budget;
+	return zc__tx_held(&sc->tx) > sc->rc->s->cfg.tx_budget;
 }
 
 static void eof_reap(struct zc__sconn *sc);
@@ -777,6 +802,8 @@ static void sc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 		return;
 	}
 	parse(sc);
+	if (sc->conn)
+		zc__srv_rx_unpin(sc);
 }
 
 static void sc_released(struct zc__tx *tx, size_t payload)
@@ -828,6 +855,7 @@ static void sc_on_close(struct zc_conn *c, int err, void *ud)
 	uint64_t id;
 	void *v;
 
+	zc__srv_conn_closed(sc, err);
 	zc__tx_drop(&sc->tx);	/* SENDING calls leave the map here */
 	while (zc__map_next(&sc->calls, &i, &id, &v)) {
 		struct zc_rpc_call *call = v;
@@ -918,6 +946,7 @@ void zc__server_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
 	zc__ctr_add(&rc->s->conns_accepted, 1);
 	zc__ctr_add(&rc->s->conns_open, 1);
 	zc_conn_set_ops(c, &sconn_ops, sc);
+	zc__srv_conn_setup(sc);
 	zc__tx_flush(&sc->tx);
 }
 

@@ -66,6 +66,9 @@ struct zc__srctx {
 	atomic_bool drain_queued;
 	bool draining, drain_cut, drain_reported;
 	uint64_t drain_deadline;	/* ns */
+	/* Ring bytes that calls of this reactor pin as views, and the cap
+	 * above which request bytes are copied out (server_mem.c). */
+	size_t pinned, pin_max;
 };
 
 struct zc__sconn {
@@ -81,6 +84,9 @@ struct zc__sconn {
 	struct zc__map calls;		/* id -> call or the discard mark */
 	uint32_t ncalls;		/* calls (not discard marks) in map */
 	uint64_t last_id;		/* highest request id seen */
+	/* Request bytes (msg_len) of its unanswered calls, and of those
+	 * still being reassembled (server_mem.c). */
+	uint64_t req_bytes, reasm_bytes;
 	bool hello, draining, broken, parsing, paused;
 	bool budget_wait;		/* on rc->budget_waiters */
 	/* The peer shut its side (half-close): answer what arrived before,
@@ -118,7 +124,7 @@ struct zc_rpc_call {
 	uint64_t id;
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
 	uint32_t msg_len;
-	uint32_t got;			/* bytes reassembled */
+	struct zc__reasm ra;		/* reassembly into req */
 	uint64_t last_frag;		/* ns of its last fragment (REASM) */
 	struct zc__txmsg *tm;		/* its RESPONSE (SENDING) */
 	enum call_state state;
@@ -172,7 +178,9 @@ struct zc_rpc_server {
 		rejected_overload, rejected_too_large, rejected_unknown,
 		rejected_draining, expired_queued, cancels, dropped_answers,
 		tx_budget_stops, rx_budget_stops, inflight, inflight_bytes,
-		conns_timed_out, expired_reasm, lingered, drain_cut;
+		conns_timed_out, expired_reasm, lingered, drain_cut,
+		rx_copied, conns_unwritable;
+	zc__ctr reasm_bytes;		/* inflight_bytes of partial messages */
 	zc__ctr sconns_live;		/* sconn structs not freed yet */
 	atomic_uint budget_waiting;	/* connections waiting, all reactors */
 };
@@ -189,6 +197,28 @@ void zc__worker_push(struct zc_rpc_server *s, struct zc_rpc_call *call);
 void zc__call_finish(struct zc_rpc_call *call);
 /* Reactor thread: parse connections that waited for request-byte room. */
 void zc__server_resume(struct zc_work *w);
+/* ---- memory policy (server_mem.c), reactor thread ---- */
+/* Per-connection receive budget, unwritable timeout and the reactor's
+ * pin cap, at accept. */
+void zc__srv_conn_setup(struct zc__sconn *sc);
+/* Keep the next @len bytes of @call as ring views? */
+bool zc__srv_keep_views(const struct zc__sconn *sc,
+			const struct zc_rpc_call *call, uint32_t len);
+/* An answer about to be queued: if its body pins ring buffers past the
+ * reactor's cap (an echo of the request, say, that a peer may leave
+ * unread), it is copied out; else its pin is charged until it leaves the
+ * queue. */
+void zc__srv_answer_unpin(struct zc__sconn *sc, struct zc__txmsg *tm);
+/* After parsing: move the leftover bytes of @sc out of the ring when
+ * that is cheap or the pool runs low. */
+void zc__srv_rx_unpin(struct zc__sconn *sc);
+/* Admission of a new request of @msg_len bytes by bytes held. */
+enum zc__bytes_verdict { ZC__BYTES_OK, ZC__BYTES_WAIT, ZC__BYTES_REFUSE };
+enum zc__bytes_verdict zc__srv_bytes_check(const struct zc__sconn *sc,
+					   uint32_t msg_len);
+/* on_close: log and count a connection the unwritable timeout ended. */
+void zc__srv_conn_closed(struct zc__sconn *sc, int err);
+
 /* Reactor thread: drain steps on every connection of @rc. */
 void zc__server_goaway_all(struct zc__srctx *rc);
 /* Reactor thread: destroy's step: GOAWAY, cancel, reset every conn. */

@@ -260,7 +260,12 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	DEF(max_inflight_conn, 4096);
 	DEF(max_inflight_bytes, c.max_message > (128u << 20) ?
 				2 * (size_t)c.max_message : 256u << 20);
+	DEF(max_inflight_bytes_conn,
+	    c.max_message > c.max_inflight_bytes / 2 ?
+		    c.max_message : c.max_inflight_bytes / 2);
+	DEF(reserve_bytes, c.max_inflight_bytes / 8);
 	DEF(tx_budget, 8u << 20);
+	DEF(unwritable_timeout_ms, 30000);
 	DEF(tx_window, 1u << 20);
 	DEF(hello_timeout_ms, 10000);
 	DEF(idle_timeout_ms, 300000);
@@ -268,7 +273,8 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	DEF(linger_ms, 2000);
 #undef DEF
 	if (c.max_frame < ZC_FRAME_MIN || c.max_frame > ZC_FRAME_MAX ||
-	    c.max_message > c.max_inflight_bytes)
+	    c.max_message > c.max_inflight_bytes ||
+	    c.reserve_bytes >= c.max_inflight_bytes)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -633,6 +639,8 @@ void zc_rpc_server_stats(const struct zc_rpc_server *s,
 	out->expired_reasm = zc__ctr_get(&s->expired_reasm);
 	out->lingered = zc__ctr_get(&s->lingered);
 	out->drain_cut = zc__ctr_get(&s->drain_cut);
+	out->conns_unwritable = zc__ctr_get(&s->conns_unwritable);
+	out->rx_copied = zc__ctr_get(&s->rx_copied);
 }
 
 int zc_rpc_server_method_stats(const struct zc_rpc_server *s,

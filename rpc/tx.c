@@ -22,6 +22,12 @@
 
 #include "internal.h"
 
+/* Size of a heap stage, taken when the pool is empty: room for the
+ * headers and small payloads of a few frames. */
+#define STAGE_HEAP (16u * 1024)
+/* Size of a connection's first stage: a header and a small payload. */
+#define STAGE_FIRST (ZC_FRAME_HDR_LEN + ZC__TX_COPY_MAX)
+
 struct send_ctx {
 	struct zc__tx *tx;
 	size_t bytes;	/* window bytes (headers included) */
@@ -58,6 +64,8 @@ void zc__txmsg_free(struct zc__txmsg *m)
 		*m->backref = NULL;
 	if (m->on_free)
 		m->on_free(m);
+	if (m->pin_acct)
+		*m->pin_acct -= m->pinned;
 	zc_chain_release(&m->body);
 	free(m);
 }
@@ -75,6 +83,7 @@ void zc__tx_queue(struct zc__tx *tx, struct zc__txmsg *m)
 	m->framed = 0;
 	m->next = NULL;
 	tx->queued += msg_left(m);
+	tx->nmsgs++;
 	if (tx->tail)
 		tx->tail->next = m;
 	else
@@ -116,6 +125,7 @@ bool zc__tx_remove(struct zc__tx *tx, struct zc__txmsg *m)
 		if (tx->tail == m)
 			tx->tail = prev;
 		tx->queued -= msg_left(m);
+		tx->nmsgs--;
 		m->next = NULL;
 		return true;
 	}
@@ -158,7 +168,20 @@ static int stage_reserve(struct zc__tx *tx, struct zc_chain *out,
 	if (tx->stage)
 		zc_buf_put(tx->stage);
 	tx->stage = NULL;
-	ret = zc_buf_alloc(tx->pool, &tx->stage);
+	/* The pool is the receive ring's too: when peers hold all of it,
+	 * answers are staged in heap memory instead, so no answer (nor a
+	 * HELLO) ever waits for buffers that may never come back. */
+	/* A connection's first stage (its HELLO) is a small heap buffer:
+	 * a burst of accepts then costs a few KiB each instead of one pool
+	 * buffer each, which the pool would keep mapped after the burst. */
+	if (!tx->warm) {
+		tx->warm = true;
+		ret = zc__heap_buf(tx->pool, STAGE_FIRST, &tx->stage);
+	} else {
+		ret = zc_buf_alloc(tx->pool, &tx->stage);
+		if (ret)
+			ret = zc__heap_buf(tx->pool, STAGE_HEAP, &tx->stage);
+	}
 	if (ret)
 		return ret;
 	tx->stage_start = tx->stage_cur = 0;
@@ -239,7 +262,7 @@ void zc__tx_flush(struct zc__tx *tx)
 		uint8_t *dst;
 
 		if (stage_reserve(tx, &out, ZC_FRAME_HDR_LEN + (copy ? n : 0)))
-			break;	/* pool empty: retry at the next done() */
+			break;	/* out of memory: retry at the next done() */
 		h.len = n;
 		h.flags = n < left ? ZC_FF_MORE : 0;
 		dst = (uint8_t *)zc_buf_data(tx->stage) + tx->stage_cur;
@@ -277,6 +300,7 @@ void zc__tx_flush(struct zc__tx *tx)
 				tx->head = m;
 			tx->tail = m;
 		} else {
+			tx->nmsgs--;
 			zc__txmsg_free(m);
 		}
 	}
@@ -312,6 +336,7 @@ size_t zc__tx_drop(struct zc__tx *tx)
 	}
 	tx->tail = NULL;
 	tx->queued = 0;
+	tx->nmsgs = 0;
 	zc_chain_release(&tx->refused);
 	tx->refused_acct = 0;
 	if (tx->stage)

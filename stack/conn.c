@@ -94,6 +94,11 @@ struct zc_reactor *zc_conn_reactor(const struct zc_conn *c)
 	return c->r;
 }
 
+size_t zc_conn_rx_budget(const struct zc_conn *c)
+{
+	return atomic_load_explicit(&c->rx_budget, memory_order_relaxed);
+}
+
 void zc_conn_set_rx_budget(struct zc_conn *c, size_t bytes)
 {
 	atomic_store(&c->rx_budget, bytes);

@@ -254,11 +254,15 @@ static void call_done(void *arg, int status, struct zc_chain *resp)
 	struct rpc_cctx *cc = s->cc;
 	struct zp_rctx *rx = cc->rx;
 
-	if (status == ZC_RPC_UNAVAILABLE && cc->stopping) {
-		/* Sent as the run ended and refused by the server's drain
-		 * (not processed): not measured, and not a failure. */
+	if (zc_rpc_status_retryable(status)) {
+		/* OVERLOADED or UNAVAILABLE: not processed, so not measured.
+		 * The server asks us to come back (the slot calls again), or,
+		 * as the run ends, its drain refused the call: not a failure. */
 		rx->bytes_sent -= rx->tmpl_len;
-		slot_finished(cc);
+		if (cc->stopping)
+			slot_finished(cc);
+		else
+			issue(s);
 		return;
 	}
 	if (status != ZC_RPC_OK) {

@@ -262,9 +262,12 @@ static bool rx_budget_hit(void *arg)
 Test(limits, server_receive_budget_stops_reading, .timeout = 60)
 {
 	/* 256 KiB of requests in flight, server-wide: the fifth 60 KiB call
-	 * waits unparsed (nothing fails) until one of the four finishes. */
+	 * waits unparsed (nothing fails) until one of the four finishes.
+	 * The per-connection budget is lifted to the server's so that it is
+	 * the server-wide one that stops them. */
 	struct rt_opts o = { .rc = { .rx_budget = 128 << 10 },
 			     .sc = { .max_inflight_bytes = 256 << 10,
+				     .max_inflight_bytes_conn = 256 << 10,
 				     .max_message = 64 << 10, .workers = 1 },
 			     .cc = { .conns = 2 }, .setup = setup };
 	struct zc_rpc_server_stats ss;

@@ -6,16 +6,20 @@
  * connection is reset by us (the raw peer never closes first), with its
  * counter, while a real client keeps calling.
  * Also by hand: ping/pong, a too-large request skipped on a live
- * connection, fragments of two calls interleaved.
+ * connection, fragments of two calls interleaved, and a peer that never
+ * reads its answers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -396,5 +400,70 @@ Test(malformed, client_side, .timeout = 60)
 	cr_assert_geq(cs.protocol_errors, 1);
 	zc_rpc_client_destroy(cli);
 	close(rs.lfd);
+	rt_stop(&e);
+}
+
+/* Send echo calls of 64 KiB on @fd, never reading, until the server
+ * resets the connection or @seconds pass; true on the reset.  Between
+ * writes a real client's call must still be answered. */
+static bool flood_until_reset(struct rt_env *e, int fd, unsigned seconds)
+{
+	static uint8_t msg[ZC_FRAME_HDR_LEN + 65536];
+	struct timespec ts;
+	uint64_t end, id = 1;
+	size_t off = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = (uint64_t)ts.tv_sec + seconds;
+	cr_assert_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		struct rt_tally nb;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((uint64_t)ts.tv_sec >= end)
+			return false;
+		if (!off)
+			zc__frame_encode(msg, &(struct zc_frame){
+				.type = ZC_FT_REQUEST, .method = 1, .id = id++,
+				.len = 65536, .msg_len = 65536 });
+		n = send(fd, msg + off, sizeof(msg) - off, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return true;
+		if (n > 0)
+			off = (off + (size_t)n) % sizeof(msg);
+		memset(&nb, 0, sizeof(nb));
+		cr_assert_eq(rt_echo_async(e->cli, &nb, 100, (uint32_t)id, 0,
+					   NULL), 0);
+		cr_assert(rt_wait(&nb, 1, 5), "the neighbour's call stalled");
+		cr_assert_eq(atomic_load(&nb.by_status[ZC_RPC_OK]), 1);
+		poll(&pfd, 1, 10);
+	}
+}
+
+Test(malformed, non_reader_stops_only_itself, .timeout = 60)
+{
+	/* The peer's receive buffer is small, so the server's send queue
+	 * fills at once: past tx_budget the server stops reading it, and
+	 * 300 ms of zero window later the kernel resets it. */
+	struct rt_opts o = { .sc = { .unwritable_timeout_ms = 300,
+				     .tx_budget = 1 << 20 },
+			     .cc = { .conns = 1 } };
+	struct zc_rpc_server_stats ss;
+	int small = 4096, fd;
+	struct rt_env e;
+
+	rt_start(&e, &o);
+	fd = raw_connect(e.port);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	raw_expect_hello(fd);
+	raw_hello(fd);
+	cr_assert(flood_until_reset(&e, fd, 30), "never reset");
+	close(fd);
+	zc_rpc_server_stats(e.srv, &ss);
+	cr_assert_eq(ss.conns_unwritable, 1);
+	cr_assert_gt(ss.tx_budget_stops, 0);
+	cr_assert_eq(ss.conns_protocol_error, 0);
 	rt_stop(&e);
 }

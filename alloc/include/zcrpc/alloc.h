@@ -280,6 +280,13 @@ ZC_API void zc_pool_stats(const struct zc_pool *pool,
 
 /* Buffer size of the pool. */
 ZC_API size_t zc_pool_buf_size(const struct zc_pool *pool);
+/* The byte cap of the pool (its configured max_bytes). */
+ZC_API size_t zc_pool_max_bytes(const struct zc_pool *pool);
+/* Any thread.  Bytes the pool can still hand out before -ENOBUFS: the cap
+ * less the buffers out now (a snapshot; released buffers waiting on the
+ * defer list still count as out).  Users that keep received buffers for
+ * long compare it to the cap to decide when to copy instead. */
+ZC_API size_t zc_pool_headroom(const struct zc_pool *pool);
 
 /* -------------------------------------------------------------------------
  * Buffers (the tracker)
@@ -346,6 +353,9 @@ ZC_API uint32_t zc_buf_inflight(const struct zc_buf *buf);
 
 /* True when the caller's reference is the only one: it may write. */
 ZC_API bool zc_buf_is_exclusive(const struct zc_buf *buf);
+
+/* True for zc_buf_wrap() memory, false for the pool's own buffers. */
+ZC_API bool zc_buf_is_external(const struct zc_buf *buf);
 
 /*
  * Index of the slab holding @buf's data, for io_uring fixed-buffer sends

@@ -122,6 +122,20 @@ struct zc_rpc_server_config {
 	 * rx_budget is reached) until calls finish; nothing fails.  Must be
 	 * >= max_message. [256 MiB, or 2 x max_message if larger] */
 	size_t max_inflight_bytes;
+	/* Per connection: request bytes (msg_len of each call admitted and
+	 * not yet answered, partial messages included).  A new request
+	 * that would pass it waits unparsed while calls of this connection
+	 * are being served (its socket is no longer read: TCP pushes back
+	 * on that peer alone), and is answered OVERLOADED when only
+	 * unfinished messages hold the budget (waiting would never end).
+	 * One message is always admitted when the connection holds none.
+	 * [max(max_message, max_inflight_bytes / 2)] */
+	size_t max_inflight_bytes_conn;
+	/* The last part of max_inflight_bytes that only single-frame
+	 * requests (msg_len <= max_frame) may use, so that large or
+	 * unfinished messages of some peers never keep small calls of the
+	 * others out. [max_inflight_bytes / 8] */
+	size_t reserve_bytes;
 	/* Per connection: answer bytes queued in rpc plus not yet released
 	 * by the stack.  Above it the server stops parsing that connection's
 	 * requests (so its receive budget fills and the stack stops reading)
@@ -155,6 +169,21 @@ struct zc_rpc_server_config {
 	unsigned idle_timeout_ms;
 	unsigned stall_timeout_ms;
 	unsigned linger_ms;
+	/* Per reactor: receive-ring bytes that requests may keep as views
+	 * (zero-copy, each view counting its whole ring buffer).  Beyond
+	 * it, and for messages over 1 MiB or in many fragments, request
+	 * bytes are copied into memory of their own as they arrive, so the
+	 * ring is never drained by peers holding its buffers.
+	 * [a quarter of the reactor's pool_bytes] */
+	size_t rx_pin_max;
+	/* A connection whose peer takes no byte for this long while we have
+	 * bytes to send (zero window, or data unacknowledged) is reset by
+	 * the kernel (TCP_USER_TIMEOUT), logged and counted in
+	 * conns_unwritable.  Until then a peer that does not read only
+	 * stops itself: past tx_budget we stop reading its requests and
+	 * its PINGs.  ZC_RPC_TIMEOUT_OFF keeps the kernel's own limits.
+	 * [30000 ms] */
+	unsigned unwritable_timeout_ms;
 };
 
 /* A timeout of the server config that never fires. */
@@ -166,13 +195,16 @@ struct zc_rpc_server_config {
  * them 10 times a second while they have connections, 100 times while a
  * drain or a call deadline needs it).  Returns 0 and *@out, or -EINVAL
  * (no reactors, max_frame outside [4 KiB, 16 MiB], max_message over
- * max_inflight_bytes), -ENOMEM, a pthread error.  The caller owns the
- * server and must zc_rpc_server_destroy() it.
+ * max_inflight_bytes, reserve_bytes not below max_inflight_bytes),
+ * -ENOMEM, a pthread error.  The caller owns the server and must
+ * zc_rpc_server_destroy() it.
  *
- * Memory: give the server's reactors an rx_budget (zc_reactor_config) of
- * at least max_frame + 32 bytes: it is what makes a paused connection
- * stop reading.  Without one, bytes of paused connections keep arriving
- * into receive buffers.
+ * Memory: every connection gets a receive budget of 2 x (max_frame + 32)
+ * bytes (zc_conn_set_rx_budget(); a smaller rx_budget of the reactor is
+ * kept): it is what makes a paused connection stop reading.  What one
+ * peer can make the server hold is bounded by its receive budget, its
+ * max_inflight_bytes_conn of requests and its tx_budget of answers and
+ * control replies; docs/ARCHITECTURE.md ("Memory a peer can hold").
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_server_create(
 	const struct zc_rpc_server_config *cfg, struct zc_rpc_server **out);
@@ -316,6 +348,9 @@ struct zc_rpc_server_stats {
 	uint64_t dropped_answers;	/* answers to calls already gone */
 	uint64_t tx_budget_stops;	/* parsing paused by tx_budget */
 	uint64_t rx_budget_stops;	/* ... by max_inflight_bytes */
+	uint64_t conns_unwritable;	/* reset after unwritable_timeout_ms */
+	uint64_t rx_copied;		/* request bytes copied out of the
+					 * receive ring (rx_pin_max) */
 	uint64_t inflight;		/* calls being served */
 	uint64_t inflight_bytes;	/* request bytes held by them */
 	uint64_t conns_timed_out;	/* closed by hello/idle/stall timeout */

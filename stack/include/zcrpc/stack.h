@@ -527,6 +527,8 @@ ZC_API void zc_conn_recv_done(struct zc_conn *c, size_t n);
 /* Reactor thread only.  Set this connection's receive budget in bytes
  * (0: none), overriding the reactor's rx_budget. */
 ZC_API void zc_conn_set_rx_budget(struct zc_conn *c, size_t bytes);
+/* Any thread.  This connection's receive budget in bytes (0: none). */
+ZC_API size_t zc_conn_rx_budget(const struct zc_conn *c);
 
 /* Any thread.  Keep the conn struct alive past on_close (for
  * zc_conn_recv_done() from consumer threads); drop with zc_conn_put(). */
