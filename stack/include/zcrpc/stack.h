@@ -140,7 +140,7 @@ enum {
 	 * before the kernel's notification.  This is the bug the seeds warn
 	 * about; tests/stack use it to prove their corruption check can fail.
 	 */
-	ZC_REACTOR_UNSAFE_EARLY_RELEASE = 1u << 31,
+	ZC_REACTOR_UNSAFE_EARLY_RELEASE = 1 << 30,
 };
 
 /*
