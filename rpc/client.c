@@ -241,6 +241,8 @@ static bool any_slot_alive(struct zc_rpc_client *cli)
 }
 
 static void cc_on_close(struct zc_conn *c, int err, void *ud);
+static bool next_candidate(struct zc_rpc_client *cli, struct zc__slot *sl);
+static void slot_connect(struct zc_rpc_client *cli, unsigned i);
 
 static void cc_free(struct zc__cconn *cc)
 {
@@ -263,6 +265,7 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 	struct zc__cconn *cc = ud;
 	struct zc_rpc_client *cli = cc->cli;
 	bool was_ready = cc->ready;
+	int again = -1;			/* slot to connect at once */
 
 	uncharge(cli, zc__tx_drop(&cc->tx));
 	cc_close_calls(cc, ZC_RPC_UNAVAILABLE);
@@ -273,17 +276,18 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 		struct zc__slot *sl = &cli->slots[cc->slot];
 
 		sl->cc = NULL;
-		if (!was_ready) {
-			sl->failures++;
-			zc__ctr_add(&cli->connect_failures, 1);
-		}
-		sl->retry_at = cli->closing_r ? 0 :
-			       zc__now_ns() + (sl->failures ?
-				       backoff_ns(cli, sl->failures) : 0);
+		if (!was_ready && next_candidate(cli, sl) && !cli->closing_r)
+			again = cc->slot;	/* Happy Eyeballs: the next one */
+		else
+			sl->retry_at = cli->closing_r ? 0 :
+				zc__now_ns() + (sl->failures ?
+					backoff_ns(cli, sl->failures) : 0);
 		if (sl->retry_at)
 			want_tick(cli);
 	}
 	cc_free(cc);
+	if (again >= 0)
+		slot_connect(cli, (unsigned)again);
 	/* Fail fast: nobody is connected or connecting any more. */
 	if (!any_slot_alive(cli))
 		fail_waiting(cli, ZC_RPC_UNAVAILABLE);
@@ -320,8 +324,10 @@ static void on_hello(struct zc__cconn *cc)
 
 	cc->ready = true;
 	cc->tx.max_frame = cc->peer.max_frame;
-	if (cc->slot >= 0)
+	if (cc->slot >= 0) {
 		cli->slots[cc->slot].failures = 0;
+		cli->slots[cc->slot].tried = 0;
+	}
 	zc__ctr_add(&cli->connects, 1);
 	zc__ctr_add(&cli->conns_open, 1);
 	list = cli->whead;
@@ -532,9 +538,29 @@ static const struct zc_conn_ops cconn_ops = {
 	.on_close = cc_on_close,
 };
 
-static void slot_connect(struct zc_rpc_client *cli, unsigned i)
+/*
+ * A connect to @sl's candidate failed: the next candidate of this round
+ * should be tried at once (true), or every one has failed (false: the
+ * slot backs off, and the next round starts over).  A slot that got
+ * through starts its next round with the candidate that worked.
+ */
+static bool next_candidate(struct zc_rpc_client *cli, struct zc__slot *sl)
+{
+	zc__ctr_add(&cli->connect_failures, 1);
+	sl->addr_idx = (sl->addr_idx + 1) % cli->naddrs;
+	if (++sl->tried < cli->naddrs)
+		return true;
+	sl->tried = 0;
+	sl->failures++;
+	return false;
+}
+
+/* Connect slot @i to its current candidate and queue our HELLO: 0, or a
+ * -errno of zc_connect() (nothing left behind). */
+static int slot_try(struct zc_rpc_client *cli, unsigned i)
 {
 	struct zc__slot *sl = &cli->slots[i];
+	const struct zc_addr *a = &cli->addrs[sl->addr_idx];
 	struct zc_frame h = { .type = ZC_FT_HELLO };
 	struct zc_hello hello = {
 		.max_message = cli->cfg.max_message,
@@ -544,21 +570,19 @@ static void slot_connect(struct zc_rpc_client *cli, unsigned i)
 	struct zc__cconn *cc;
 	int ret;
 
-	sl->retry_at = 0;
 	cc = calloc(1, sizeof(*cc));
 	if (!cc)
-		goto retry;
+		return -ENOMEM;
 	cc->cli = cli;
 	cc->slot = (int)i;
 	cc->lim.max_frame = cli->cfg.max_frame;
 	zc_chain_init(&cc->rx);
 	zc__map_init(&cc->calls);
-	ret = zc_connect(cli->r, (struct sockaddr *)&cli->addr,
-			 cli->cfg.addrlen, cli->cfg.connect_timeout_ms,
-			 &cconn_ops, cc, &cc->conn);
+	ret = zc_connect(cli->r, (const struct sockaddr *)&a->ss, a->len,
+			 cli->cfg.connect_timeout_ms, &cconn_ops, cc, &cc->conn);
 	if (ret) {
 		free(cc);
-		goto retry;
+		return ret;
 	}
 	zc__tx_init(&cc->tx, cc->conn, zc_reactor_pool(cli->r),
 		    cli->cfg.tx_window, cc_released);
@@ -576,13 +600,23 @@ static void slot_connect(struct zc_rpc_client *cli, unsigned i)
 	zc__hello_encode(buf, &hello);
 	if (zc__tx_control(&cc->tx, &h, buf, sizeof(buf))) {
 		zc_conn_close(cc->conn, ZC_CLOSE_ABORT);
-		return;
+		return 0;	/* on_close reports it */
 	}
 	zc__tx_flush(&cc->tx);
-	return;
-retry:
-	sl->failures++;
-	zc__ctr_add(&cli->connect_failures, 1);
+	return 0;
+}
+
+/* Connect slot @i, going through the candidates that fail at once (a
+ * family the host lacks, ...); when all have, back off. */
+static void slot_connect(struct zc_rpc_client *cli, unsigned i)
+{
+	struct zc__slot *sl = &cli->slots[i];
+
+	sl->retry_at = 0;
+	do {
+		if (!slot_try(cli, i))
+			return;
+	} while (next_candidate(cli, sl));
 	sl->retry_at = zc__now_ns() + backoff_ns(cli, sl->failures);
 	want_tick(cli);
 }

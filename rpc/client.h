@@ -67,11 +67,16 @@ struct zc__slot {
 	struct zc__cconn *cc;		/* connecting or ready, or NULL */
 	uint64_t retry_at;		/* ns; 0: no reconnect planned */
 	unsigned failures;		/* consecutive, for the backoff */
+	unsigned addr_idx;		/* candidate of the next connect */
+	unsigned tried;			/* candidates failed this round */
 };
 
 struct zc_rpc_client {
 	struct zc_rpc_client_config cfg;
-	struct sockaddr_storage addr;
+	/* The peer's candidates, in the order to try them (resolved at
+	 * create time, on the caller's thread). */
+	struct zc_addr addrs[ZC_ADDR_MAX];
+	unsigned naddrs;
 	struct zc_reactor *r;
 	struct zc__inbox inbox;
 	struct zc__slot *slots;

@@ -92,6 +92,7 @@ struct zc_rpc_server {
 	bool listening;
 	atomic_bool drained;		/* set by drain/destroy, read by accept */
 	uint16_t port;
+	struct zc_addr bound;		/* first listener's, set by listen */
 	/* workers */
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;

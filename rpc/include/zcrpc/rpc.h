@@ -99,9 +99,9 @@ typedef void (*zc_rpc_handler_fn)(struct zc_rpc_call *call,
 				  struct zc_chain *req, void *arg);
 
 struct zc_rpc_server_config {
-	/* Reactors that accept and serve connections (one listener each, on
-	 * the same port with SO_REUSEPORT).  Borrowed: they must outlive the
-	 * server. Required. */
+	/* Reactors that accept and serve connections (one listener each on
+	 * the same socket, or see reuseport).  Borrowed: they must outlive
+	 * the server. Required. */
 	struct zc_reactor *const *reactors;
 	unsigned nreactors;
 	/* Worker threads for ZC_RPC_WORKER methods; pinned to the CPUs in
@@ -129,6 +129,12 @@ struct zc_rpc_server_config {
 	size_t tx_budget;
 	/* Per connection: answer bytes handed to the stack at once. [1 MiB] */
 	size_t tx_window;
+	/* One socket per reactor with SO_REUSEPORT (the kernel spreads
+	 * connections evenly over them) instead of one socket they all
+	 * accept on.  Beware: any process of the same user may then bind
+	 * the port too and take a share of the connections.  Not for Unix
+	 * sockets. [false: a port already in use fails -EADDRINUSE] */
+	bool reuseport;
 };
 
 /*
@@ -161,16 +167,39 @@ ZC_API ZC_MUST_CHECK int zc_rpc_server_register(struct zc_rpc_server *s,
 						void *arg);
 
 /*
- * Any thread except the server's reactors.  Listen on @addr on every
- * reactor (port 0 picks one).  Returns 0, -EBUSY (already listening), or
- * zc_listen()'s errors (then no listener is left open).
+ * Any thread except the server's reactors.  Listen on @addr (IPv4, IPv6
+ * or Unix; port 0 picks one) on every reactor.  Returns 0, -EBUSY
+ * (already listening), -EINVAL (reuseport with a Unix socket),
+ * -EAFNOSUPPORT, or zc_listen()'s errors: -EADDRINUSE when the port is
+ * taken (then no listener is left open).  Unix socket files: see
+ * zc_listen() (created by the bind, removed at close).
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_server_listen(struct zc_rpc_server *s,
 					      const struct sockaddr *addr,
 					      socklen_t addrlen);
 
-/* Bound port (host order), 0 when not listening. */
+/*
+ * Any thread except the server's reactors (and not a reactor's for a
+ * host name, which is resolved here on the calling thread).  Listen on
+ * @addr, a string of zc_addr_resolve() with ZC_ADDR_PASSIVE:
+ * "127.0.0.1:0", "localhost:7000" (its first address), "[::1]:7000",
+ * ":7000" (every address), "unix:/run/app.sock", "unix:@app".  Returns
+ * zc_rpc_server_listen()'s and zc_addr_resolve()'s errors.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_listen_str(struct zc_rpc_server *s,
+						  const char *addr);
+
+/* Bound port (host order), 0 when not listening or on a Unix socket. */
 ZC_API uint16_t zc_rpc_server_port(const struct zc_rpc_server *s);
+
+/*
+ * Any thread.  The bound address, as a string a client can be given
+ * ("127.0.0.1:41234", "[::1]:7000", "unix:@app"; a wildcard reads "[::]:
+ * PORT" or "0.0.0.0:PORT").  Returns its length, -ENOTCONN (not
+ * listening) or zc_addr_format()'s errors.
+ */
+ZC_API int zc_rpc_server_address(const struct zc_rpc_server *s, char *buf,
+				 size_t size);
 
 /*
  * Any thread except the server's reactors.  Graceful drain: stop
@@ -276,7 +305,8 @@ struct zc_rpc_client_config {
 	/* Reactor running the connections and callbacks.  Borrowed.
 	 * Required. */
 	struct zc_reactor *reactor;
-	/* The peer. Copied. Required. */
+	/* The peer, exactly one of addr, target and addrs.  addr: one
+	 * address (IPv4, IPv6 or Unix), copied. */
 	const struct sockaddr *addr;
 	socklen_t addrlen;
 	/* Connections kept open to the peer. [2] */
@@ -305,11 +335,29 @@ struct zc_rpc_client_config {
 	/* Connect timeout: TCP connect, then the server's HELLO (ms).
 	 * [2000] */
 	unsigned connect_timeout_ms;
+	/* The peer as a string instead of addr: "localhost:7000",
+	 * "10.0.0.1:7000", "[::1]:7000", "unix:/run/app.sock", "unix:@app"
+	 * (zc_addr_resolve()).  Resolved once, by zc_rpc_client_create() on
+	 * the calling thread; not kept.  Each connection tries the
+	 * candidates in turn (IPv6 and IPv4 alternating, as the resolver
+	 * ranks them) before it backs off, and keeps to the one that
+	 * answered.  [NULL] */
+	const char *target;
+	/* Or candidates resolved by the caller (its own resolver), tried in
+	 * this order as target's are; copied.  At most ZC_ADDR_MAX.
+	 * [NULL, 0] */
+	const struct zc_addr *addrs;
+	unsigned naddrs;
 };
 
 /*
- * Any thread except the client's reactor.  Create the client and start
- * connecting.  Returns 0 and *@out, -EINVAL, -ENOMEM, a pthread error.
+ * Any thread except the client's reactor (nor any reactor's, for a host
+ * name in target: it is resolved here).  Create the client and start
+ * connecting.  Returns 0 and *@out, -EINVAL (no reactor; not exactly
+ * one of addr, target and addrs; an address too short for its family; a
+ * malformed target; naddrs 0 or over ZC_ADDR_MAX), -EAFNOSUPPORT (a family other than IPv4, IPv6, Unix),
+ * zc_addr_resolve()'s errors (-ENOENT: the name does not resolve, ...),
+ * -ENOMEM, a pthread error.
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_client_create(
 	const struct zc_rpc_client_config *cfg, struct zc_rpc_client **out);
