@@ -122,9 +122,12 @@ static void uncharge(struct zc_rpc_client *cli, size_t n)
 static void complete(struct zc_rpc_pending *p, int status)
 {
 	struct zc_rpc_client *cli = p->cli;
+	const struct zc_rpc_error *prev;
+	struct zc_rpc_error why;
 	struct zc_chain resp;
 
 	assert(p->state != P_DONE);
+	zc__call_why(cli, p, status, &why);
 	heap_remove(cli, p);
 	if (p->tm) {
 		/* Never framed: take it back; else let it finish alone. */
@@ -153,7 +156,9 @@ static void complete(struct zc_rpc_pending *p, int status)
 				ZC_RPC_INTERNAL], 1);
 	/* Counted before the callback: a waiter it wakes sees final stats. */
 	zc__ctr_sub(&cli->inflight, 1);
+	prev = zc__call_error_enter(&why);
 	p->done(p->arg, status, &resp);
+	zc__call_error_leave(prev);
 	zc__pending_put(p);
 }
 
@@ -220,16 +225,29 @@ static uint64_t backoff_ns(struct zc_rpc_client *cli, unsigned failures)
 	return d / 2 + rand_next(cli) % (d / 2 + 1);
 }
 
-static void fail_waiting(struct zc_rpc_client *cli, int status)
+/* Fail the calls waiting for a connection, but those asked to wait for
+ * one (wait_for_ready) unless @all. */
+static void fail_waiting(struct zc_rpc_client *cli, int status, bool all)
 {
+	struct zc_rpc_pending *keep = NULL, *keep_tail = NULL;
+
 	while (cli->whead) {
 		struct zc_rpc_pending *p = cli->whead;
 
 		cli->whead = p->wnext;
-		if (!cli->whead)
-			cli->wtail = NULL;
-		complete(p, status);
+		if (all || !p->wait_for_ready) {
+			complete(p, status);
+			continue;
+		}
+		p->wnext = NULL;
+		if (keep_tail)
+			keep_tail->wnext = p;
+		else
+			keep = p;
+		keep_tail = p;
 	}
+	cli->whead = keep;
+	cli->wtail = keep_tail;
 }
 
 static bool any_slot_alive(struct zc_rpc_client *cli)
@@ -238,6 +256,24 @@ static bool any_slot_alive(struct zc_rpc_client *cli)
 		if (cli->slots[i].cc)
 			return true;
 	return false;
+}
+
+/* Remember why the current candidate of @sl failed (-errno), for
+ * zc_rpc_call_error() of the calls that fail for want of a connection. */
+static void note_connect_failure(struct zc_rpc_client *cli,
+				 const struct zc__slot *sl, int err)
+{
+	cli->last_fail.err = err ? err : -ECONNABORTED;
+	cli->last_fail.addr = sl->addr_idx;
+}
+
+/* A connection closed before it was ready: refused, timed out, or the
+ * peer sent no valid HELLO in time (-EPROTO: not a zcrpc server). */
+static void cc_connect_failed(struct zc__cconn *cc, int err)
+{
+	if (cc->slot >= 0)
+		note_connect_failure(cc->cli, &cc->cli->slots[cc->slot],
+				     cc->broken ? -EPROTO : err);
 }
 
 static void cc_on_close(struct zc_conn *c, int err, void *ud);
@@ -268,6 +304,9 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 	int again = -1;			/* slot to connect at once */
 
 	uncharge(cli, zc__tx_drop(&cc->tx));
+	cc->lost_err = err ? err : -ECONNRESET;
+	if (!was_ready)
+		cc_connect_failed(cc, err);
 	cc_close_calls(cc, ZC_RPC_UNAVAILABLE);
 	cc->conn = NULL;
 	if (was_ready)
@@ -290,7 +329,7 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 		slot_connect(cli, (unsigned)again);
 	/* Fail fast: nobody is connected or connecting any more. */
 	if (!any_slot_alive(cli))
-		fail_waiting(cli, ZC_RPC_UNAVAILABLE);
+		fail_waiting(cli, ZC_RPC_UNAVAILABLE, false);
 }
 
 /* Fail every call of @cc with @status (ids above a GOAWAY, or all). */
@@ -613,10 +652,15 @@ static void slot_connect(struct zc_rpc_client *cli, unsigned i)
 	struct zc__slot *sl = &cli->slots[i];
 
 	sl->retry_at = 0;
-	do {
-		if (!slot_try(cli, i))
+	for (;;) {
+		int ret = slot_try(cli, i);
+
+		if (!ret)
 			return;
-	} while (next_candidate(cli, sl));
+		note_connect_failure(cli, sl, ret);
+		if (!next_candidate(cli, sl))
+			break;
+	}
 	sl->retry_at = zc__now_ns() + backoff_ns(cli, sl->failures);
 	want_tick(cli);
 }
@@ -710,7 +754,8 @@ static void route(struct zc_rpc_client *cli, struct zc_rpc_pending *p)
 		send_on(cc, p);
 		return;
 	}
-	if (cli->closing_r || !any_slot_connecting(cli)) {
+	if (cli->closing_r ||
+	    (!any_slot_connecting(cli) && !p->wait_for_ready)) {
 		complete(p, ZC_RPC_UNAVAILABLE);
 		return;
 	}
@@ -842,7 +887,7 @@ void zc__client_tick(struct zc_work *w)
 void zc__client_shutdown(struct zc_rpc_client *cli)
 {
 	cli->closing_r = true;
-	fail_waiting(cli, ZC_RPC_UNAVAILABLE);
+	fail_waiting(cli, ZC_RPC_UNAVAILABLE, true);
 	for (unsigned i = 0; i < cli->cfg.conns; i++)
 		cli->slots[i].retry_at = 0;
 	for (struct zc__cconn *cc = cli->all; cc; cc = cc->next)

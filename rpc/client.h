@@ -35,6 +35,7 @@ struct zc_rpc_pending {
 	zc_rpc_done_fn done;
 	void *arg;
 	size_t req_bytes;		/* charged to tx_budget */
+	bool wait_for_ready;		/* wait out (re)connects */
 	/* reactor thread only from here */
 	struct zc_chain req;		/* until queued */
 	enum pstate state;
@@ -58,6 +59,7 @@ struct zc__cconn {
 	struct zc_frame_limits lim;
 	struct zc_hello peer;
 	bool ready, goaway, broken, dirty;
+	int lost_err;			/* set when it closed: -errno */
 	uint64_t hello_deadline;	/* ns, while not ready */
 	struct zc__map calls;		/* id -> pending or discard mark */
 	uint32_t ninflight;
@@ -88,6 +90,10 @@ struct zc_rpc_client {
 	unsigned rr;
 	uint64_t rng;
 	bool closing_r;				/* reactor's view */
+	struct {
+		int err;			/* -errno, 0: none yet */
+		unsigned addr;			/* index in addrs */
+	} last_fail;				/* last connect failure */
 	/* tick thread */
 	pthread_t ticker;
 	atomic_bool stop, need_tick, tick_queued;
@@ -110,5 +116,15 @@ void zc__client_tick(struct zc_work *w);
 void zc__client_start(struct zc_rpc_client *cli);
 void zc__client_shutdown(struct zc_rpc_client *cli);
 void zc__pending_put(struct zc_rpc_pending *p);
+
+/* client_error.c: why a call ended (zc_rpc_call_error()).  Reactor
+ * thread: fill @e at completion, publish it around the done callback. */
+void zc__call_why(const struct zc_rpc_client *cli,
+		  const struct zc_rpc_pending *p, int status,
+		  struct zc_rpc_error *e);
+const struct zc_rpc_error *zc__call_error_enter(const struct zc_rpc_error *e);
+void zc__call_error_leave(const struct zc_rpc_error *prev);
+/* The caller's thread of zc_rpc_call_sync(): keep @e as its answer. */
+void zc__call_error_keep(const struct zc_rpc_error *e);
 
 #endif /* ZCRPC_RPC_CLIENT_H */

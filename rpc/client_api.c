@@ -246,6 +246,8 @@ int zc_rpc_call(struct zc_rpc_client *cli, uint32_t method,
 	p->arg = arg;
 	if (opts && opts->timeout_us)
 		p->deadline = zc__now_ns() + opts->timeout_us * 1000;
+	p->wait_for_ready = cli->cfg.wait_for_ready ||
+			    (opts && opts->wait_for_ready);
 	p->req = *req;
 	zc_chain_init(req);
 	p->req_bytes = len;
@@ -277,6 +279,7 @@ struct sync_wait {
 	bool done;
 	int status;
 	struct zc_chain resp;
+	struct zc_rpc_error why;
 };
 
 static void sync_done(void *arg, int status, struct zc_chain *resp)
@@ -286,6 +289,7 @@ static void sync_done(void *arg, int status, struct zc_chain *resp)
 	pthread_mutex_lock(&w->lock);
 	w->status = status;
 	w->resp = *resp;
+	w->why = *zc_rpc_call_error();
 	w->done = true;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -310,6 +314,7 @@ int zc_rpc_call_sync(struct zc_rpc_client *cli, uint32_t method,
 			pthread_cond_wait(&w.cond, &w.lock);
 		pthread_mutex_unlock(&w.lock);
 		ret = w.status;
+		zc__call_error_keep(&w.why);
 		zc_chain_release(resp);
 		*resp = w.resp;
 	}

@@ -348,6 +348,8 @@ struct zc_rpc_client_config {
 	 * [NULL, 0] */
 	const struct zc_addr *addrs;
 	unsigned naddrs;
+	/* Every call waits for ready (see zc_rpc_call_opts). [false] */
+	bool wait_for_ready;
 };
 
 /*
@@ -372,6 +374,14 @@ struct zc_rpc_call_opts {
 	/* Budget for the whole call in microseconds, sent on the wire.
 	 * [0: none] */
 	uint64_t timeout_us;
+	/* Wait for ready: while no connection is up (connecting, or backing
+	 * off between attempts), the call waits in the client until one is,
+	 * up to its deadline (then DEADLINE_EXCEEDED; without a deadline,
+	 * until the client is destroyed), instead of failing UNAVAILABLE as
+	 * soon as no connection is up or connecting.  A call already sent
+	 * on a connection that is lost still fails UNAVAILABLE (it may have
+	 * been served).  [false, or the client's wait_for_ready] */
+	bool wait_for_ready;
 };
 
 /*
@@ -390,6 +400,38 @@ ZC_API ZC_MUST_CHECK int zc_rpc_call(struct zc_rpc_client *c, uint32_t method,
 				     const struct zc_rpc_call_opts *opts,
 				     zc_rpc_done_fn done, void *arg,
 				     struct zc_rpc_pending **pending);
+
+/*
+ * Why a call ended as it did, beyond its status: what a caller logs.
+ */
+struct zc_rpc_error {
+	int status;		/* the call's status */
+	/* -errno behind it, 0 when none: for "no connection" and "deadline
+	 * exceeded while connecting" the last connect failure
+	 * (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, -EPROTO: the peer sent
+	 * no valid HELLO in time, ...); for "connection lost" the
+	 * connection's error (-ECONNRESET, ...). */
+	int err;
+	/* A stable short text, one of: "ok", "cancelled", "deadline
+	 * exceeded", "deadline exceeded while connecting", "no connection",
+	 * "connection lost", "server going away", "answered by the server"
+	 * (the status came from the server), "too large for the server",
+	 * "client closing", "client out of memory", "protocol error".
+	 * Static: never freed. */
+	const char *reason;
+	/* The address of that connect failure ("[::1]:7000", "unix:/x"),
+	 * or "" */
+	char peer[64];
+};
+
+/*
+ * Why the call being completed failed: valid inside a zc_rpc_done_fn
+ * (reactor thread) for the completion running, and on the thread that
+ * called zc_rpc_call_sync() for its last call that returned a status,
+ * until its next one.  NULL elsewhere.  The struct belongs to the
+ * library: copy what you keep.
+ */
+ZC_API const struct zc_rpc_error *zc_rpc_call_error(void);
 
 /*
  * Any thread.  Cancel the call: if it has not completed yet it completes
