@@ -197,8 +197,9 @@ static void cc_protocol_error(struct zc__cconn *cc, const char *why)
 		return;
 	cc->broken = true;
 	zc__ctr_add(&cc->cli->protocol_errors, 1);
-	zc__log("client: closing connection (fd %d): %s",
-		zc_conn_fd(cc->conn), why);
+	zc__logc(ZC_LOG_WARN, cc->conn, "protocol error",
+		 "client closing connection (fd %d): %s", zc_conn_fd(cc->conn),
+		 why);
 	zc_conn_close(cc->conn, ZC_CLOSE_ABORT);
 }
 
@@ -263,8 +264,17 @@ static bool any_slot_alive(struct zc_rpc_client *cli)
 static void note_connect_failure(struct zc_rpc_client *cli,
 				 const struct zc__slot *sl, int err)
 {
+	const struct zc_addr *a = &cli->addrs[sl->addr_idx];
+	char peer[ZC_PEER_MAX];
+
 	cli->last_fail.err = err ? err : -ECONNABORTED;
 	cli->last_fail.addr = sl->addr_idx;
+	if (!zc__log_on(ZC_LOG_INFO) ||
+	    zc_addr_format((const struct sockaddr *)&a->ss, a->len, peer,
+			   sizeof(peer)) < 0)
+		return;
+	zc__logp(ZC_LOG_INFO, peer, "connect failed", "%s",
+		 strerror(-cli->last_fail.err));
 }
 
 /* A connection closed before it was ready: refused, timed out, or the
@@ -369,6 +379,7 @@ static void on_hello(struct zc__cconn *cc)
 	}
 	zc__ctr_add(&cli->connects, 1);
 	zc__ctr_add(&cli->conns_open, 1);
+	zc__logc(ZC_LOG_DEBUG, cc->conn, "connected", "client connection ready");
 	list = cli->whead;
 	cli->whead = cli->wtail = NULL;
 	while (list) {
@@ -440,8 +451,9 @@ static void on_goaway(struct zc__cconn *cc, const struct zc_frame *f)
 
 	zc__ctr_add(&cli->goaways, 1);
 	if (f->status)
-		zc__log("client: goaway %s from server",
-			zc_rpc_status_name(f->status));
+		zc__logc(ZC_LOG_INFO, cc->conn, "goaway",
+			 "server going away: %s",
+			 zc_rpc_status_name(f->status));
 	cc->goaway = true;
 	/* Calls the server will not serve: retryable elsewhere.  Collect
 	 * first, the map must not change while we walk it. */

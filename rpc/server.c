@@ -106,8 +106,9 @@ static void protocol_error(struct zc__sconn *sc, const char *why)
 		return;
 	sc->broken = true;
 	zc__ctr_add(&sc->rc->s->conns_protocol_error, 1);
-	zc__log("server: closing connection (fd %d): %s",
-		zc_conn_fd(sc->conn), why);
+	zc__logc(ZC_LOG_WARN, sc->conn, "protocol error",
+		 "server closing connection (fd %d): %s", zc_conn_fd(sc->conn),
+		 why);
 	zc_conn_close(sc->conn, ZC_CLOSE_ABORT);
 }
 

@@ -15,6 +15,8 @@
 
 #include <zcrpc/stack.h>
 
+#include "log.h"
+
 /* Missing from liburing 2.3's headers; the kernel decides at runtime. */
 #ifndef IORING_SEND_ZC_REPORT_USAGE
 #define IORING_SEND_ZC_REPORT_USAGE (1U << 3)

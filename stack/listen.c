@@ -245,8 +245,9 @@ void zc__handle_accept(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 	}
 	if (cqe->res == -EMFILE || cqe->res == -ENFILE ||
 	    cqe->res == -ENOMEM || cqe->res == -ENOBUFS) {
-		fprintf(stderr, "zcrpc: accept on port %u: %s, retrying\n",
-			l->port, strerror(-cqe->res));
+		zc__logp(ZC_LOG_WARN, NULL, "accept failed",
+			 "accept on port %u: %s, retrying in 10 ms", l->port,
+			 strerror(-cqe->res));
 		l->ts.tv_sec = 0;
 		l->ts.tv_nsec = ZC__ACCEPT_RETRY_NS;
 		sqe = zc__sqe(r);

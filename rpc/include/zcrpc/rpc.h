@@ -421,7 +421,7 @@ struct zc_rpc_error {
 	const char *reason;
 	/* The address of that connect failure ("[::1]:7000", "unix:/x"),
 	 * or "" */
-	char peer[64];
+	char peer[ZC_PEER_MAX];
 };
 
 /*

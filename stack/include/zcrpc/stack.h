@@ -610,6 +610,67 @@ enum zc_close_how {
 ZC_API void zc_conn_close(struct zc_conn *c, enum zc_close_how how);
 
 /* -------------------------------------------------------------------------
+ * Logging: one process-wide sink for the messages of every layer.
+ */
+
+enum zc_log_level {
+	ZC_LOG_ERROR = 0,	/* zcrpc cannot go on (a reactor loop failed) */
+	ZC_LOG_WARN,		/* a connection or resource problem handled
+				 * (malformed peer closed, accept retried) */
+	ZC_LOG_INFO,		/* connects that failed, goaways */
+	ZC_LOG_DEBUG,		/* connections opened and closed */
+};
+
+/* Room for any peer zc_conn_peer() writes, NUL included. */
+#define ZC_PEER_MAX 128
+
+struct zc_log_record {
+	enum zc_log_level level;
+	/* Stable short reason, a static string to match on: "protocol
+	 * error", "accept failed", "connect failed", "goaway", "cannot pin",
+	 * "reactor failed", "connected", "log" (text from older call
+	 * sites). */
+	const char *reason;
+	/* The connection's peer as zc_addr_format() writes it, "" when the
+	 * message is about no connection. */
+	const char *peer;
+	/* Free text with the details (errno text, fd, ...). */
+	const char *msg;
+};
+
+/* Called on the thread that logs (any zcrpc thread, concurrently); the
+ * record and its strings are valid during the call only.  It must not
+ * call back into zcrpc. */
+typedef void (*zc_log_fn)(void *arg, const struct zc_log_record *rec);
+
+struct zc_log_sink {
+	zc_log_fn fn;
+	void *arg;
+	/* The most verbose level passed to fn; finer messages cost one
+	 * atomic load and are not formatted. */
+	enum zc_log_level level;
+};
+
+/*
+ * Any thread.  Send zcrpc's messages to @sink, borrowed: it must stay
+ * valid and unchanged until replaced (a static const one is simplest).
+ * NULL (or a NULL fn) restores the default: messages up to ZC_LOG_WARN
+ * written to stderr as one line each, "zcrpc: LEVEL: PEER: REASON: TEXT".
+ * A message racing the change goes to the old sink or the new one.
+ */
+ZC_API void zc_log_set(const struct zc_log_sink *sink);
+
+/* "error", "warn", "info", "debug"; "?" for another value. */
+ZC_API const char *zc_log_level_name(enum zc_log_level level);
+
+/*
+ * Any thread, while the connection is open (hold zc_conn_get() from
+ * other threads).  Write @c's peer address as zc_addr_format() does.
+ * Returns the length, or -ENOTCONN, zc_addr_format()'s errors.
+ */
+ZC_API int zc_conn_peer(const struct zc_conn *c, char *buf, size_t size);
+
+/* -------------------------------------------------------------------------
  * Echo mode: the smallest server on the stack.  Every byte received is
  * sent back from the receive buffers themselves (views, no copy; zero-copy
  * send above the threshold).  EOF closes gracefully after the echo.
