@@ -51,6 +51,11 @@ configure_file(${PROJECT_SOURCE_DIR}/cmake/zcrpc.pc.in
 install(FILES ${PROJECT_BINARY_DIR}/zcrpc.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
+# The API reference, one page per function and per header, kept beside
+# the sources by tools/gen_man.py (ctest docs.man checks it is current).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/man/man3
+        DESTINATION ${CMAKE_INSTALL_MANDIR} COMPONENT dev)
+
 if(TARGET zcrpc_zcperf)
   install(TARGETS zcrpc_zcperf RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
           COMPONENT tools)

@@ -26,6 +26,7 @@ libdir=$(dirname "$(find "$prefix" -name zcrpc.pc)")/..
 [ -e "$libdir/libzcrpc.so.0" ] || die "no libzcrpc.so.0 (soname)"
 [ -e "$libdir/libzcrpc.a" ] || die "no libzcrpc.a"
 [ -x "$prefix/bin/zcperf" ] || die "no bin/zcperf"
+[ -s "$prefix/share/man/man3/zc_rpc_call.3" ] || die "no man page zc_rpc_call(3)"
 # The archive exports the public API only.
 if nm -g --defined-only "$libdir/libzcrpc.a" | grep -v ' zc_' | grep ' [TDBR] '; then
   die "libzcrpc.a exports symbols outside zc_"
