@@ -154,6 +154,7 @@ static void complete(struct zc_rpc_pending *p, int status)
 	zc_chain_init(&p->resp);
 	zc__ctr_add(&cli->by_status[status < ZC_RPC_NSTATUS ? status :
 				ZC_RPC_INTERNAL], 1);
+	zc__hist_add(&cli->lat, zc__now_ns() - p->start_ns);
 	/* Counted before the callback: a waiter it wakes sees final stats. */
 	zc__ctr_sub(&cli->inflight, 1);
 	prev = zc__call_error_enter(&why);

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "hist.h"
 #include "internal.h"
 
 /* Messages from other threads to the client's reactor. */
@@ -32,6 +33,7 @@ struct zc_rpc_pending {
 	struct zc_rpc_client *cli;
 	uint32_t method;
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
+	uint64_t start_ns;		/* zc_rpc_call() */
 	zc_rpc_done_fn done;
 	void *arg;
 	size_t req_bytes;		/* charged to tx_budget */
@@ -108,6 +110,7 @@ struct zc_rpc_client {
 		connects, connect_failures, conns_open, goaways,
 		protocol_errors, tx_pending;
 	zc__ctr by_status[ZC_RPC_NSTATUS];
+	struct zc__hist lat;			/* written by the reactor */
 };
 
 /* Reactor thread. */

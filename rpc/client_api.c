@@ -244,8 +244,9 @@ int zc_rpc_call(struct zc_rpc_client *cli, uint32_t method,
 	p->method = method;
 	p->done = done;
 	p->arg = arg;
+	p->start_ns = zc__now_ns();
 	if (opts && opts->timeout_us)
-		p->deadline = zc__now_ns() + opts->timeout_us * 1000;
+		p->deadline = p->start_ns + opts->timeout_us * 1000;
 	p->wait_for_ready = cli->cfg.wait_for_ready ||
 			    (opts && opts->wait_for_ready);
 	p->req = *req;
@@ -339,4 +340,10 @@ void zc_rpc_client_stats(const struct zc_rpc_client *cli,
 	out->tx_pending_bytes = zc__ctr_get(&cli->tx_pending);
 	for (int i = 0; i < ZC_RPC_NSTATUS; i++)
 		out->by_status[i] = zc__ctr_get(&cli->by_status[i]);
+}
+
+void zc_rpc_client_latency(const struct zc_rpc_client *cli,
+			   struct zc_rpc_latency *out)
+{
+	zc__hist_read(&cli->lat, 1, out);
 }

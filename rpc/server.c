@@ -199,6 +199,7 @@ static void call_complete(struct zc_rpc_call *call)
 	if (status < 0 || status >= ZC_RPC_NSTATUS)
 		status = ZC_RPC_INTERNAL;
 	zc__ctr_add(&m->by_status[status], 1);
+	zc__hist_add(&m->lat[sc->rc - s->rcs], zc__now_ns() - call->start_ns);
 	call_unadmit(s, call);
 	if (sc->conn && !call->peer_cancelled) {
 		/* A peer cancel took it out of the map already. */
@@ -366,6 +367,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		call->m = m;
 		call->id = f->id;
 		call->msg_len = f->msg_len;
+		call->start_ns = zc__now_ns();
 		call->deadline = f->deadline_us ?
 			zc__now_ns() + (uint64_t)f->deadline_us * 1000 : 0;
 		atomic_init(&call->cancelled, false);

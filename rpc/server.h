@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "hist.h"
 #include "internal.h"
 
 struct zc__method {
@@ -21,6 +22,7 @@ struct zc__method {
 	/* stats */
 	zc__ctr calls, rx_bytes, tx_bytes, inflight;
 	zc__ctr by_status[ZC_RPC_NSTATUS];
+	struct zc__hist *lat;		/* one per reactor (its writer) */
 };
 
 struct zc__sconn;
@@ -72,6 +74,7 @@ struct zc_rpc_call {
 	struct zc__method *m;
 	uint64_t id;
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
+	uint64_t start_ns;		/* first frame parsed */
 	uint32_t msg_len;
 	uint32_t got;			/* bytes reassembled */
 	enum call_state state;

@@ -52,8 +52,12 @@ static int add_method(struct zc_rpc_server *s, uint32_t id, const char *name,
 	if (zc__server_method(s, id))
 		return -EEXIST;
 	m = calloc(1, sizeof(*m));
+	if (m)
+		m->lat = calloc(s->cfg.nreactors, sizeof(*m->lat));
 	arr = realloc(s->methods, (s->nmethods + 1) * sizeof(*arr));
-	if (!m || !arr) {
+	if (!m || !m->lat || !arr) {
+		if (m)
+			free(m->lat);
 		free(m);
 		if (arr)
 			s->methods = arr;
@@ -187,8 +191,10 @@ static int start_workers(struct zc_rpc_server *s)
 /* What create made, once no thread uses it any more. */
 static void server_free(struct zc_rpc_server *s)
 {
-	for (unsigned i = 0; i < s->nmethods; i++)
+	for (unsigned i = 0; i < s->nmethods; i++) {
+		free(s->methods[i]->lat);
 		free(s->methods[i]);
+	}
 	free(s->methods);
 	free(s->wthreads);
 	free(s->rcs);
@@ -550,5 +556,16 @@ int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
 	out->inflight = zc__ctr_get(&m->inflight);
 	for (int i = 0; i < ZC_RPC_NSTATUS; i++)
 		out->by_status[i] = zc__ctr_get(&m->by_status[i]);
+	return 0;
+}
+
+int zc_rpc_server_method_latency(const struct zc_rpc_server *s,
+				 uint32_t method, struct zc_rpc_latency *out)
+{
+	const struct zc__method *m = zc__server_method(s, method);
+
+	if (!m)
+		return -ENOENT;
+	zc__hist_read(m->lat, s->cfg.nreactors, out);
 	return 0;
 }

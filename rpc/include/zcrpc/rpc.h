@@ -278,6 +278,18 @@ struct zc_rpc_server_stats {
 	uint64_t inflight_bytes;	/* request bytes held by them */
 };
 
+/*
+ * Latency percentiles in nanoseconds, from log-linear histograms kept
+ * without locks on the hot path: each value is the top of the bucket
+ * holding that sample, so within 6.25 % above the true value (never above
+ * max_ns, which is exact).  All zero before the first sample.
+ */
+struct zc_rpc_latency {
+	uint64_t count;			/* samples */
+	uint64_t p50_ns, p90_ns, p99_ns, p999_ns;
+	uint64_t max_ns;
+};
+
 /* Any thread.  Snapshot of the server counters. */
 ZC_API void zc_rpc_server_stats(const struct zc_rpc_server *s,
 				struct zc_rpc_server_stats *out);
@@ -286,6 +298,16 @@ ZC_API void zc_rpc_server_stats(const struct zc_rpc_server *s,
 ZC_API int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
 				      uint32_t method,
 				      struct zc_rpc_method_stats *out);
+/*
+ * Any thread.  Latency of @method's calls on the server since it was
+ * created: from the request's first frame parsed to its answer queued on
+ * the connection (handler time included), every call admitted and
+ * answered whatever its status (requests refused OVERLOADED on arrival
+ * are not).  Returns 0, or -ENOENT when not registered.
+ */
+ZC_API int zc_rpc_server_method_latency(const struct zc_rpc_server *s,
+					uint32_t method,
+					struct zc_rpc_latency *out);
 
 /* =========================================================================
  * Client: one peer, a small pool of multiplexed connections.
@@ -472,6 +494,13 @@ struct zc_rpc_client_stats {
 /* Any thread.  Snapshot of the client counters. */
 ZC_API void zc_rpc_client_stats(const struct zc_rpc_client *c,
 				struct zc_rpc_client_stats *out);
+/*
+ * Any thread.  Latency of the client's calls since it was created: from
+ * zc_rpc_call() to the completion (waiting for a connection included),
+ * every completed call whatever its status.
+ */
+ZC_API void zc_rpc_client_latency(const struct zc_rpc_client *c,
+				  struct zc_rpc_latency *out);
 
 #ifdef __cplusplus
 }
