@@ -184,6 +184,41 @@ Test(addr, client_tries_every_candidate)
 	fallback("[::1]:0", false);
 }
 
+static bool all_open(void *arg)
+{
+	struct zc_rpc_client_stats st;
+
+	zc_rpc_client_stats(arg, &st);
+	return st.conns_open == 16;
+}
+
+/* Two reactors accepting on one socket serve many connections. */
+Test(addr, shared_socket_many_connections)
+{
+	struct zc_rpc_client_stats st;
+	struct zc_rpc_server_stats ss;
+	struct zc_rpc_server *s;
+	struct zc_rpc_client *cli;
+	char bound[64];
+	int err;
+
+	s = server("127.0.0.1:0", 2, false, &err);
+	cr_assert_eq(err, 0);
+	cr_assert_gt(zc_rpc_server_address(s, bound, sizeof(bound)), 0);
+	cr_assert_eq(zc_rpc_client_create(&(struct zc_rpc_client_config){
+		.reactor = r[0], .target = bound, .conns = 16,
+		.wait_for_ready = true }, &cli), 0);
+	for (int i = 0; i < 16; i++)
+		echo_calls(cli);
+	cr_assert(rt_wait_for(all_open, cli, 10), "16 connections up");
+	zc_rpc_client_stats(cli, &st);
+	cr_assert_eq(st.by_status[ZC_RPC_OK], 32);
+	zc_rpc_server_stats(s, &ss);
+	cr_assert_eq(ss.conns_accepted, 16);
+	zc_rpc_client_destroy(cli);
+	zc_rpc_server_destroy(s);
+}
+
 /* SO_REUSEPORT only when asked: by default a second server on a port in
  * use fails (it used to bind and take half the connections silently). */
 Test(addr, second_bind_fails_unless_reuseport)

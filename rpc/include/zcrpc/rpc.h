@@ -129,11 +129,13 @@ struct zc_rpc_server_config {
 	size_t tx_budget;
 	/* Per connection: answer bytes handed to the stack at once. [1 MiB] */
 	size_t tx_window;
-	/* One socket per reactor with SO_REUSEPORT (the kernel spreads
+	/* One socket per reactor with SO_REUSEPORT (the kernel hashes
 	 * connections evenly over them) instead of one socket they all
-	 * accept on.  Beware: any process of the same user may then bind
-	 * the port too and take a share of the connections.  Not for Unix
-	 * sockets. [false: a port already in use fails -EADDRINUSE] */
+	 * accept on (where the reactor whose accept the kernel wakes first
+	 * takes the connection, which can be uneven).  Beware: any process
+	 * of the same user may then bind the port too and take a share of
+	 * the connections.  Not for Unix sockets. [false: a port already in
+	 * use fails -EADDRINUSE] */
 	bool reuseport;
 };
 
