@@ -154,7 +154,8 @@ static void complete(struct zc_rpc_pending *p, int status)
 	zc_chain_init(&p->resp);
 	zc__ctr_add(&cli->by_status[status < ZC_RPC_NSTATUS ? status :
 				ZC_RPC_INTERNAL], 1);
-	zc__hist_add(&cli->lat, zc__now_ns() - p->start_ns);
+	zc__hist_add(&cli->lat, (cli->rx_ns ? cli->rx_ns : zc__now_ns()) -
+				p->start_ns);
 	/* Counted before the callback: a waiter it wakes sees final stats. */
 	zc__ctr_sub(&cli->inflight, 1);
 	prev = zc__call_error_enter(&why);
@@ -549,6 +550,8 @@ static void cc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 		cc_protocol_error(cc, "out of memory");
 		return;
 	}
+	/* The answers of this delivery arrived now: one clock read. */
+	cc->cli->rx_ns = zc__now_ns();
 	while (!cc->broken && cc->conn) {
 		struct zc_frame f;
 		int ret = zc__frame_decode_chain(&cc->rx, &cc->lim, &f);
@@ -564,6 +567,7 @@ static void cc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 		if (on_frame(cc, &f))
 			break;
 	}
+	cc->cli->rx_ns = 0;
 	if (cc->goaway && !cc->calls.n && !cc->broken)
 		zc_conn_close(c, ZC_CLOSE_GRACEFUL);
 	cc_flush_dirty(cc->cli);

@@ -92,6 +92,7 @@ struct zc_rpc_client {
 	unsigned rr;
 	uint64_t rng;
 	bool closing_r;				/* reactor's view */
+	uint64_t rx_ns;				/* delivery being parsed, 0 */
 	struct {
 		int err;			/* -errno, 0: none yet */
 		unsigned addr;			/* index in addrs */

@@ -367,7 +367,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		call->m = m;
 		call->id = f->id;
 		call->msg_len = f->msg_len;
-		call->start_ns = zc__now_ns();
+		call->start_ns = sc->parse_ns;
 		call->deadline = f->deadline_us ?
 			zc__now_ns() + (uint64_t)f->deadline_us * 1000 : 0;
 		atomic_init(&call->cancelled, false);
@@ -492,6 +492,7 @@ static void parse(struct zc__sconn *sc)
 	sc->refs++;
 	sc->parsing = true;
 	batch_begin(rc);
+	sc->parse_ns = zc__now_ns();	/* one clock read per pass */
 	while (!sc->broken && sc->conn) {
 		struct zc_frame f;
 		int ret;

@@ -62,6 +62,7 @@ struct zc__sconn {
 	uint64_t last_id;		/* highest request id seen */
 	bool hello, draining, broken, parsing, paused;
 	bool budget_wait;		/* on rc->budget_waiters */
+	uint64_t parse_ns;		/* start of the parse pass, for latency */
 	struct zc__sconn *wait_next;
 	unsigned refs;			/* conn + calls not yet answered */
 };
@@ -74,7 +75,7 @@ struct zc_rpc_call {
 	struct zc__method *m;
 	uint64_t id;
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
-	uint64_t start_ns;		/* first frame parsed */
+	uint64_t start_ns;		/* parse pass of its first frame */
 	uint32_t msg_len;
 	uint32_t got;			/* bytes reassembled */
 	enum call_state state;

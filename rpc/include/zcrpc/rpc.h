@@ -302,8 +302,9 @@ ZC_API int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
 				      struct zc_rpc_method_stats *out);
 /*
  * Any thread.  Latency of @method's calls on the server since it was
- * created: from the request's first frame parsed to its answer queued on
- * the connection (handler time included), every call admitted and
+ * created: from the receive that brought the request's first frame (one
+ * clock read per receive) to its answer queued on the connection
+ * (handler time included; one clock read per call), every call admitted and
  * answered whatever its status (requests refused OVERLOADED on arrival
  * are not).  Returns 0, or -ENOENT when not registered.
  */
@@ -498,8 +499,9 @@ ZC_API void zc_rpc_client_stats(const struct zc_rpc_client *c,
 				struct zc_rpc_client_stats *out);
 /*
  * Any thread.  Latency of the client's calls since it was created: from
- * zc_rpc_call() to the completion (waiting for a connection included),
- * every completed call whatever its status.
+ * zc_rpc_call() (one clock read per call) to the completion (the receive
+ * that brought the answer: one clock read per receive), waiting for a
+ * connection included, every completed call whatever its status.
  */
 ZC_API void zc_rpc_client_latency(const struct zc_rpc_client *c,
 				  struct zc_rpc_latency *out);
