@@ -8,7 +8,7 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "deb.sh: needs root (apt-get install)" >&2; exit 1; }
-if dpkg-query -W -f='${Status}' zcrpc 2>/dev/null | grep -q "ok installed"; then
+if grep -q "ok installed" <<<"$(dpkg-query -W -f='${Status}' zcrpc 2>/dev/null || true)"; then
   echo "deb.sh: a zcrpc package is already installed; not touching it" >&2
   exit 1
 fi
@@ -26,7 +26,8 @@ echo "--- deb: apt-get install $deb"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
 # shellcheck disable=SC2046
 cc -o "$tmp/hello" "$src/rpc/examples/hello.c" $(pkg-config --cflags --libs zcrpc)
-ldd "$tmp/hello" | grep -Eq 'libzcrpc.so.0 => /(usr/)?lib/' || die "not the system libzcrpc"
+grep -Eq 'libzcrpc.so.0 => /(usr/)?lib/' <<<"$(ldd "$tmp/hello")" ||
+  die "not the system libzcrpc"
 timeout 30 "$tmp/hello" || die "hello (pkg-config) exited $?"
 cmake -S "$src/tests/consumer" -B "$tmp/b" -DZCRPC_CONSUME=package >/dev/null
 cmake --build "$tmp/b" >/dev/null

@@ -53,7 +53,9 @@ cmake_consumer() {	# name, cmake args...
 
 step "find_package(zcrpc CONFIG): zcrpc::zcrpc (shared)"
 cmake_consumer pkg -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DZCRPC_CONSUME=package
-ldd "$tmp/pkg/hello" | grep -q "libzcrpc.so.0 => $prefix" ||
+# (grep reads a string, not a pipe: grep -q ending a pipe early kills the
+# writer with SIGPIPE, which pipefail reports as a failure.)
+grep -q "libzcrpc.so.0 => $prefix" <<<"$(ldd "$tmp/pkg/hello")" ||
   die "find_package: hello does not use the installed libzcrpc.so.0"
 run "$tmp/pkg/hello"
 run "$tmp/pkg/hello" "[::1]:0"
@@ -61,7 +63,7 @@ run "$tmp/pkg/hello" "unix:$tmp/hello.sock"
 
 step "find_package(zcrpc CONFIG): zcrpc::static"
 cmake_consumer pkg-static -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DZCRPC_CONSUME=package-static
-if ldd "$tmp/pkg-static/hello" | grep -q libzcrpc; then
+if grep -q libzcrpc <<<"$(ldd "$tmp/pkg-static/hello")"; then
   die "zcrpc::static linked the .so"
 fi
 run "$tmp/pkg-static/hello"
