@@ -112,6 +112,10 @@ int zc_buf_wrap(struct zc_pool *pool, void *data, size_t len,
 	b = aligned_alloc(ZC__CACHELINE, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	if (!zc__defer_ptr_ok(b + 1)) {
+		free(b);
+		return -ENOTSUP;
+	}
 	memset(b, 0, sizeof(*b));
 	atomic_init(&b->ref, ZC__REF_VIEW);
 	b->pool = pool;

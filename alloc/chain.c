@@ -28,8 +28,12 @@ static int reserve(struct zc_chain *c, uint32_t extra)
 {
 	struct zc_view *v = views(c);
 	uint64_t need = (uint64_t)c->n + extra;
-	uint32_t cap = c->cap;
+	uint32_t cap;
 
+	/* A zeroed struct is an empty chain whose inline slots are free. */
+	if (!c->heap && c->cap < ZC_CHAIN_INLINE)
+		c->cap = ZC_CHAIN_INLINE;
+	cap = c->cap;
 	if (c->head + need <= c->cap)
 		return 0;
 	if (need <= c->cap) {

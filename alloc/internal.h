@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <zcrpc/alloc.h>
@@ -79,6 +80,18 @@ struct zc__slab {
 #endif
 #define ZC__DEFER_PTR_MASK  (((uint64_t)1 << ZC__DEFER_PTR_BITS) - 1)
 #define ZC__DEFER_DEPTH_MAX 0xffffu /* also the largest defer_max */
+
+/*
+ * True when every header up to (not including) @end can be packed: the
+ * allocator's addresses fit the pointer bits.  Checked, in release builds
+ * too, wherever headers are allocated (pool, slab, zc_buf_wrap()), so a
+ * platform that tags pointers or maps above 2^48 fails with -ENOTSUP at
+ * allocation instead of corrupting a defer list.
+ */
+static inline bool zc__defer_ptr_ok(const void *end)
+{
+	return ((uintptr_t)end & ~ZC__DEFER_PTR_MASK) == 0;
+}
 
 static inline uint64_t zc__defer_pack(struct zc_buf *top, uint32_t depth)
 {
@@ -152,6 +165,10 @@ struct zc_pool {
 	_Alignas(ZC__CACHELINE) _Atomic uint64_t defer_ext;
 	/* Rare or non-hot-path cross-thread counters. */
 	_Atomic uint64_t kicks;
+	/* Pushes made while a list's packed depth was saturated, less those
+	 * a drain walked past the saturation: with the packed depths, the
+	 * exact number pending (see zc_pool_stats()). */
+	_Atomic int64_t defer_overflow;
 	_Atomic uint32_t kickers;	  /* pushers inside the kick section */
 	_Atomic uint64_t ext_wrapped;
 	_Atomic uint64_t released_local;  /* LOCAL: freed off the owner */

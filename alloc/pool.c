@@ -81,6 +81,13 @@ int zc_pool_create(const struct zc_pool_config *cfg, struct zc_pool **out)
 	pool = aligned_alloc(ZC__CACHELINE, sizeof(*pool));
 	if (!pool)
 		return -ENOMEM;
+	/* Headers come from the same allocator: if its addresses do not
+	 * fit the defer head's pointer bits (tagged pointers, a 57-bit
+	 * address space), fail here rather than on a release. */
+	if (!zc__defer_ptr_ok(pool + 1)) {
+		free(pool);
+		return -ENOTSUP;
+	}
 	memset(pool, 0, sizeof(*pool));
 	if (pthread_mutex_init(&pool->lock, NULL)) {
 		free(pool);
@@ -148,6 +155,8 @@ static bool pool_busy(struct zc_pool *pool)
 
 int zc_pool_destroy(struct zc_pool *pool)
 {
+	if (!zc__on_owner(pool))
+		return -EPERM;
 	zc_pool_drain(pool);
 	if (pool_busy(pool))
 		return -EBUSY;
@@ -170,13 +179,16 @@ void zc_pool_stats(const struct zc_pool *pool, struct zc_pool_stats *out)
 	uint64_t head = atomic_load_explicit(&p->defer, memory_order_relaxed);
 	uint64_t head_ext = atomic_load_explicit(&p->defer_ext,
 						 memory_order_relaxed);
+	int64_t overflow;
 
 	memset(out, 0, sizeof(*out));
 	out->allocated = zc__cnt(&p->allocated);
 	out->released_owner = zc__cnt(&p->released_owner);
 	out->drained = zc__cnt(&p->drained);
+	/* Pushes past a saturated depth are counted apart (defer.c). */
+	overflow = atomic_load_explicit(&p->defer_overflow, memory_order_relaxed);
 	out->deferred = out->drained + zc__defer_depth(head) +
-			zc__defer_depth(head_ext);
+			zc__defer_depth(head_ext) + (overflow > 0 ? (uint64_t)overflow : 0);
 	out->kicks = zc__cnt(&p->kicks);
 	out->pool_empty = zc__cnt(&p->pool_empty);
 	out->released_local = zc__cnt(&p->released_local);
@@ -225,6 +237,10 @@ static int slab_grow(struct zc_pool *pool)
 	hdrs = aligned_alloc(ZC__CACHELINE, (size_t)nbufs * sizeof(*hdrs));
 	if (!hdrs)
 		return -ENOMEM;
+	if (!zc__defer_ptr_ok(hdrs + nbufs)) {
+		ret = -ENOTSUP;
+		goto err_free_hdrs;
+	}
 	base = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED) {
@@ -350,6 +366,8 @@ int zc_buf_alloc(struct zc_pool *pool, struct zc_buf **out)
 
 	if (!pool || !out)
 		return -EINVAL;
+	if (!zc__on_owner(pool))
+		return -EPERM;
 	switch (pool->mode) {
 	case ZC_FREE_LOCAL:
 		return alloc_local(pool, out);

@@ -180,33 +180,61 @@ err_free:
 	return ret;
 }
 
-void zc_rpc_client_destroy(struct zc_rpc_client *cli)
+static void ticker_stop(struct zc_rpc_client *cli)
 {
-	atomic_store(&cli->closing, true);
-	/* A call that passed the closing check is counted in inflight and
-	 * still reaches the reactor, where it completes UNAVAILABLE. */
-	(void)zc_reactor_call(cli->r, shutdown_fn, cli);
-	while (zc__ctr_get(&cli->inflight) || zc__ctr_get(&cli->conns_live)) {
-		usleep(1000);
-		/* Calls that were on their way fail on arrival; closing
-		 * again is harmless. */
-		(void)zc_reactor_call(cli->r, shutdown_fn, cli);
-	}
+	if (atomic_load(&cli->stop))
+		return;
 	pthread_mutex_lock(&cli->tick_lock);
 	atomic_store(&cli->stop, true);
 	pthread_cond_signal(&cli->tick_cond);
 	pthread_mutex_unlock(&cli->tick_lock);
 	pthread_join(cli->ticker, NULL);
-	do {
-		(void)zc_reactor_call(cli->r, noop_fn, NULL);
-	} while (atomic_load(&cli->tick_queued) ||
-		 atomic_load(&cli->inbox.queued) ||
-		 atomic_load(&cli->inbox.head));
+}
+
+/*
+ * One step of destroy, on any thread: 0 once nothing needs the reactor
+ * any more (ticker joined), -EBUSY otherwise.  Closing again is harmless:
+ * calls that were on their way fail on arrival.
+ */
+static int destroy_step(struct zc_rpc_client *cli)
+{
+	atomic_store(&cli->closing, true);
+	/* A call that passed the closing check is counted in inflight and
+	 * still reaches the reactor, where it completes UNAVAILABLE. */
+	(void)zc_reactor_call(cli->r, shutdown_fn, cli);
+	if (zc__ctr_get(&cli->inflight) || zc__ctr_get(&cli->conns_live))
+		return -EBUSY;
+	ticker_stop(cli);
+	if (atomic_load(&cli->tick_queued) ||
+	    atomic_load(&cli->inbox.queued) || atomic_load(&cli->inbox.head))
+		return -EBUSY;
+	return 0;
+}
+
+int zc_rpc_client_destroy(struct zc_rpc_client *cli)
+{
+	if (zc_reactor_current() == cli->r) {
+		/* An embedder's loop thread: never wait for ourselves. */
+		int ret = destroy_step(cli);
+
+		if (ret)
+			return ret;
+	} else {
+		for (;;) {
+			while (destroy_step(cli))
+				usleep(1000);
+			/* The last batch may still be running its work. */
+			(void)zc_reactor_call(cli->r, noop_fn, NULL);
+			if (!destroy_step(cli))
+				break;
+		}
+	}
 	pthread_mutex_destroy(&cli->tick_lock);
 	pthread_cond_destroy(&cli->tick_cond);
 	free(cli->heap);
 	free(cli->slots);
 	free(cli);
+	return 0;
 }
 
 int zc_rpc_call(struct zc_rpc_client *cli, uint32_t method,

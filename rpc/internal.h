@@ -122,6 +122,11 @@ struct zc__txmsg {
 	/* Its payload is reported through released() (the owner charged
 	 * it to a budget). */
 	bool counted;
+	/* Called once when the message leaves the queue for good (fully
+	 * framed or dropped), with @owner set by whoever queued it: the
+	 * server keeps the call of an answer being sent until then. */
+	void (*on_free)(struct zc__txmsg *m);
+	void *owner;
 };
 
 struct zc__tx {
@@ -140,6 +145,10 @@ struct zc__tx {
 	bool dead;		/* connection closing: drop, don't send */
 	/* Called on the reactor with counted payload bytes given back. */
 	void (*released)(struct zc__tx *tx, size_t payload);
+	/* Optional, set by the owner after init: called last in a flush
+	 * that leaves the queue idle (every byte with the stack), e.g. to
+	 * close once a drain has sent everything. */
+	void (*on_idle)(struct zc__tx *tx);
 };
 
 void zc__tx_init(struct zc__tx *tx, struct zc_conn *conn,
@@ -154,6 +163,15 @@ void zc__tx_queue(struct zc__tx *tx, struct zc__txmsg *m);
 /* Unlink @m if no byte of it was framed yet: true, and the caller owns
  * @m again.  False when framing started (it will finish). */
 bool zc__tx_unqueue(struct zc__tx *tx, struct zc__txmsg *m);
+/* Unlink @m wherever it is, even when framing started: its remaining
+ * fragments are never sent (a CANCEL, a drain that runs out of time).
+ * The caller owns @m again.  False when @m is not queued. */
+bool zc__tx_remove(struct zc__tx *tx, struct zc__txmsg *m);
+/* Nothing queued, nothing refused: every byte is with the stack. */
+static inline bool zc__tx_idle(const struct zc__tx *tx)
+{
+	return !tx->head && !zc_chain_len(&tx->refused);
+}
 /* Frame and hand to the stack what the window allows. */
 void zc__tx_flush(struct zc__tx *tx);
 /* Connection closing: free every queued message (backrefs cleared),

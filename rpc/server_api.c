@@ -96,6 +96,8 @@ static void *worker_main(void *arg)
 		s->whead = call->node.next;
 		if (!s->whead)
 			s->wtail = NULL;
+		if (call->deadline)
+			atomic_fetch_sub(&s->wq_timed, 1);
 		pthread_mutex_unlock(&s->wlock);
 
 		/* Deadline first: a call that expired in the queue is
@@ -128,8 +130,49 @@ void zc__worker_push(struct zc_rpc_server *s, struct zc_rpc_call *call)
 	else
 		s->whead = &call->node;
 	s->wtail = &call->node;
+	if (call->deadline)
+		atomic_fetch_add(&s->wq_timed, 1);
 	pthread_cond_signal(&s->wcond);
 	pthread_mutex_unlock(&s->wlock);
+}
+
+void zc__worker_expire(struct zc_rpc_server *s, uint64_t now)
+{
+	struct zc__inode *n, *prev = NULL, *expired = NULL;
+
+	if (!atomic_load(&s->wq_timed))
+		return;
+	pthread_mutex_lock(&s->wlock);
+	for (n = s->whead; n;) {
+		struct zc_rpc_call *call = (struct zc_rpc_call *)n;
+		struct zc__inode *next = n->next;
+
+		if (call->deadline && now >= call->deadline) {
+			if (prev)
+				prev->next = next;
+			else
+				s->whead = next;
+			if (s->wtail == n)
+				s->wtail = prev;
+			atomic_fetch_sub(&s->wq_timed, 1);
+			n->next = expired;
+			expired = n;
+		} else {
+			prev = n;
+		}
+		n = next;
+	}
+	pthread_mutex_unlock(&s->wlock);
+	/* Answered here rather than when a worker gets to them: the client
+	 * learns at its deadline even while every worker is busy. */
+	while (expired) {
+		struct zc_rpc_call *call = (struct zc_rpc_call *)expired;
+
+		expired = expired->next;
+		zc__ctr_add(&s->expired_queued, 1);
+		zc_rpc_reply_error(call, ZC_RPC_DEADLINE_EXCEEDED,
+				   "expired in queue");
+	}
 }
 
 struct wstart {
@@ -200,6 +243,8 @@ static void server_free(struct zc_rpc_server *s)
 	free(s->rcs);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);
+	pthread_mutex_destroy(&s->tlock);
+	pthread_cond_destroy(&s->tcond);
 	free(s);
 }
 
@@ -207,9 +252,9 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 			 struct zc_rpc_server **out)
 {
 	struct zc_rpc_server *s;
-	int ret;
-
 	struct zc_rpc_server_config c;
+	pthread_condattr_t ca;
+	int ret;
 
 	if (!cfg || !cfg->reactors || !cfg->nreactors)
 		return -EINVAL;
@@ -223,6 +268,10 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 				2 * (size_t)c.max_message : 256u << 20);
 	DEF(tx_budget, 8u << 20);
 	DEF(tx_window, 1u << 20);
+	DEF(hello_timeout_ms, 10000);
+	DEF(idle_timeout_ms, 300000);
+	DEF(stall_timeout_ms, 30000);
+	DEF(linger_ms, 2000);
 #undef DEF
 	if (c.max_frame < ZC_FRAME_MIN || c.max_frame > ZC_FRAME_MAX ||
 	    c.max_message > c.max_inflight_bytes)
@@ -233,6 +282,12 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	s->cfg = c;
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_cond_init(&s->wcond, NULL);
+	pthread_mutex_init(&s->tlock, NULL);
+	/* The ticker sleeps on CLOCK_MONOTONIC, like every timer here. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->tcond, &ca);
+	pthread_condattr_destroy(&ca);
 	s->rcs = calloc(cfg->nreactors, sizeof(*s->rcs));
 	if (!s->rcs) {
 		ret = -ENOMEM;
@@ -244,12 +299,17 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 		zc__inbox_init(&s->rcs[i].inbox, cfg->reactors[i],
 			       zc__server_inbox);
 		s->rcs[i].resume_work.fn = zc__server_resume;
+		s->rcs[i].tick_work.fn = zc__server_tick;
+		s->rcs[i].drain_work.fn = zc__server_drain_begin;
 	}
 	ret = add_method(s, ZC_RPC_METHOD_ECHO, "echo", ZC_RPC_INLINE, 0,
 			 echo_handler, NULL);
 	if (ret)
 		goto err_free;
 	ret = start_workers(s);
+	if (ret)
+		goto err_workers;
+	ret = zc__ticker_start(s);
 	if (ret)
 		goto err_workers;
 	*out = s;
@@ -398,21 +458,9 @@ int zc_rpc_server_address(const struct zc_rpc_server *s, char *buf,
 			      s->bound.len, buf, size);
 }
 
-static int goaway_fn(void *arg)
+static int abort_fn(void *arg)
 {
-	zc__server_goaway_all(arg);
-	return 0;
-}
-
-static int close_graceful_fn(void *arg)
-{
-	zc__server_close_all(arg, false);
-	return 0;
-}
-
-static int close_abort_fn(void *arg)
-{
-	zc__server_close_all(arg, true);
+	zc__server_abort_all(arg);
 	return 0;
 }
 
@@ -421,48 +469,147 @@ static int noop_fn(void *arg)
 	return 0;
 }
 
-int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms)
+/* Is the calling thread one of @s's reactors? */
+static bool on_own_reactor(const struct zc_rpc_server *s)
 {
-	uint64_t end = zc__now_ns() + (uint64_t)timeout_ms * 1000000;
-	bool late = false;
+	struct zc_reactor *cur = zc_reactor_current();
 
-	atomic_store(&s->drained, true);
-	for (unsigned i = 0; i < s->cfg.nreactors; i++)
-		(void)zc_reactor_call(s->rcs[i].r, goaway_fn, &s->rcs[i]);
-	while (zc__ctr_get(&s->inflight)) {
-		if (zc__now_ns() >= end) {
-			late = true;
-			break;
-		}
-		usleep(1000);
-	}
-	for (unsigned i = 0; i < s->cfg.nreactors; i++)
-		(void)zc_reactor_call(s->rcs[i].r, close_graceful_fn,
-				      &s->rcs[i]);
-	return late ? -ETIMEDOUT : 0;
+	for (unsigned i = 0; cur && i < s->cfg.nreactors; i++)
+		if (s->rcs[i].r == cur)
+			return true;
+	return false;
 }
 
-void zc_rpc_server_destroy(struct zc_rpc_server *s)
+int zc_rpc_server_drain_start(struct zc_rpc_server *s, unsigned timeout_ms,
+			      zc_rpc_drain_fn done, void *arg)
 {
+	if (atomic_exchange(&s->drain_started, true))
+		return -EALREADY;
+	s->drain_done = done;
+	s->drain_arg = arg;
+	s->drain_timeout_ms = timeout_ms;
+	atomic_store(&s->drain_left, s->cfg.nreactors);
 	atomic_store(&s->drained, true);
-	for (unsigned i = 0; i < s->cfg.nreactors; i++)
-		(void)zc_reactor_call(s->rcs[i].r, close_abort_fn, &s->rcs[i]);
-	/* Handlers answer even cancelled calls; connections finish closing
-	 * on their reactors.  Both are bounded by the handlers' own work. */
-	while (zc__ctr_get(&s->inflight) || zc__ctr_get(&s->sconns_live))
-		usleep(1000);
+	/* Queued even on our own reactor: the drain runs from its loop. */
+	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+		atomic_store(&s->rcs[i].drain_queued, true);
+		zc_reactor_queue(s->rcs[i].r, &s->rcs[i].drain_work);
+	}
+	return 0;
+}
+
+struct drain_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int result;
+};
+
+static void drain_wake(void *arg, int result)
+{
+	struct drain_wait *dw = arg;
+
+	pthread_mutex_lock(&dw->lock);
+	dw->result = result;
+	dw->done = true;
+	pthread_cond_signal(&dw->cond);
+	pthread_mutex_unlock(&dw->lock);
+}
+
+int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms)
+{
+	struct drain_wait dw = { .done = false };
+	int ret;
+
+	if (on_own_reactor(s))
+		return -EDEADLK;
+	pthread_mutex_init(&dw.lock, NULL);
+	pthread_cond_init(&dw.cond, NULL);
+	ret = zc_rpc_server_drain_start(s, timeout_ms, drain_wake, &dw);
+	if (!ret) {
+		/* Bounded by the drain itself: timeout_ms, then linger_ms,
+		 * then the resets' on_close. */
+		pthread_mutex_lock(&dw.lock);
+		while (!dw.done)
+			pthread_cond_wait(&dw.cond, &dw.lock);
+		pthread_mutex_unlock(&dw.lock);
+		ret = dw.result;
+	}
+	pthread_mutex_destroy(&dw.lock);
+	pthread_cond_destroy(&dw.cond);
+	return ret;
+}
+
+/* Anything that still needs a reactor of @s to run? */
+static bool destroy_busy(struct zc_rpc_server *s)
+{
+	if (zc__ctr_get(&s->inflight) || zc__ctr_get(&s->sconns_live) ||
+	    (atomic_load(&s->drain_started) && atomic_load(&s->drain_left)))
+		return true;
 	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
 		struct zc__srctx *rc = &s->rcs[i];
 
-		/* The last inbox batch may still be running. */
-		do {
-			(void)zc_reactor_call(rc->r, noop_fn, NULL);
-		} while (atomic_load(&rc->inbox.queued) ||
-			 atomic_load(&rc->inbox.head) ||
-			 atomic_load(&rc->resume_queued));
+		if (atomic_load(&rc->inbox.queued) ||
+		    atomic_load(&rc->inbox.head) ||
+		    atomic_load(&rc->resume_queued) ||
+		    atomic_load(&rc->tick_queued) ||
+		    atomic_load(&rc->drain_queued))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * One step of destroy: 0 when nothing needs the reactors any more (the
+ * ticker is joined), -EBUSY otherwise.  The first step aborts every
+ * connection.
+ */
+static int destroy_step(struct zc_rpc_server *s)
+{
+	if (!s->destroying) {
+		s->destroying = true;
+		atomic_store(&s->drained, true);
+		for (unsigned i = 0; i < s->cfg.nreactors; i++)
+			(void)zc_reactor_call(s->rcs[i].r, abort_fn, &s->rcs[i]);
+	}
+	if (destroy_busy(s))
+		return -EBUSY;
+	/* Idle: the ticker may still queue one tick before it stops. */
+	zc__ticker_stop(s);
+	return destroy_busy(s) ? -EBUSY : 0;
+}
+
+int zc_rpc_server_destroy(struct zc_rpc_server *s)
+{
+	bool loop = on_own_reactor(s);
+	int ret;
+
+	if (loop && s->cfg.nreactors > 1)
+		return -EDEADLK;
+	if (loop) {
+		/* Nothing of ours runs concurrently on our only reactor. */
+		ret = destroy_step(s);
+		if (ret)
+			return ret;
+	} else {
+		/* Handlers answer even cancelled calls; connections finish
+		 * closing on their reactors.  Both are bounded by the
+		 * handlers' own work. */
+		for (;;) {
+			while (destroy_step(s))
+				usleep(1000);
+			/* A batch that just cleared its flag may still be
+			 * running: let every reactor finish it. */
+			for (unsigned i = 0; i < s->cfg.nreactors; i++)
+				(void)zc_reactor_call(s->rcs[i].r, noop_fn,
+						      NULL);
+			if (!destroy_busy(s))
+				break;
+		}
 	}
 	stop_workers(s);
 	server_free(s);
+	return 0;
 }
 
 /* ---- answers ----------------------------------------------------------- */
@@ -539,6 +686,10 @@ void zc_rpc_server_stats(const struct zc_rpc_server *s,
 	out->rx_budget_stops = zc__ctr_get(&s->rx_budget_stops);
 	out->inflight = zc__ctr_get(&s->inflight);
 	out->inflight_bytes = zc__ctr_get(&s->inflight_bytes);
+	out->conns_timed_out = zc__ctr_get(&s->conns_timed_out);
+	out->expired_reasm = zc__ctr_get(&s->expired_reasm);
+	out->lingered = zc__ctr_get(&s->lingered);
+	out->drain_cut = zc__ctr_get(&s->drain_cut);
 }
 
 int zc_rpc_server_method_stats(const struct zc_rpc_server *s,

@@ -56,6 +56,8 @@ void zc__txmsg_free(struct zc__txmsg *m)
 		return;
 	if (m->backref)
 		*m->backref = NULL;
+	if (m->on_free)
+		m->on_free(m);
 	zc_chain_release(&m->body);
 	free(m);
 }
@@ -100,10 +102,13 @@ int zc__tx_control(struct zc__tx *tx, const struct zc_frame *hdr,
 
 bool zc__tx_unqueue(struct zc__tx *tx, struct zc__txmsg *m)
 {
+	return !m->framed && zc__tx_remove(tx, m);
+}
+
+bool zc__tx_remove(struct zc__tx *tx, struct zc__txmsg *m)
+{
 	struct zc__txmsg **pp, *prev = NULL;
 
-	if (m->framed)
-		return false;
 	for (pp = &tx->head; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp != m)
 			continue;
@@ -288,6 +293,8 @@ void zc__tx_flush(struct zc__tx *tx)
 		zc_buf_put(tx->stage);
 		tx->stage = NULL;
 	}
+	if (tx->on_idle && !tx->dead && zc__tx_idle(tx))
+		tx->on_idle(tx);
 }
 
 size_t zc__tx_drop(struct zc__tx *tx)

@@ -231,9 +231,9 @@ static void resume_work(struct zc_work *w)
 {
 	struct zc_conn *c = zc__container_of(w, struct zc_conn, resume_work);
 
+	assert(c->state != ZC__DONE); /* finish() waits for us */
 	atomic_store(&c->resume_queued, false);
-	if (c->state != ZC__DONE)
-		zc__conn_dirty(c);
+	zc__conn_dirty(c);
 	zc_conn_put(c);
 }
 
@@ -422,6 +422,15 @@ static void service_dead(struct zc_conn *c)
 	/* Zero-copy pages may still be in the kernel: finish only when
 	 * every notification is in and every done() has run. */
 	if (c->zc_pending || c->sq_head || c->sq_bytes)
+		return;
+	/*
+	 * Close the door to resume work before on_close: once resume_queued
+	 * is ours, no zc_conn_recv_done() queues to this reactor again, so
+	 * a reference holder may call it after on_close, after the reactor
+	 * is gone.  If a resume is on its way (its poster already owns the
+	 * flag), wait for it: running, it clears the flag and dirties us.
+	 */
+	if (atomic_exchange(&c->resume_queued, true))
 		return;
 	finish(c);
 }

@@ -103,6 +103,30 @@ struct zc__dlist {
 	struct zc__dlist *prev, *next;
 };
 
+/*
+ * Where a reactor's thread waits, published in zc_reactor.sleeping before
+ * it re-checks for work (the Dekker pair with reactor_wake()).  Each state
+ * names the one thing a waker writes.
+ */
+enum zc__sleep {
+	ZC__AWAKE = 0,     /* running a batch: wakers write nothing */
+	ZC__SLEEP_RING,    /* in io_uring_enter: write efd (its read is armed) */
+	ZC__SLEEP_EMBED,   /* back in the embedder's loop: write embed_efd */
+	ZC__SLEEP_PARKED,  /* ring gone after -EBUSY: in read(efd) */
+};
+
+/*
+ * Test seam: the reactor calls zc__test_point() where a race window of its
+ * sleep protocol opens.  The library's definition is an empty weak
+ * function; a test linking the stack's objects defines its own to run code
+ * inside the window (tests/stack/test_wake.c).
+ */
+enum zc__test_point {
+	ZC__TP_EMBED_PRE_SLEEP, /* run_once: batch done, not yet announced */
+	ZC__TP_PRE_PARK,        /* destroy answered -EBUSY, not yet parked */
+};
+void zc__test_point(struct zc_reactor *r, enum zc__test_point p);
+
 struct zc_reactor {
 	struct io_uring ring;
 	unsigned features;
@@ -128,13 +152,13 @@ struct zc_reactor {
 	struct zc__dlist listeners;
 	unsigned nconns;
 
-	/* Cross-thread work and wake-ups. */
+	/* Cross-thread work and wake-ups: see "Wake-ups" in
+	 * docs/ARCHITECTURE.md for the protocol, sleeper by sleeper. */
 	_Atomic(struct zc_work *) posted;
-	atomic_int sleeping;
-	/* Spawn mode, after a destroy answered -EBUSY: the thread waits on
-	 * the condvar instead of the (closed) ring; wakes signal it. */
-	atomic_int parked;
-	atomic_int wake_pending;
+	atomic_int sleeping;      /* enum zc__sleep: where the thread waits */
+	/* An eventfd write not yet consumed: one covers later wakers. */
+	atomic_int wake_pending;  /* efd: cleared by whoever consumes it */
+	atomic_int embed_pending; /* embed_efd: cleared by run_once */
 	atomic_int stop;
 	int efd;
 	int embed_efd;        /* zc_reactor_fd(), registered with the ring */

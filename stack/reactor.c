@@ -20,8 +20,10 @@
 #define ZC__POOL_MIN (64ull << 20)
 #define ZC__SNDQ_DEFAULT (4u << 20)
 #define ZC__BATCH 64u
-/* Longest sleep while a connection waits for receive buffers: buffers
- * released off-thread below the pool's defer cap do not kick us. */
+/* Longest sleep while connections stay dirty (e.g. starved of receive
+ * buffers): returns normally wake us (a remote release onto an empty defer
+ * list kicks, an owner release ends a batch), this bounds the retry
+ * whatever brings the buffers back. */
 #define ZC__STARVED_WAIT_US 1000
 
 static __thread struct zc_reactor *zc__tls_reactor;
@@ -34,6 +36,14 @@ void *zc__zalloc(size_t size)
 	if (p)
 		memset(p, 0, sz);
 	return p;
+}
+
+/* The test seam (internal.h): nothing happens here outside tests. */
+__attribute__((weak)) void zc__test_point(struct zc_reactor *r,
+					  enum zc__test_point p)
+{
+	(void)r;
+	(void)p;
 }
 
 bool zc__on_reactor(const struct zc_reactor *r)
@@ -122,12 +132,15 @@ static int apply_defaults(struct zc_reactor_config *c)
 static int ring_setup(struct zc_reactor *r)
 {
 	/* Tried in order: each step drops what an older kernel rejects. */
+	/* TASKRUN_FLAG: the kernel flags completions it has not run yet
+	 * (IORING_SQ_TASKRUN), which an embedder's fd must not sleep on. */
 	static const unsigned tries[] = {
 		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-			IORING_SETUP_DEFER_TASKRUN,
+			IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
 		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-			IORING_SETUP_COOP_TASKRUN,
-		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+			IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+			IORING_SETUP_TASKRUN_FLAG,
 		0,
 	};
 	struct io_uring_params p;
@@ -334,33 +347,55 @@ int zc_reactor_create(const struct zc_reactor_config *cfg,
  */
 
 /*
- * Pairs with the reactor's "sleeping = 1; re-check queues" before it
- * waits: either it sees our work, or we see it sleeping and wake it.
- * wake_pending means "an eventfd write is not yet consumed by the armed
- * read": that read's completion will run the loop (and our work) anyway,
- * so one write per wake-up suffices.  Only the read's handler clears it.
+ * The waker's half of the Dekker pair (see "Wake-ups" in ARCHITECTURE.md):
+ * our work (a posted item, a deferred buffer, stop) is published before
+ * the full fence, then we read where the thread waits.  The thread's half,
+ * sleep_announce(), stores that place, fences, and re-checks the work.
+ * Either it sees our work, or we see it waiting and write the one fd it
+ * waits on.  A pending flag per fd means "a write not yet consumed": it
+ * covers later wakers, and only the fd's consumer clears it.
  */
-static void reactor_wake(struct zc_reactor *r)
+static void wake_fd(struct zc_reactor *r, int fd, atomic_int *pending)
 {
 	uint64_t one = 1;
 
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load(&r->parked)) {
-		/* Under the lock, so it cannot fall between the parked
-		 * thread's check for work and its wait. */
-		pthread_mutex_lock(&r->lock);
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
-		return;
-	}
-	if (!atomic_load(&r->sleeping))
-		return;
-	if (atomic_exchange(&r->wake_pending, 1))
+	if (atomic_exchange(pending, 1))
 		return;
 	__atomic_fetch_add(&r->st.wakes_sent, 1, __ATOMIC_RELAXED);
-	/* Cannot block: the counter would need 2^64 - 2 unread wakes. */
-	if (write(r->efd, &one, sizeof(one)) < 0)
+	/* Cannot block or fail: pending bounds the unread writes. */
+	if (write(fd, &one, sizeof(one)) < 0)
 		assert(0);
+}
+
+static void reactor_wake(struct zc_reactor *r)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	/* Seq_cst (acquire) load: embed_efd was set before SLEEP_EMBED was
+	 * first stored. */
+	switch (atomic_load(&r->sleeping)) {
+	case ZC__AWAKE:
+		return;
+	case ZC__SLEEP_EMBED:
+		wake_fd(r, r->embed_efd, &r->embed_pending);
+		return;
+	default: /* ZC__SLEEP_RING (armed read) or ZC__SLEEP_PARKED (read(2)) */
+		wake_fd(r, r->efd, &r->wake_pending);
+		return;
+	}
+}
+
+/*
+ * The thread's half: publish where it is about to wait, fence, then look
+ * for anything a waker published before it could see that.  True when
+ * there is work: the caller must not wait.
+ */
+static bool sleep_announce(struct zc_reactor *r, enum zc__sleep where)
+{
+	atomic_store(&r->sleeping, where);
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(&r->posted, memory_order_relaxed) ||
+	       atomic_load_explicit(&r->stop, memory_order_relaxed) ||
+	       zc_pool_pending(r->pool);
 }
 
 static void pool_kick(void *arg)
@@ -610,11 +645,8 @@ static int wait_events(struct zc_reactor *r, long timeout_us)
 	if (r->cfg.busy_poll_us && busy_poll(r))
 		return 0;
 
-	atomic_store(&r->sleeping, 1);
-	/* Re-check after announcing the sleep: see reactor_wake(). */
-	if (atomic_load(&r->posted) || atomic_load(&r->stop) ||
-	    zc_pool_drain(r->pool)) {
-		atomic_store(&r->sleeping, 0);
+	if (sleep_announce(r, ZC__SLEEP_RING)) {
+		atomic_store(&r->sleeping, ZC__AWAKE);
 		return get_events(r);
 	}
 	ZC__STAT_INC(r, sleeps);
@@ -626,7 +658,7 @@ static int wait_events(struct zc_reactor *r, long timeout_us)
 		ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts,
 						       NULL);
 	}
-	atomic_store(&r->sleeping, 0);
+	atomic_store(&r->sleeping, ZC__AWAKE);
 	if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
 		ret = 0;
 	return ret < 0 ? ret : 0;
@@ -655,27 +687,39 @@ static int reactor_batch(struct zc_reactor *r, long timeout_us)
 	return (int)n;
 }
 
+/* Completions the embedder's fd may not have been signalled for: posted
+ * but not reaped, overflowed, or left for the kernel to run (TASKRUN). */
+static bool ring_has_events(struct zc_reactor *r)
+{
+	return io_uring_cq_ready(&r->ring) ||
+	       (IO_URING_READ_ONCE(*r->ring.sq.kflags) &
+		(IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN));
+}
+
 int zc_reactor_run_once(struct zc_reactor *r, long timeout_us)
 {
 	int ret;
 
-	atomic_store(&r->sleeping, 0);
+	atomic_store(&r->sleeping, ZC__AWAKE);
 	if (r->embed_efd >= 0) {
 		uint64_t v;
 
-		/* Consumed before reaping: a completion posted later signals
-		 * it again. */
+		/* Consumed before the batch: whatever comes later writes it
+		 * again (a waker, or the ring for a new completion). */
+		atomic_store(&r->embed_pending, 0);
 		if (read(r->embed_efd, &v, sizeof(v)) < 0)
 			assert(errno == EAGAIN);
 	}
 	ret = reactor_batch(r, timeout_us);
 	/* An embedder sleeps on zc_reactor_fd() next: nothing may be left
-	 * unsubmitted, and posts from now on must wake the fd (through the
-	 * eventfd read armed on the ring). */
+	 * unsubmitted, and from now on wakers write that fd.  Work that
+	 * came before they could see it makes it readable at once. */
 	io_uring_submit(&r->ring);
-	atomic_store(&r->sleeping, 1);
-	if (atomic_load(&r->posted))
-		reactor_wake(r);
+	if (r->embed_efd >= 0) {
+		zc__test_point(r, ZC__TP_EMBED_PRE_SLEEP);
+		if (sleep_announce(r, ZC__SLEEP_EMBED) || ring_has_events(r))
+			reactor_wake(r);
+	}
 	return ret;
 }
 
@@ -704,7 +748,7 @@ void zc_reactor_stop(struct zc_reactor *r)
 int zc_reactor_fd(const struct zc_reactor *r)
 {
 	struct zc_reactor *rw = (struct zc_reactor *)r;
-	int fd;
+	int fd, ret;
 
 	if (r->embed_efd >= 0)
 		return r->embed_efd;
@@ -717,9 +761,10 @@ int zc_reactor_fd(const struct zc_reactor *r)
 	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (io_uring_register_eventfd(&rw->ring, fd)) {
+	ret = io_uring_register_eventfd(&rw->ring, fd);
+	if (ret) {
 		close(fd);
-		return r->ring.ring_fd;
+		return ret;
 	}
 	rw->embed_efd = fd;
 	return fd;
@@ -793,30 +838,44 @@ static void reactor_final_free(struct zc_reactor *r)
 	reactor_free(r);
 }
 
+static bool destroy_requested(struct zc_reactor *r)
+{
+	bool req;
+
+	pthread_mutex_lock(&r->lock);
+	req = r->destroy_req;
+	pthread_mutex_unlock(&r->lock);
+	return req;
+}
+
 /*
- * Spawn mode, lock held, after a teardown left the pool busy.  Seq_cst
- * parked store, then the check for work, pairs with reactor_wake()'s
- * fence then parked load: a poster either sees parked and signals under
- * the lock, or its work is seen here.
+ * Spawn mode, after a teardown left the pool busy: the ring is gone, so
+ * the thread waits in read(efd) itself, until the next destroy request.
+ * Posted work still runs and deferred buffers still come home, woken like
+ * any sleep (reactor_wake() writes efd): a kick never takes a lock.
  */
 static void reactor_park(struct zc_reactor *r)
 {
-	atomic_store(&r->parked, 1);
-	while (!r->destroy_req) {
-		if (atomic_load(&r->posted)) {
-			pthread_mutex_unlock(&r->lock);
-			run_posted(r);
-			zc_pool_drain(r->pool);
-			pthread_mutex_lock(&r->lock);
-			continue;
-		}
-		pthread_cond_wait(&r->cond, &r->lock);
-		/* A pool kick: its deferred buffers come home now. */
-		pthread_mutex_unlock(&r->lock);
+	uint64_t v;
+
+	zc__test_point(r, ZC__TP_PRE_PARK);
+	/* The ring's armed read died unconsumed with the ring: its pending
+	 * write must not gate the next waker.  A stale count in efd only
+	 * makes the first read below return at once. */
+	atomic_store(&r->wake_pending, 0);
+	for (;;) {
+		if (!sleep_announce(r, ZC__SLEEP_PARKED) &&
+		    !destroy_requested(r) &&
+		    read(r->efd, &v, sizeof(v)) < 0)
+			assert(errno == EINTR);
+		atomic_store(&r->sleeping, ZC__AWAKE);
+		atomic_store(&r->wake_pending, 0);
+		if (destroy_requested(r))
+			return;
+		/* Buffers first: posted work may be waiting for them. */
 		zc_pool_drain(r->pool);
-		pthread_mutex_lock(&r->lock);
+		run_posted(r);
 	}
-	atomic_store(&r->parked, 0);
 }
 
 static void *reactor_thread(void *arg)
@@ -848,11 +907,11 @@ static void *reactor_thread(void *arg)
 				pthread_mutex_unlock(&r->lock);
 				return NULL;
 			}
+			pthread_mutex_unlock(&r->lock);
 			/* -EBUSY: the ring is gone, but posted work must still
 			 * run and buffers released elsewhere come home, until
 			 * the next zc_reactor_destroy(). */
 			reactor_park(r);
-			pthread_mutex_unlock(&r->lock);
 			continue;
 		}
 		ret = reactor_batch(r, -1);
@@ -909,13 +968,15 @@ int zc_reactor_destroy(struct zc_reactor *r)
 		reactor_final_free(r);
 		return 0;
 	}
+	/* Stop before the request: teardown clears stop after it sees the
+	 * request, so a parked thread never finds it left set (it would not
+	 * sleep).  Then wake the thread wherever it waits. */
+	atomic_store(&r->stop, 1);
 	pthread_mutex_lock(&r->lock);
 	r->destroy_req = true;
 	r->spawn_state = 1;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	/* The loop may be asleep in the kernel. */
-	atomic_store(&r->stop, 1);
 	reactor_wake(r);
 	pthread_mutex_lock(&r->lock);
 	while (r->spawn_state != 2)

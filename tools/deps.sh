@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages a target needs are installed.
-#   tools/deps.sh build   - compiler, cmake, liburing, Criterion, tcmalloc
+#   tools/deps.sh build   - compiler, cmake, liburing, Criterion, tcmalloc,
+#                           iproute2 and nftables
 #   tools/deps.sh ci      - build + clang (fuzzer, sanitizer runtimes), g++
 #                           (the C++ header check), dpkg-dev (cpack's .deb)
 #   tools/deps.sh peers   - build + iperf3, sockperf, gnuplot, libzmq, gRPC
@@ -8,8 +9,9 @@
 # apt-get line is printed and the script fails.
 set -euo pipefail
 
+# iproute2 and nftables: the test hosts of tests/hosts (bed.sh).
 build=(build-essential cmake pkg-config liburing-dev libcriterion-dev
-       libgoogle-perftools-dev)
+       libgoogle-perftools-dev iproute2 nftables)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   ci)    want=("${build[@]}" clang libclang-rt-14-dev python3 g++ dpkg-dev) ;;

@@ -87,7 +87,9 @@ def parse(path):
                 errors.append("%s: %s has no comment" % (path, name))
             i += 1
             continue
-        if ln.strip() == "" or ln.startswith("#") or ln.startswith("}"):
+        if ln.startswith("#define") and decls is None:
+            pass	# a macro the comment also describes (ZC_CHAIN_INIT)
+        elif ln.strip() == "" or ln.startswith("#") or ln.startswith("}"):
             comment, decls = None, None
         elif decls is None and comment is not None and not ln.startswith(" "):
             comment = None	# the comment was about something else

@@ -120,6 +120,10 @@ static int serve_test(struct zp_server *s, struct zp_ctl *ctl,
 		zp_engine_destroy(e);
 		return 0;
 	}
+	/* The data port: another client may reach this test's RPC server
+	 * there while it runs (README, "zcperf"). */
+	if (s->verbose)
+		fprintf(stderr, "zcperf: server: data port %d\n", port);
 	snprintf(line, sizeof(line), "READY port=%d", port);
 	ret = zp_ctl_send(ctl, line);
 	if (!ret)

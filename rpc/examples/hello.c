@@ -156,13 +156,16 @@ call:
 		goto out_server;
 	}
 	bad = call_once(cli, r, "hello, world");
-	zc_rpc_client_destroy(cli);
+	/* 0 from any thread but the client's reactor (there: -EBUSY until
+	 * the loop has run). */
+	if (zc_rpc_client_destroy(cli))
+		bad = 1;
 out_server:
 	if (srv) {
 		/* goaway, let calls in flight finish (1 s at most), close */
-		if (zc_rpc_server_drain(srv, 1000))
+		if (zc_rpc_server_drain(srv, 1000) ||
+		    zc_rpc_server_destroy(srv))
 			bad = 1;
-		zc_rpc_server_destroy(srv);
 	}
 out_reactor:
 	/* -EBUSY while views of its buffers are held elsewhere: none are. */

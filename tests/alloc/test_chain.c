@@ -356,6 +356,49 @@ Test(chain, pullup_keeps_shared_sources_alive)
 	cr_assert_eq(stats_of(pool).ext_released, 2);
 }
 
+/* A zeroed chain and ZC_CHAIN_INIT are empty chains that grow like any. */
+Test(chain, zeroed_and_static_chains_work)
+{
+	struct zc_chain zeroed, init = ZC_CHAIN_INIT;
+	struct zc_chain *cs[2] = { &zeroed, &init };
+
+	memset(&zeroed, 0, sizeof(zeroed));
+	for (int k = 0; k < 2; k++) {
+		cr_assert_eq(zc_chain_len(cs[k]), 0);
+		cr_assert_eq(zc_chain_append_clone(cs[k], &master), 0);
+		check_chain(cs[k], 0, total);
+		/* Past the inline slots: the heap array grows from a cap the
+		 * zeroed struct never set. */
+		cr_assert_eq(zc_chain_append_clone(cs[k], &master), 0);
+		cr_assert_eq(zc_chain_nviews(cs[k]), 2 * NLAYOUT);
+		cr_assert_eq(zc_chain_len(cs[k]), 2 * total);
+		zc_chain_release(cs[k]);
+	}
+	cr_assert_eq(refs_total(), NBUFS + NLAYOUT);
+}
+
+/* pullup must copy here, and only the pool's owner may allocate. */
+struct pullup_off_owner {
+	struct zc_chain *c;
+	int rc;
+};
+
+static void pullup_elsewhere(void *arg)
+{
+	struct pullup_off_owner *p = arg;
+
+	p->rc = zc_chain_pullup(p->c, 100, pool);
+}
+
+Test(chain, pullup_off_owner_is_eperm)
+{
+	struct pullup_off_owner p = { .c = &master };
+
+	on_thread(pullup_elsewhere, &p);
+	cr_assert_eq(p.rc, -EPERM);
+	check_chain(&master, 0, total);
+}
+
 /* zc_chain_copyin(): the bytes are copied (the source may change at
  * once), appended as one view after what the chain held, and the copy is
  * freed through the pool once the view is gone. */

@@ -231,7 +231,9 @@ static void alloc_n(struct zc_pool *pool, struct zc_buf **b, unsigned n)
 		cr_assert_eq(zc_buf_alloc(pool, &b[i]), 0);
 }
 
-Test(defer, one_kick_per_crossing)
+/* A push kicks when it makes the list non-empty (so a sleeping owner
+ * hears of its first deferred buffer) and when it makes it reach the cap. */
+Test(defer, kicks_at_first_push_and_at_cap)
 {
 	struct zc_pool_config cfg = {
 		.buf_size = 4096, .max_bytes = 64 * 4096, .defer_max = 8,
@@ -244,23 +246,25 @@ Test(defer, one_kick_per_crossing)
 	zc_pool_set_kick(pool, count_kick, NULL);
 	alloc_n(pool, b, 32);
 
-	remote_put(b, 7);
-	cr_assert_eq(atomic_load(&kick_calls), 0);
+	remote_put(b, 1);
+	cr_assert_eq(atomic_load(&kick_calls), 1);
+	remote_put(b + 1, 6);
+	cr_assert_eq(atomic_load(&kick_calls), 1);
 	cr_assert_eq(stats_of(pool).deferred, 7);
 	remote_put(b + 7, 1);
-	cr_assert_eq(atomic_load(&kick_calls), 1);
+	cr_assert_eq(atomic_load(&kick_calls), 2);
 	remote_put(b + 8, 5);
-	cr_assert_eq(atomic_load(&kick_calls), 1);
-	cr_assert_eq(stats_of(pool).kicks, 1);
+	cr_assert_eq(atomic_load(&kick_calls), 2);
+	cr_assert_eq(stats_of(pool).kicks, 2);
 	cr_assert_eq(stats_of(pool).deferred, 13);
 	cr_assert_eq(zc_pool_drain(pool), 13);
 	cr_assert_eq(stats_of(pool).deferred, 13);
 	cr_assert_eq(stats_of(pool).drained, 13);
 	remote_put(b + 13, 7);
-	cr_assert_eq(atomic_load(&kick_calls), 1);
+	cr_assert_eq(atomic_load(&kick_calls), 3);
 	remote_put(b + 20, 1);
-	cr_assert_eq(atomic_load(&kick_calls), 2);
-	cr_assert_eq(stats_of(pool).kicks, 2);
+	cr_assert_eq(atomic_load(&kick_calls), 4);
+	cr_assert_eq(stats_of(pool).kicks, 4);
 	/* Owner releases never defer and never kick. */
 	remote_put(b + 21, 0);
 	for (unsigned i = 21; i < 32; i++)
@@ -268,11 +272,12 @@ Test(defer, one_kick_per_crossing)
 	cr_assert_eq(stats_of(pool).released_owner, 11);
 	cr_assert_eq(stats_of(pool).deferred, 21);
 	cr_assert_eq(zc_pool_drain(pool), 8);
-	cr_assert_eq(atomic_load(&kick_calls), 2);
+	cr_assert_eq(atomic_load(&kick_calls), 4);
 	cr_assert_eq(zc_pool_destroy(pool), 0);
 }
 
-/* Concurrent pushers: still exactly one kick per crossing. */
+/* Concurrent pushers: still exactly two kicks per round (the first push
+ * and the crossing), however the pushes interleave. */
 #define NPUSH 50
 
 struct pusher {
@@ -291,7 +296,7 @@ static void *pusher_main(void *p)
 	return NULL;
 }
 
-Test(defer, concurrent_pushers_kick_once)
+Test(defer, concurrent_pushers_kick_twice_per_round)
 {
 	struct zc_pool_config cfg = {
 		.buf_size = 4096, .max_bytes = NWORKERS * NPUSH * 4096,
@@ -315,10 +320,10 @@ Test(defer, concurrent_pushers_kick_once)
 		for (int i = 0; i < NWORKERS; i++)
 			cr_assert_eq(pthread_join(u[i].thread, NULL), 0);
 		pthread_barrier_destroy(&go);
-		cr_assert_eq(atomic_load(&kick_calls), r, "round %u", r);
+		cr_assert_eq(atomic_load(&kick_calls), 2 * r, "round %u", r);
 		cr_assert_eq(zc_pool_drain(pool), NWORKERS * NPUSH);
 	}
-	cr_assert_eq(stats_of(pool).kicks, rounds);
+	cr_assert_eq(stats_of(pool).kicks, 2 * rounds);
 	cr_assert_eq(stats_of(pool).deferred, rounds * NWORKERS * NPUSH);
 	cr_assert_eq(zc_pool_destroy(pool), 0);
 }
@@ -452,4 +457,39 @@ Test(defer, drained_lists_are_adopted_whole)
 	for (unsigned i = 1 + ROUNDS * PER_ROUND; i < NBUF; i++)
 		zc_buf_put(b[i]);
 	cr_assert_eq(zc_pool_destroy(pool), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * More releases pending than the head word's 16-bit depth can count: the
+ * stats still say exactly how many were deferred, before and after the
+ * drain, and the drain takes every one back.
+ */
+#define PAST_SATURATION (0xffffu + 4000u)
+
+Test(defer, deferred_count_exact_past_saturation, .timeout = 60)
+{
+	struct zc_pool_config cfg = {
+		.buf_size = 4096,
+		.max_bytes = (size_t)PAST_SATURATION * 4096,
+		.slab_bytes = 64u << 20,
+	};
+	struct zc_buf **b = calloc(PAST_SATURATION, sizeof(*b));
+	struct zc_pool *pool;
+
+	cr_assert_not_null(b);
+	cr_assert_eq(zc_pool_create(&cfg, &pool), 0);
+	alloc_n(pool, b, PAST_SATURATION);
+	remote_put(b, PAST_SATURATION);
+	cr_assert_eq(stats_of(pool).deferred, PAST_SATURATION);
+	cr_assert_eq(zc_pool_drain(pool), PAST_SATURATION);
+	cr_assert_eq(stats_of(pool).deferred, PAST_SATURATION);
+	cr_assert_eq(stats_of(pool).drained, PAST_SATURATION);
+	/* A second saturated round counts from a clean slate. */
+	alloc_n(pool, b, PAST_SATURATION);
+	remote_put(b, PAST_SATURATION);
+	cr_assert_eq(stats_of(pool).deferred, 2u * PAST_SATURATION);
+	cr_assert_eq(zc_pool_drain(pool), PAST_SATURATION);
+	cr_assert_eq(stats_of(pool).deferred, 2u * PAST_SATURATION);
+	cr_assert_eq(zc_pool_destroy(pool), 0);
+	free(b);
 }

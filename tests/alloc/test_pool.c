@@ -311,3 +311,42 @@ Test(pool, modes_reuse_after_remote_release)
 		cr_assert_eq(zc_pool_destroy(pool), 0);
 	}
 }
+
+/* ------------------------------------------------------------------------
+ * Owner-only calls answer a clear error elsewhere, in every free mode,
+ * and change nothing.
+ */
+struct off_owner {
+	struct zc_pool *pool;
+	struct zc_buf *b;
+	int alloc_rc, destroy_rc;
+	unsigned drained;
+};
+
+static void off_owner_calls(void *arg)
+{
+	struct off_owner *o = arg;
+
+	o->alloc_rc = zc_buf_alloc(o->pool, &o->b);
+	o->drained = zc_pool_drain(o->pool);
+	o->destroy_rc = zc_pool_destroy(o->pool);
+}
+
+Test(pool, owner_only_calls_refuse_other_threads)
+{
+	for (int mode = ZC_FREE_OWNER; mode <= ZC_FREE_LOCKED; mode++) {
+		struct zc_pool_config cfg = { .free_mode = mode };
+		struct off_owner o = { 0 };
+		struct zc_buf *b;
+
+		cr_assert_eq(zc_pool_create(&cfg, &o.pool), 0);
+		cr_assert_eq(zc_buf_alloc(o.pool, &b), 0);
+		on_thread(off_owner_calls, &o);
+		cr_assert_eq(o.alloc_rc, -EPERM, "mode %d", mode);
+		cr_assert_null(o.b);
+		cr_assert_eq(o.drained, 0);
+		cr_assert_eq(o.destroy_rc, -EPERM);
+		zc_buf_put(b);
+		cr_assert_eq(zc_pool_destroy(o.pool), 0);
+	}
+}

@@ -68,21 +68,35 @@
  *     - on any other thread: the buffer is pushed onto the pool's lock-free
  *       multi-producer list.  The owner takes the whole list with one
  *       atomic exchange in zc_pool_drain(), which its event loop calls at
- *       the end of each batch.  When a push makes the list reach the
- *       pool's defer cap, the pushing thread calls the pool's kick callback
- *       once, so a sleeping owner wakes up and drains (the userspace IPI).
+ *       the end of each batch.  The pushing thread calls the pool's kick
+ *       callback when its push makes the list non-empty and when it makes
+ *       the list reach the pool's defer cap, so a sleeping owner wakes up
+ *       and drains (the userspace IPI).  The kick is meant to wake the
+ *       owner only if it sleeps (one fence and one load otherwise): one
+ *       wake-up per idle period, never one per release.
+ *
+ *   The bound: a buffer released off the owner waits at most until the
+ *   owner's next batch ends if the owner is awake, and, if it sleeps, until
+ *   the wake-up that the push making the list non-empty sends.  An owner
+ *   loop must therefore, after announcing that it sleeps, fence and check
+ *   zc_pool_pending() (the stack's reactors do).
  *   Release callbacks of external memory always run on the owner thread,
  *   from zc_pool_drain() or from the zc_buf_put() that drops the last
  *   reference there, so applications need no locks around them.
  *
- * DOC: Required call sequence
+ * DOC: Required call sequence, and which calls are owner-only
  *
  *   owner thread:   zc_pool_create()          (binds the calling thread)
  *                   loop { zc_buf_alloc() ... hand out views ...
  *                          zc_pool_drain() }  (end of every batch)
  *                   zc_pool_destroy()         (-EBUSY while buffers live)
- *   any thread:     zc_view_clone/slice/split, zc_chain_*, zc_view_release,
- *                   zc_buf_put, zc_buf_inflight_put, zc_buf_wrap
+ *   owner only:     zc_buf_alloc(), zc_chain_pullup() when it must copy
+ *                   (both -EPERM elsewhere), zc_pool_destroy() (-EPERM
+ *                   elsewhere), zc_pool_drain() (a no-op returning 0
+ *                   elsewhere), zc_pool_set_kick() (before sharing).
+ *   any thread:     zc_view_*, zc_chain_* but pullup, zc_buf_get/put,
+ *                   zc_buf_inflight_get/put, zc_buf_wrap, zc_pool_stats,
+ *                   zc_pool_pending, zc_pool_is_owner
  *
  * Errors are negative errno values; errno is never set; nothing here aborts
  * on bad input.  assert() guards only this module's own invariants.
@@ -160,9 +174,11 @@ struct zc_pool_config {
 	 * list's depth is kept in 16 spare bits of its head word). */
 	unsigned defer_max;
 	enum zc_free_mode free_mode;
-	/* Called (on the pushing thread) once each time a push makes the defer
-	 * list reach defer_max.  It must be async-signal-safe in spirit: wake
-	 * the owner (eventfd write, io_uring msg_ring), nothing more.
+	/* Called on the pushing thread each time a push makes the defer list
+	 * non-empty or makes it reach defer_max (see "Who releases, and
+	 * where").  It must be async-signal-safe in spirit: wake the owner
+	 * if it sleeps (eventfd write, io_uring msg_ring), nothing more, and
+	 * cost next to nothing when the owner is awake.
 	 * @kick_arg must stay valid until zc_pool_destroy() returns 0, which
 	 * waits for a kick still in progress.
 	 * May be NULL; see also zc_pool_set_kick(). */
@@ -207,7 +223,9 @@ struct zc_pool_stats {
 
 /*
  * Create a pool owned by the calling thread.
- * Returns 0 and sets *@out, or -EINVAL for a bad size or mode, -ENOMEM.
+ * Returns 0 and sets *@out, or -EINVAL for a bad size or mode, -ENOMEM,
+ * -ENOTSUP when the allocator's addresses do not fit the 48 bits a defer
+ * list packs (tagged pointers, a 57-bit address space).
  * Ownership: the caller holds the pool and must zc_pool_destroy() it.
  * No memory is mapped until the first zc_buf_alloc().
  */
@@ -231,17 +249,28 @@ ZC_API void zc_pool_set_kick(struct zc_pool *pool, void (*kick)(void *),
 /*
  * Owner thread only.  Take back every buffer pushed by other threads:
  * pool buffers return to the free list, external memory has its release
- * callback run here.  Returns the number of buffers taken.  Cheap when the
- * list is empty (one load), so call it at the end of every batch.
+ * callback run here.  Returns the number of buffers taken (0, doing
+ * nothing, when called off the owner thread).  Cheap when the list is
+ * empty (one load), so call it at the end of every batch.
  */
 ZC_API unsigned zc_pool_drain(struct zc_pool *pool);
 
 /*
- * Owner thread only.  Drain, then, if no buffer of the pool is still
- * referenced anywhere, unmap everything and free the pool: returns 0 and
- * the pool is gone.  If buffers are still held (views on other threads,
- * in-flight sends, external memory not yet released) returns -EBUSY and
- * the pool stays fully usable: release them and call again.
+ * Any thread.  True when a deferred buffer waits for zc_pool_drain().  The
+ * load is relaxed: an owner deciding whether it may sleep stores its
+ * "sleeping" flag, issues a full fence (atomic_thread_fence(seq_cst)),
+ * then calls this, pairing with the fence its kick callback issues after
+ * the push.
+ */
+ZC_API bool zc_pool_pending(const struct zc_pool *pool);
+
+/*
+ * Owner thread only (-EPERM elsewhere).  Drain, then, if no buffer of the
+ * pool is still referenced anywhere, unmap everything and free the pool:
+ * returns 0 and the pool is gone.  If buffers are still held (views on
+ * other threads, in-flight sends, external memory not yet released)
+ * returns -EBUSY and the pool stays fully usable: release them and call
+ * again.
  */
 ZC_API ZC_MUST_CHECK int zc_pool_destroy(struct zc_pool *pool);
 
@@ -259,8 +288,10 @@ ZC_API size_t zc_pool_buf_size(const struct zc_pool *pool);
 /*
  * Owner thread only.  Take one buffer from the pool.
  * Returns 0 with *@out holding one reference (the caller's, exclusive, so
- * the caller may write the data), or -ENOBUFS when the pool is at its byte
- * cap with nothing free, -ENOMEM when mapping a slab failed, or the
+ * the caller may write the data), or -EPERM off the owner thread, -ENOBUFS
+ * when the pool is at its byte cap with nothing free, -ENOMEM when mapping
+ * a slab failed, -ENOTSUP when the allocator's addresses cannot be packed
+ * in a defer list (tagged pointers, a 57-bit address space), or the
  * negative value of the on_slab callback.  On error *@out is untouched and
  * nothing is held.  With an empty free list, ZC_FREE_OWNER first takes
  * back the pool buffers of the defer list (external memory waits for the
@@ -276,8 +307,9 @@ ZC_API ZC_MUST_CHECK int zc_buf_alloc(struct zc_pool *pool,
  * reference are gone; only then may the application reuse or free the
  * memory.  Returns 0 with *@out holding one reference (the caller's), or
  * -EINVAL (NULL data or release, len 0 or over UINT32_MAX), -ENOMEM (the
- * header could not be allocated; @release is then never called and the
- * memory stays the caller's).
+ * header could not be allocated), -ENOTSUP (its address cannot be packed
+ * in a defer list); on error @release is never called and the memory
+ * stays the caller's.
  */
 ZC_API ZC_MUST_CHECK int zc_buf_wrap(struct zc_pool *pool, void *data,
 				     size_t len,
@@ -397,7 +429,13 @@ struct zc_chain {
 	struct zc_view inl[ZC_CHAIN_INLINE];
 };
 
-/* Start an empty chain (a zeroed struct is not one: cap must be set). */
+/*
+ * Start an empty chain.  A zeroed struct (`struct zc_chain c = {0}`, or
+ * static storage) is an empty chain too, and so is ZC_CHAIN_INIT, the
+ * static initializer: zc_chain_init() is only needed to reuse a chain
+ * that was moved out by assignment.
+ */
+#define ZC_CHAIN_INIT { .cap = ZC_CHAIN_INLINE }
 ZC_API void zc_chain_init(struct zc_chain *c);
 
 /* Total bytes / number of views. */
@@ -437,7 +475,8 @@ ZC_API ZC_MUST_CHECK int zc_chain_cut(struct zc_chain *c, size_t n,
 ZC_API void zc_chain_consume(struct zc_chain *c, size_t n);
 
 /*
- * Owner thread of @pool only.  Make the first @n bytes of @c contiguous in
+ * Owner thread of @pool only when it copies (-EPERM elsewhere; a chain
+ * already contiguous answers 0 on any thread).  Make the first @n bytes of @c contiguous in
  * its first view.  If they already are, nothing happens.  Otherwise one
  * buffer is taken from @pool, the bytes are copied into it, and the source
  * views are trimmed: views fully copied drop their references, a view

@@ -129,6 +129,32 @@ struct zc_rpc_server_config {
 	size_t tx_budget;
 	/* Per connection: answer bytes handed to the stack at once. [1 MiB] */
 	size_t tx_window;
+	/*
+	 * Timeouts in milliseconds, enforced by the server's ticker thread
+	 * on the reactors (resolution 100 ms; 10 ms for call deadlines and
+	 * the drain); ZC_RPC_TIMEOUT_OFF turns one off.  Each connection
+	 * they close is logged with its reason and counted in
+	 * conns_timed_out (linger resets in lingered).
+	 * hello_timeout_ms - the peer's HELLO must arrive within it after
+	 *                    accept, or the connection is reset. [10000]
+	 * idle_timeout_ms  - a connection with no call in flight, nothing to
+	 *                    send and no byte received for this long gets
+	 *                    GOAWAY and is closed gracefully. [300000]
+	 * stall_timeout_ms - a frame begun, or a message with fragments
+	 *                    still to come, that receives nothing for this
+	 *                    long resets the connection (the clock stops
+	 *                    while the server itself has stopped reading
+	 *                    that connection). [30000]
+	 * linger_ms        - after the server closes gracefully (drain, idle,
+	 *                    half-close, version mismatch), a peer that has
+	 *                    not closed its side within it is reset; with
+	 *                    ZC_RPC_TIMEOUT_OFF such a peer keeps its
+	 *                    connection, and a drain waits for it. [2000]
+	 */
+	unsigned hello_timeout_ms;
+	unsigned idle_timeout_ms;
+	unsigned stall_timeout_ms;
+	unsigned linger_ms;
 	/* One socket per reactor with SO_REUSEPORT (the kernel hashes
 	 * connections evenly over them) instead of one socket they all
 	 * accept on (where the reactor whose accept the kernel wakes first
@@ -139,8 +165,14 @@ struct zc_rpc_server_config {
 	bool reuseport;
 };
 
+/* A timeout of the server config that never fires. */
+#define ZC_RPC_TIMEOUT_OFF UINT32_MAX
+
 /*
- * Any thread.  Create a stopped server.  Returns 0 and *@out, or -EINVAL
+ * Any thread.  Create a stopped server, with its worker threads and its
+ * ticker thread (the timers of every reactor of the server; it wakes
+ * them 10 times a second while they have connections, 100 times while a
+ * drain or a call deadline needs it).  Returns 0 and *@out, or -EINVAL
  * (no reactors, max_frame outside [4 KiB, 16 MiB], max_message over
  * max_inflight_bytes), -ENOMEM, a pthread error.  The caller owns the
  * server and must zc_rpc_server_destroy() it.
@@ -169,11 +201,12 @@ ZC_API ZC_MUST_CHECK int zc_rpc_server_register(struct zc_rpc_server *s,
 						void *arg);
 
 /*
- * Any thread except the server's reactors.  Listen on @addr (IPv4, IPv6
- * or Unix; port 0 picks one) on every reactor.  Returns 0, -EBUSY
- * (already listening), -EINVAL (reuseport with a Unix socket),
- * -EAFNOSUPPORT, or zc_listen()'s errors: -EADDRINUSE when the port is
- * taken (then no listener is left open).  Unix socket files: see
+ * Any thread except the server's reactors; on the only reactor of a
+ * one-reactor server (an embedder's loop thread) it runs inline.  Listen
+ * on @addr (IPv4, IPv6 or Unix; port 0 picks one) on every reactor.
+ * Returns 0, -EBUSY (already listening), -EINVAL (reuseport with a Unix
+ * socket), -EAFNOSUPPORT, or zc_listen()'s errors: -EADDRINUSE when the
+ * port is taken (then no listener is left open).  Unix socket files: see
  * zc_listen() (created by the bind, removed at close).
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_server_listen(struct zc_rpc_server *s,
@@ -204,21 +237,58 @@ ZC_API int zc_rpc_server_address(const struct zc_rpc_server *s, char *buf,
 				 size_t size);
 
 /*
- * Any thread except the server's reactors.  Graceful drain: stop
- * accepting, send GOAWAY on every connection (requests arriving after it
- * are answered UNAVAILABLE), wait up to @timeout_ms for the calls in
- * flight to be answered, then mark the rest cancelled (answered
- * CANCELLED) and close every connection gracefully.  Returns 0 when every
- * call finished in time, -ETIMEDOUT when some were cancelled.
+ * Completion of a drain: on the reactor thread that closed the last
+ * connection, once.  @result is 0 when every call up to each GOAWAY was
+ * answered in full, -ETIMEDOUT when the deadline cut some.
+ */
+typedef void (*zc_rpc_drain_fn)(void *arg, int result);
+
+/*
+ * Any thread, the server's reactor threads included (it never blocks).
+ * Start a graceful drain: stop accepting, send GOAWAY on every connection
+ * naming the last request id it will answer (requests arriving after it
+ * are answered UNAVAILABLE), and close each connection gracefully once
+ * every call up to that id is answered and its answer fully handed to the
+ * kernel.  At @timeout_ms the calls still open are answered CANCELLED
+ * (the handlers see zc_rpc_call_cancelled()), answers still being sent
+ * are cut by an ERROR cancelled frame (PROTOCOL.md section 8), and the
+ * connections close as soon as that is sent; a peer that does not close
+ * within linger_ms after that is reset.  @done(@arg, result) runs once
+ * when every connection is closed (handlers of cancelled calls may still
+ * be running: zc_rpc_server_destroy() waits for them).
+ * Returns 0, or -EALREADY (a drain or destroy started before: @done
+ * will not run).
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_drain_start(struct zc_rpc_server *s,
+						   unsigned timeout_ms,
+						   zc_rpc_drain_fn done,
+						   void *arg);
+
+/*
+ * Blocking zc_rpc_server_drain_start(): any thread except the server's
+ * reactors (there it returns -EDEADLK at once and does nothing: use
+ * zc_rpc_server_drain_start() and keep running the reactor).  Returns
+ * the drain's result (0 or -ETIMEDOUT), or -EALREADY.
  */
 ZC_API int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms);
 
 /*
- * Any thread except the server's reactors.  Abort what is left (as drain
- * with timeout 0, closing with RST), wait for every handler to answer
- * (handlers must answer even cancelled calls), join the workers, free.
+ * Abort what is left (every connection reset, the handlers of calls in
+ * flight see zc_rpc_call_cancelled()), wait for every handler to answer
+ * (handlers must answer even cancelled calls), join the workers and the
+ * ticker, free.  Not from inside a callback of this server (a handler,
+ * the drain's done).
+ * From a thread that is not one of the server's reactors: blocks until
+ * done and returns 0.
+ * From the reactor thread of a one-reactor server (an embedder running
+ * zc_reactor_run_once() on its own thread): never blocks.  Returns 0
+ * when the server is freed, or -EBUSY when connections, calls or queued
+ * work still need the loop: run zc_reactor_run_once() and call again
+ * (nothing is repeated; the server stays valid until 0).
+ * From a reactor thread of a server with several reactors: -EDEADLK at
+ * once, nothing done.
  */
-ZC_API void zc_rpc_server_destroy(struct zc_rpc_server *s);
+ZC_API int zc_rpc_server_destroy(struct zc_rpc_server *s);
 
 /*
  * Any thread, once per call.  Answer @call with @resp, moving its views
@@ -278,6 +348,11 @@ struct zc_rpc_server_stats {
 	uint64_t rx_budget_stops;	/* ... by max_inflight_bytes */
 	uint64_t inflight;		/* calls being served */
 	uint64_t inflight_bytes;	/* request bytes held by them */
+	uint64_t conns_timed_out;	/* closed by hello/idle/stall timeout */
+	uint64_t expired_reasm;		/* deadline passed mid-reassembly */
+	uint64_t lingered;		/* reset: peer did not close in linger */
+	uint64_t drain_cut;		/* calls and answers cut by a drain
+					 * deadline (ERROR cancelled) */
 };
 
 /*
@@ -378,22 +453,30 @@ struct zc_rpc_client_config {
 };
 
 /*
- * Any thread except the client's reactor (nor any reactor's, for a host
- * name in target: it is resolved here).  Create the client and start
- * connecting.  Returns 0 and *@out, -EINVAL (no reactor; not exactly
- * one of addr, target and addrs; an address too short for its family; a
- * malformed target; naddrs 0 or over ZC_ADDR_MAX), -EAFNOSUPPORT (a family other than IPv4, IPv6, Unix),
+ * Any thread (on the client's reactor thread the start runs inline;
+ * not on any reactor's for a host name in target: it is resolved here).
+ * Create the client and start connecting.  Returns 0 and *@out, -EINVAL
+ * (no reactor; not exactly one of addr, target and addrs; an address too
+ * short for its family; a malformed target; naddrs 0 or over
+ * ZC_ADDR_MAX), -EAFNOSUPPORT (a family other than IPv4, IPv6, Unix),
  * zc_addr_resolve()'s errors (-ENOENT: the name does not resolve, ...),
- * -ENOMEM, a pthread error.
+ * -ENOMEM, a pthread error.  The caller owns the client and must
+ * zc_rpc_client_destroy() it.
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_client_create(
 	const struct zc_rpc_client_config *cfg, struct zc_rpc_client **out);
 
 /*
- * Any thread except the client's reactor.  Fail every call still pending
- * with UNAVAILABLE (callbacks run first), close the connections, free.
+ * Fail every call still pending with UNAVAILABLE (callbacks run first),
+ * close the connections, join the client's ticker, free.
+ * From any thread but the client's reactor: blocks until done, returns 0.
+ * From the client's reactor thread (an embedder running
+ * zc_reactor_run_once() on its own thread): never blocks.  Returns 0
+ * when the client is freed, or -EBUSY when connections or queued work
+ * still need the loop: run zc_reactor_run_once() and call again (the
+ * client stays valid, and refuses new calls, until 0).
  */
-ZC_API void zc_rpc_client_destroy(struct zc_rpc_client *c);
+ZC_API int zc_rpc_client_destroy(struct zc_rpc_client *c);
 
 struct zc_rpc_call_opts {
 	/* Budget for the whole call in microseconds, sent on the wire.

@@ -126,8 +126,9 @@ enum zc_wake_mode {
 
 /* zc_reactor_config.flags */
 enum {
-	/* Do not ask for IORING_SETUP_DEFER_TASKRUN (e.g. when an embedder
-	 * polls zc_reactor_fd() from a loop that may sleep elsewhere). */
+	/* Do not ask for IORING_SETUP_DEFER_TASKRUN (completions then run
+	 * in the kernel's task work instead of in our batches).  Embedding
+	 * does not need it: zc_reactor_fd() works with the default flags. */
 	ZC_REACTOR_NO_DEFER_TASKRUN = 1u << 0,
 	/* Do not register pool slabs as fixed buffers (no send_zc_fixed). */
 	ZC_REACTOR_NO_FIXED_BUFS = 1u << 1,
@@ -297,11 +298,22 @@ ZC_API int zc_reactor_run_once(struct zc_reactor *r, long timeout_us);
 
 /*
  * Reactor thread only (create mode).  An fd that polls readable when
- * zc_reactor_run_once() has work, for embedding in another event loop:
- * an eventfd registered with the ring, made on the first call (later
- * calls return the same fd).  Owned by the reactor.  Returns the fd, or
- * -errno if it cannot be made.  Call zc_reactor_run_once() after each
- * wake-up; it re-arms the fd.
+ * zc_reactor_run_once() has work, for embedding in another event loop
+ * (poll, epoll, libuv...), with the default flags: an eventfd made on the
+ * first call (later calls return the same fd) and owned by the reactor.
+ * Returns the fd, or -errno if it cannot be made or registered.
+ *
+ * The promise, kept whatever the kernel's task-work mode: once
+ * zc_reactor_run_once() has returned, the fd is readable, or becomes
+ * readable, for every completion, posted work item, zc_conn_recv_done()
+ * resume, deferred buffer release and zc_reactor_stop() that this last
+ * call did not handle.  Completions signal it through the ring (it is
+ * registered with io_uring_register_eventfd); everything else is written
+ * to it directly by the thread that posts, releases or stops; and
+ * zc_reactor_run_once() makes it readable itself before returning when
+ * work is already waiting.  Call zc_reactor_run_once() after each
+ * wake-up; it consumes the fd's count.  docs/ARCHITECTURE.md, "Wake-ups",
+ * has the protocol.
  */
 ZC_API int zc_reactor_fd(const struct zc_reactor *r);
 
@@ -580,6 +592,9 @@ ZC_API size_t zc_conn_sndq_bytes(const struct zc_conn *c);
  * Any thread (hold a zc_conn_get() reference if the connection might
  * close meanwhile).  Give @n received bytes back to the receive budget;
  * a connection stopped by its budget resumes once it has room.
+ * After on_close() it is a no-op that touches only @c, so a reference
+ * holder may call it even after zc_reactor_destroy() returned: the stack
+ * delivers on_close() only once no resume it queued is still on its way.
  */
 ZC_API void zc_conn_recv_done(struct zc_conn *c, size_t n);
 
