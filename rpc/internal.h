@@ -16,6 +16,8 @@
 #include <zcrpc/rpc.h>
 
 #include "frame.h"
+/* The leveled log of every layer (zc_log_set()); downward, see there. */
+#include "../stack/log.h"
 
 /* Answers up to this size are copied next to their header; larger slices
  * travel as views (and zero-copy, by the connection's send mode). */
@@ -47,7 +49,10 @@ static inline uint64_t zc__ctr_get(const zc__ctr *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-/* Log one line to stderr, prefixed "zcrpc: ". */
+/* Log one line at ZC_LOG_WARN with reason "log" and no peer (the sink of
+ * zc_log_set(); by default stderr, "zcrpc: warn: log: TEXT").  New code
+ * uses zc__logc()/zc__logp() of stack/log.h, which carry the peer and a
+ * stable reason. */
 void zc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* -------------------------------------------------------------------------

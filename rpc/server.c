@@ -115,8 +115,13 @@ void zc__sconn_reset(struct zc__sconn *sc, zc__ctr *counter, const char *why)
 		return;
 	sc->broken = true;
 	zc__ctr_add(counter, 1);
-	zc__log("server: closing connection (fd %d): %s",
-		zc_conn_fd(sc->conn), why);
+	zc__logc(ZC_LOG_WARN, sc->conn,
+		 counter == &sc->rc->s->conns_protocol_error ?
+			 "protocol error" :
+		 counter == &sc->rc->s->conns_timed_out ?
+			 "timed out" : "connection reset",
+		 "server closing connection (fd %d): %s", zc_conn_fd(sc->conn),
+		 why);
 	zc_conn_close(sc->conn, ZC_CLOSE_ABORT);
 }
 
@@ -249,6 +254,7 @@ static void call_complete(struct zc_rpc_call *call)
 	if (status < 0 || status >= ZC_RPC_NSTATUS)
 		status = ZC_RPC_INTERNAL;
 	zc__ctr_add(&m->by_status[status], 1);
+	zc__hist_add(&m->lat[sc->rc - s->rcs], zc__now_ns() - call->start_ns);
 	call_unadmit(s, call);
 	if (sc->conn && !call->peer_cancelled)
 		sc->ncalls--;
@@ -484,6 +490,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		call->m = m;
 		call->id = f->id;
 		call->msg_len = f->msg_len;
+		call->start_ns = sc->last_rx;
 		call->deadline = deadline;
 		atomic_init(&call->cancelled, false);
 		zc_chain_init(&call->req);

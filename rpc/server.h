@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "hist.h"
 #include "internal.h"
 
 struct zc__method {
@@ -21,6 +22,7 @@ struct zc__method {
 	/* stats */
 	zc__ctr calls, rx_bytes, tx_bytes, inflight;
 	zc__ctr by_status[ZC_RPC_NSTATUS];
+	struct zc__hist *lat;		/* one per reactor (its writer) */
 };
 
 struct zc__sconn;
@@ -123,6 +125,7 @@ struct zc_rpc_call {
 	struct zc__method *m;
 	uint64_t id;
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
+	uint64_t start_ns;		/* last_rx when its first frame parsed */
 	uint32_t msg_len;
 	struct zc__reasm ra;		/* reassembly into req */
 	uint64_t last_frag;		/* ns of its last fragment (REASM) */
@@ -146,6 +149,7 @@ struct zc_rpc_server {
 	bool destroying;		/* destroy's first step done */
 	atomic_bool drained;		/* set by drain/destroy, read by accept */
 	uint16_t port;
+	struct zc_addr bound;		/* first listener's, set by listen */
 	/* workers */
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;

@@ -52,8 +52,12 @@ static int add_method(struct zc_rpc_server *s, uint32_t id, const char *name,
 	if (zc__server_method(s, id))
 		return -EEXIST;
 	m = calloc(1, sizeof(*m));
+	if (m)
+		m->lat = calloc(s->cfg.nreactors, sizeof(*m->lat));
 	arr = realloc(s->methods, (s->nmethods + 1) * sizeof(*arr));
-	if (!m || !arr) {
+	if (!m || !m->lat || !arr) {
+		if (m)
+			free(m->lat);
 		free(m);
 		if (arr)
 			s->methods = arr;
@@ -230,8 +234,10 @@ static int start_workers(struct zc_rpc_server *s)
 /* What create made, once no thread uses it any more. */
 static void server_free(struct zc_rpc_server *s)
 {
-	for (unsigned i = 0; i < s->nmethods; i++)
+	for (unsigned i = 0; i < s->nmethods; i++) {
+		free(s->methods[i]->lat);
 		free(s->methods[i]);
+	}
 	free(s->methods);
 	free(s->wthreads);
 	free(s->rcs);
@@ -337,16 +343,20 @@ int zc_rpc_server_register(struct zc_rpc_server *s, uint32_t method,
 
 struct listen_arg {
 	struct zc__srctx *rc;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct zc_addr addr;
+	unsigned flags;
+	int share_fd;		/* the first listener's socket, or -1 */
 };
 
 static int listen_on(void *arg)
 {
 	struct listen_arg *la = arg;
 
-	return zc_listen(la->rc->r, (struct sockaddr *)&la->addr, la->addrlen,
-			 ZC_LISTEN_REUSEPORT, zc__server_accept, la->rc,
+	if (la->share_fd >= 0)
+		return zc_listen_fd(la->rc->r, la->share_fd, zc__server_accept,
+				    la->rc, &la->rc->l);
+	return zc_listen(la->rc->r, (struct sockaddr *)&la->addr.ss,
+			 la->addr.len, la->flags, zc__server_accept, la->rc,
 			 &la->rc->l);
 }
 
@@ -360,51 +370,98 @@ static int close_listener(void *arg)
 	return 0;
 }
 
-int zc_rpc_server_listen(struct zc_rpc_server *s, const struct sockaddr *addr,
-			 socklen_t addrlen)
+/*
+ * The first reactor binds.  Without reuseport the others accept on a dup
+ * of its socket (one socket: a second bind of the port fails); with it
+ * each binds its own socket on the port the first one got.
+ */
+static int listen_all(struct zc_rpc_server *s, struct listen_arg *la)
 {
-	struct listen_arg la;
 	int ret = 0;
 
-	if (s->listening)
-		return -EBUSY;
-	if (!addr || addrlen > sizeof(la.addr) ||
-	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
-		return -EINVAL;
-	memcpy(&la.addr, addr, addrlen);
-	la.addrlen = addrlen;
+	la->share_fd = -1;
+	la->flags = s->cfg.reuseport ? ZC_LISTEN_REUSEPORT : 0;
 	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
-		la.rc = &s->rcs[i];
-		ret = zc_reactor_call(la.rc->r, listen_on, &la);
-		if (ret)
+		la->rc = &s->rcs[i];
+		ret = zc_reactor_call(la->rc->r, listen_on, la);
+		if (ret || i)
+			continue;
+		s->bound.len = sizeof(s->bound.ss);
+		if (getsockname(zc_listener_fd(la->rc->l),
+				(struct sockaddr *)&s->bound.ss,
+				&s->bound.len)) {
+			ret = -errno;
 			break;
-		if (!i) {
-			/* The others join the port the first one got. */
-			uint16_t port = zc_listener_port(la.rc->l);
-
-			s->port = port;
-			if (la.addr.ss_family == AF_INET)
-				((struct sockaddr_in *)&la.addr)->sin_port =
-					htons(port);
-			else
-				((struct sockaddr_in6 *)&la.addr)->sin6_port =
-					htons(port);
 		}
+		if (la->addr.ss.ss_family == AF_UNIX)
+			s->bound.len = la->addr.len;	/* the name as given */
+		s->port = zc_listener_port(la->rc->l);
+		if (!s->cfg.reuseport)
+			la->share_fd = zc_listener_fd(la->rc->l);
+		else
+			la->addr = s->bound;
 	}
 	if (ret) {
 		for (unsigned i = 0; i < s->cfg.nreactors; i++)
 			(void)zc_reactor_call(s->rcs[i].r, close_listener,
 					      &s->rcs[i]);
 		s->port = 0;
-		return ret;
+		s->bound.len = 0;
 	}
+	return ret;
+}
+
+int zc_rpc_server_listen(struct zc_rpc_server *s, const struct sockaddr *addr,
+			 socklen_t addrlen)
+{
+	struct listen_arg la;
+	int ret;
+
+	if (s->listening)
+		return -EBUSY;
+	if (!addr || addrlen > sizeof(la.addr.ss) ||
+	    addrlen < sizeof(sa_family_t))
+		return -EINVAL;
+	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6 &&
+	    addr->sa_family != AF_UNIX)
+		return -EAFNOSUPPORT;
+	if (addr->sa_family == AF_UNIX && s->cfg.reuseport)
+		return -EINVAL;
+	memset(&la, 0, sizeof(la));
+	memcpy(&la.addr.ss, addr, addrlen);
+	la.addr.len = addrlen;
+	ret = listen_all(s, &la);
+	if (ret)
+		return ret;
 	s->listening = true;
 	return 0;
+}
+
+int zc_rpc_server_listen_str(struct zc_rpc_server *s, const char *addr)
+{
+	struct zc_addr a;
+	int ret;
+
+	if (s->listening)
+		return -EBUSY;
+	ret = zc_addr_resolve(addr, ZC_ADDR_PASSIVE, &a, 1);
+	if (ret < 0)
+		return ret;
+	return zc_rpc_server_listen(s, (struct sockaddr *)&a.ss, a.len);
 }
 
 uint16_t zc_rpc_server_port(const struct zc_rpc_server *s)
 {
 	return s->port;
+}
+
+int zc_rpc_server_address(const struct zc_rpc_server *s, char *buf,
+			  size_t size)
+{
+	if (!s->bound.len)
+		return -ENOTCONN;
+	return zc_addr_format((const struct sockaddr *)&s->bound.ss,
+			      s->bound.len, buf, size);
 }
 
 static int abort_fn(void *arg)
@@ -658,5 +715,16 @@ int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
 	out->inflight = zc__ctr_get(&m->inflight);
 	for (int i = 0; i < ZC_RPC_NSTATUS; i++)
 		out->by_status[i] = zc__ctr_get(&m->by_status[i]);
+	return 0;
+}
+
+int zc_rpc_server_method_latency(const struct zc_rpc_server *s,
+				 uint32_t method, struct zc_rpc_latency *out)
+{
+	const struct zc__method *m = zc__server_method(s, method);
+
+	if (!m)
+		return -ENOENT;
+	zc__hist_read(m->lat, s->cfg.nreactors, out);
 	return 0;
 }

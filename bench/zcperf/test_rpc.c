@@ -185,6 +185,9 @@ int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
 	memset(&sc, 0, sizeof(sc));
 	sc.reactors = rs;
 	sc.nreactors = e->n;
+	/* One SO_REUSEPORT socket per reactor, as the TCP tests listen: the
+	 * kernel spreads the connections evenly over the reactors. */
+	sc.reuseport = true;
 	sc.max_message = msg_max(p);
 	if (p->method == ZP_METHOD_CONSUME) {
 		sc.workers = 1;

@@ -499,6 +499,21 @@ ZC_API void zc_chain_consume(struct zc_chain *c, size_t n);
 ZC_API ZC_MUST_CHECK int zc_chain_pullup(struct zc_chain *c, size_t n,
 					 struct zc_pool *pool);
 
+/*
+ * Any thread.  Copy @len bytes of @data into new heap memory and append
+ * one view of it to @c: the one-call way to build a request or answer
+ * from plain bytes off the reactor (in place of malloc, zc_buf_wrap(),
+ * zc_view_adopt() and zc_chain_append()).  @pool is the pool whose owner
+ * thread frees the copy once the last view and the last send are done
+ * (for an RPC client, zc_reactor_pool() of its reactor).  @data stays the
+ * caller's and may be reused at once.  Returns 0, or -EINVAL (NULL
+ * argument, @len 0 or over UINT32_MAX), -ENOMEM; on error @c is
+ * unchanged.
+ */
+ZC_API ZC_MUST_CHECK int zc_chain_copyin(struct zc_chain *c,
+					 struct zc_pool *pool,
+					 const void *data, size_t len);
+
 /* Copy up to @len bytes from offset @off of @c into @dst; returns bytes. */
 ZC_API size_t zc_chain_copyout(const struct zc_chain *c, size_t off,
 			       void *dst, size_t len);

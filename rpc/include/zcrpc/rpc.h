@@ -99,9 +99,9 @@ typedef void (*zc_rpc_handler_fn)(struct zc_rpc_call *call,
 				  struct zc_chain *req, void *arg);
 
 struct zc_rpc_server_config {
-	/* Reactors that accept and serve connections (one listener each, on
-	 * the same port with SO_REUSEPORT).  Borrowed: they must outlive the
-	 * server. Required. */
+	/* Reactors that accept and serve connections (one listener each on
+	 * the same socket, or see reuseport).  Borrowed: they must outlive
+	 * the server. Required. */
 	struct zc_reactor *const *reactors;
 	unsigned nreactors;
 	/* Worker threads for ZC_RPC_WORKER methods; pinned to the CPUs in
@@ -184,6 +184,14 @@ struct zc_rpc_server_config {
 	 * its PINGs.  ZC_RPC_TIMEOUT_OFF keeps the kernel's own limits.
 	 * [30000 ms] */
 	unsigned unwritable_timeout_ms;
+	/* One socket per reactor with SO_REUSEPORT (the kernel hashes
+	 * connections evenly over them) instead of one socket they all
+	 * accept on (where the reactor whose accept the kernel wakes first
+	 * takes the connection, which can be uneven).  Beware: any process
+	 * of the same user may then bind the port too and take a share of
+	 * the connections.  Not for Unix sockets. [false: a port already in
+	 * use fails -EADDRINUSE] */
+	bool reuseport;
 };
 
 /* A timeout of the server config that never fires. */
@@ -227,16 +235,38 @@ ZC_API ZC_MUST_CHECK int zc_rpc_server_register(struct zc_rpc_server *s,
 /*
  * Any thread except the server's reactors; on the only reactor of a
  * one-reactor server (an embedder's loop thread) it runs inline.  Listen
- * on @addr on every reactor (port 0 picks one).  Returns 0, -EBUSY
- * (already listening), or zc_listen()'s errors (then no listener is left
- * open).
+ * on @addr (IPv4, IPv6 or Unix; port 0 picks one) on every reactor.
+ * Returns 0, -EBUSY (already listening), -EINVAL (reuseport with a Unix
+ * socket), -EAFNOSUPPORT, or zc_listen()'s errors: -EADDRINUSE when the
+ * port is taken (then no listener is left open).  Unix socket files: see
+ * zc_listen() (created by the bind, removed at close).
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_server_listen(struct zc_rpc_server *s,
 					      const struct sockaddr *addr,
 					      socklen_t addrlen);
 
-/* Bound port (host order), 0 when not listening. */
+/*
+ * Any thread except the server's reactors (and not a reactor's for a
+ * host name, which is resolved here on the calling thread).  Listen on
+ * @addr, a string of zc_addr_resolve() with ZC_ADDR_PASSIVE:
+ * "127.0.0.1:0", "localhost:7000" (its first address), "[::1]:7000",
+ * ":7000" (every address), "unix:/run/app.sock", "unix:@app".  Returns
+ * zc_rpc_server_listen()'s and zc_addr_resolve()'s errors.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_listen_str(struct zc_rpc_server *s,
+						  const char *addr);
+
+/* Bound port (host order), 0 when not listening or on a Unix socket. */
 ZC_API uint16_t zc_rpc_server_port(const struct zc_rpc_server *s);
+
+/*
+ * Any thread.  The bound address, as a string a client can be given
+ * ("127.0.0.1:41234", "[::1]:7000", "unix:@app"; a wildcard reads "[::]:
+ * PORT" or "0.0.0.0:PORT").  Returns its length, -ENOTCONN (not
+ * listening) or zc_addr_format()'s errors.
+ */
+ZC_API int zc_rpc_server_address(const struct zc_rpc_server *s, char *buf,
+				 size_t size);
 
 /*
  * Completion of a drain: on the reactor thread that closed the last
@@ -360,6 +390,18 @@ struct zc_rpc_server_stats {
 					 * deadline (ERROR cancelled) */
 };
 
+/*
+ * Latency percentiles in nanoseconds, from log-linear histograms kept
+ * without locks on the hot path: each value is the top of the bucket
+ * holding that sample, so within 6.25 % above the true value (never above
+ * max_ns, which is exact).  All zero before the first sample.
+ */
+struct zc_rpc_latency {
+	uint64_t count;			/* samples */
+	uint64_t p50_ns, p90_ns, p99_ns, p999_ns;
+	uint64_t max_ns;
+};
+
 /* Any thread.  Snapshot of the server counters. */
 ZC_API void zc_rpc_server_stats(const struct zc_rpc_server *s,
 				struct zc_rpc_server_stats *out);
@@ -368,6 +410,17 @@ ZC_API void zc_rpc_server_stats(const struct zc_rpc_server *s,
 ZC_API int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
 				      uint32_t method,
 				      struct zc_rpc_method_stats *out);
+/*
+ * Any thread.  Latency of @method's calls on the server since it was
+ * created: from the receive that brought the request's first frame (one
+ * clock read per receive) to its answer queued on the connection
+ * (handler time included; one clock read per call), every call admitted and
+ * answered whatever its status (requests refused OVERLOADED on arrival
+ * are not).  Returns 0, or -ENOENT when not registered.
+ */
+ZC_API int zc_rpc_server_method_latency(const struct zc_rpc_server *s,
+					uint32_t method,
+					struct zc_rpc_latency *out);
 
 /* =========================================================================
  * Client: one peer, a small pool of multiplexed connections.
@@ -387,7 +440,8 @@ struct zc_rpc_client_config {
 	/* Reactor running the connections and callbacks.  Borrowed.
 	 * Required. */
 	struct zc_reactor *reactor;
-	/* The peer. Copied. Required. */
+	/* The peer, exactly one of addr, target and addrs.  addr: one
+	 * address (IPv4, IPv6 or Unix), copied. */
 	const struct sockaddr *addr;
 	socklen_t addrlen;
 	/* Connections kept open to the peer. [2] */
@@ -416,11 +470,31 @@ struct zc_rpc_client_config {
 	/* Connect timeout: TCP connect, then the server's HELLO (ms).
 	 * [2000] */
 	unsigned connect_timeout_ms;
+	/* The peer as a string instead of addr: "localhost:7000",
+	 * "10.0.0.1:7000", "[::1]:7000", "unix:/run/app.sock", "unix:@app"
+	 * (zc_addr_resolve()).  Resolved once, by zc_rpc_client_create() on
+	 * the calling thread; not kept.  Each connection tries the
+	 * candidates in turn (IPv6 and IPv4 alternating, as the resolver
+	 * ranks them) before it backs off, and keeps to the one that
+	 * answered.  [NULL] */
+	const char *target;
+	/* Or candidates resolved by the caller (its own resolver), tried in
+	 * this order as target's are; copied.  At most ZC_ADDR_MAX.
+	 * [NULL, 0] */
+	const struct zc_addr *addrs;
+	unsigned naddrs;
+	/* Every call waits for ready (see zc_rpc_call_opts). [false] */
+	bool wait_for_ready;
 };
 
 /*
- * Any thread (on the client's reactor thread the start runs inline).
- * Create the client and start connecting.  Returns 0 and *@out, -EINVAL,
+ * Any thread (on the client's reactor thread the start runs inline;
+ * not on any reactor's for a host name in target: it is resolved here).
+ * Create the client and start connecting.  Returns 0 and *@out, -EINVAL
+ * (no reactor; not exactly one of addr, target and addrs; an address too
+ * short for its family; a malformed target; naddrs 0 or over
+ * ZC_ADDR_MAX), -EAFNOSUPPORT (a family other than IPv4, IPv6, Unix),
+ * zc_addr_resolve()'s errors (-ENOENT: the name does not resolve, ...),
  * -ENOMEM, a pthread error.  The caller owns the client and must
  * zc_rpc_client_destroy() it.
  */
@@ -443,6 +517,14 @@ struct zc_rpc_call_opts {
 	/* Budget for the whole call in microseconds, sent on the wire.
 	 * [0: none] */
 	uint64_t timeout_us;
+	/* Wait for ready: while no connection is up (connecting, or backing
+	 * off between attempts), the call waits in the client until one is,
+	 * up to its deadline (then DEADLINE_EXCEEDED; without a deadline,
+	 * until the client is destroyed), instead of failing UNAVAILABLE as
+	 * soon as no connection is up or connecting.  A call already sent
+	 * on a connection that is lost still fails UNAVAILABLE (it may have
+	 * been served).  [false, or the client's wait_for_ready] */
+	bool wait_for_ready;
 };
 
 /*
@@ -461,6 +543,38 @@ ZC_API ZC_MUST_CHECK int zc_rpc_call(struct zc_rpc_client *c, uint32_t method,
 				     const struct zc_rpc_call_opts *opts,
 				     zc_rpc_done_fn done, void *arg,
 				     struct zc_rpc_pending **pending);
+
+/*
+ * Why a call ended as it did, beyond its status: what a caller logs.
+ */
+struct zc_rpc_error {
+	int status;		/* the call's status */
+	/* -errno behind it, 0 when none: for "no connection" and "deadline
+	 * exceeded while connecting" the last connect failure
+	 * (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, -EPROTO: the peer sent
+	 * no valid HELLO in time, ...); for "connection lost" the
+	 * connection's error (-ECONNRESET, ...). */
+	int err;
+	/* A stable short text, one of: "ok", "cancelled", "deadline
+	 * exceeded", "deadline exceeded while connecting", "no connection",
+	 * "connection lost", "server going away", "answered by the server"
+	 * (the status came from the server), "too large for the server",
+	 * "client closing", "client out of memory", "protocol error".
+	 * Static: never freed. */
+	const char *reason;
+	/* The address of that connect failure ("[::1]:7000", "unix:/x"),
+	 * or "" */
+	char peer[ZC_PEER_MAX];
+};
+
+/*
+ * Why the call being completed failed: valid inside a zc_rpc_done_fn
+ * (reactor thread) for the completion running, and on the thread that
+ * called zc_rpc_call_sync() for its last call that returned a status,
+ * until its next one.  NULL elsewhere.  The struct belongs to the
+ * library: copy what you keep.
+ */
+ZC_API const struct zc_rpc_error *zc_rpc_call_error(void);
 
 /*
  * Any thread.  Cancel the call: if it has not completed yet it completes
@@ -501,6 +615,14 @@ struct zc_rpc_client_stats {
 /* Any thread.  Snapshot of the client counters. */
 ZC_API void zc_rpc_client_stats(const struct zc_rpc_client *c,
 				struct zc_rpc_client_stats *out);
+/*
+ * Any thread.  Latency of the client's calls since it was created: from
+ * zc_rpc_call() (one clock read per call) to the completion (the receive
+ * that brought the answer: one clock read per receive), waiting for a
+ * connection included, every completed call whatever its status.
+ */
+ZC_API void zc_rpc_client_latency(const struct zc_rpc_client *c,
+				  struct zc_rpc_latency *out);
 
 #ifdef __cplusplus
 }
