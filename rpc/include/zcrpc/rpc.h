@@ -624,6 +624,118 @@ ZC_API void zc_rpc_client_stats(const struct zc_rpc_client *c,
 ZC_API void zc_rpc_client_latency(const struct zc_rpc_client *c,
 				  struct zc_rpc_latency *out);
 
+/* =========================================================================
+ * Balancer: one client over several servers.
+ *
+ * A balancer keeps one zc_rpc_client per endpoint, all on one reactor, and
+ * sends each call to one of them by its policy.  An endpoint is taken out
+ * of rotation when a call or a health check finds it unreachable, draining
+ * (GOAWAY) or failing, and put back when a later health check succeeds
+ * (checks of an endpoint that is out back off, doubling from eject_ms).
+ * The health check is an empty call to the built-in echo method with a
+ * timeout: it proves the server dispatches calls, not only that its socket
+ * answers.
+ *
+ * Retries: a call that failed where the server cannot have run it (no
+ * connection, refused by GOAWAY, OVERLOADED, UNAVAILABLE answered by the
+ * server) is sent again to another endpoint, up to max_attempts in all and
+ * within its deadline; the caller sees only the last outcome.  A call
+ * whose connection was lost after it was sent may have run: it is retried
+ * only if its method is listed as idempotent, else reported (at most once).
+ * The request's views are kept (shared, not copied) until the call ends.
+ */
+#define ZC_RPC_BALANCER_MAX 16u
+
+enum zc_rpc_balance {
+	/* Each call to the next endpoint in rotation. */
+	ZC_RPC_BALANCE_ROUND_ROBIN = 0,
+	/* Of two endpoints drawn at random, the one with fewer calls in
+	 * flight (power of two choices). */
+	ZC_RPC_BALANCE_LEAST_OUTSTANDING = 1,
+};
+
+struct zc_rpc_balancer;
+
+struct zc_rpc_balancer_config {
+	/* Reactor of every endpoint's client.  Borrowed.  Required. */
+	struct zc_reactor *reactor;
+	/* Endpoints as strings (zc_addr_resolve(): "host:port", "[v6]:port",
+	 * "unix:/path"), resolved by zc_rpc_balancer_create() on the calling
+	 * thread; copied.  1 to ZC_RPC_BALANCER_MAX.  Required. */
+	const char *const *targets;
+	unsigned ntargets;
+	enum zc_rpc_balance policy;	/* [ROUND_ROBIN] */
+	/* Template of each endpoint's client (reactor and the address fields
+	 * are ignored), or NULL for the defaults. */
+	const struct zc_rpc_client_config *client;
+	/* Health checks: every health_interval_ms, each endpoint in rotation
+	 * is checked, waiting up to health_timeout_ms for its connection
+	 * and answer [1000, 500].  An endpoint found unreachable, draining
+	 * or failing is out of rotation for eject_ms, doubled per failed
+	 * check in a row up to 8 x eject_ms [500]; then it is checked, and
+	 * calls may try it again. */
+	unsigned health_interval_ms;
+	unsigned health_timeout_ms;
+	unsigned eject_ms;
+	/* Sends per call at most, the first included. [3] */
+	unsigned max_attempts;
+	/* Methods that may run twice: retried even after their connection was
+	 * lost once sent.  Copied. [none] */
+	const uint32_t *idempotent;
+	unsigned nidempotent;
+};
+
+/*
+ * Any thread but a reactor's (names are resolved here).  Create the
+ * balancer, its clients (which start connecting) and its health-check
+ * thread.  Returns 0 and *@out, -EINVAL (no reactor, no targets or more
+ * than ZC_RPC_BALANCER_MAX, a client config refused), -EDEADLK (on a
+ * reactor thread), zc_rpc_client_create()'s errors (the failing target is
+ * logged), -ENOMEM.  The caller owns the balancer and must
+ * zc_rpc_balancer_destroy() it.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_balancer_create(
+	const struct zc_rpc_balancer_config *cfg,
+	struct zc_rpc_balancer **out);
+
+/*
+ * Any thread but the balancer's reactor (-EDEADLK).  Stop the health
+ * checks, fail every call still pending with UNAVAILABLE (not retried),
+ * destroy the clients, free.  Returns 0.
+ */
+ZC_API int zc_rpc_balancer_destroy(struct zc_rpc_balancer *b);
+
+/*
+ * Any thread.  zc_rpc_call() over the balancer's endpoints: @req's views
+ * are moved in on success (on error @req is untouched), @done runs once on
+ * the reactor thread with the final outcome, and zc_rpc_call_error()
+ * inside it says why, for the last endpoint tried.  Returns 0, or
+ * -EINVAL, -EAGAIN (the chosen endpoint's tx_budget is full), -ESHUTDOWN
+ * (being destroyed), -ENOMEM.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_balancer_call(struct zc_rpc_balancer *b,
+					      uint32_t method,
+					      struct zc_chain *req,
+					      const struct zc_rpc_call_opts *opts,
+					      zc_rpc_done_fn done, void *arg);
+
+struct zc_rpc_balancer_stats {
+	uint64_t calls;		/* accepted by zc_rpc_balancer_call() */
+	uint64_t retries;	/* sends after the first, all calls */
+	uint64_t ejections;	/* endpoints taken out of rotation */
+	unsigned nendpoints;
+	struct {
+		bool in_rotation;
+		uint64_t sent;		/* sends to it, retries included */
+		uint64_t ok;		/* calls it answered OK */
+		uint32_t inflight;
+	} endpoint[ZC_RPC_BALANCER_MAX];
+};
+
+/* Any thread.  Snapshot of the counters (endpoints in config order). */
+ZC_API void zc_rpc_balancer_stats(const struct zc_rpc_balancer *b,
+				  struct zc_rpc_balancer_stats *out);
+
 #ifdef __cplusplus
 }
 #endif
