@@ -231,14 +231,16 @@ void zp_ctl_fmt_cfg(const struct zp_test_cfg *cfg, const cpu_set_t *cpus,
 	snprintf(out, len,
 		 "ZCPERF 1 test=%s seconds=%.3f msg=%u req=%u resp=%u conns=%u "
 		 "depth=%u reactors=%u send=%s free=%s consumer=%d rxbuf=%u "
-		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s",
+		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s rate=%.3f "
+		 "arrival=%s stall=%u",
 		 zp_test_name(cfg->test), cfg->seconds, cfg->msg_size,
 		 cfg->req_size, cfg->resp_size, cfg->conns, cfg->depth,
 		 cfg->reactors, zp_send_name(cfg->send),
 		 zc_free_mode_name((enum zc_free_mode)cfg->free_mode),
 		 cfg->consumer_cpu, cfg->rxbuf, cfg->rxring, cfg->sockbuf,
 		 cfg->poll_us,
-		 cfg->cc[0] ? cfg->cc : "-", cpulist);
+		 cfg->cc[0] ? cfg->cc : "-", cpulist, cfg->rate,
+		 zp_arrival_name((enum zp_arrival)cfg->arrival), cfg->stall_ms);
 }
 
 static int get_u32(const char *line, const char *key, uint32_t *out)
@@ -286,8 +288,22 @@ int zp_ctl_parse_cfg(const char *line, struct zp_test_cfg *cfg,
 		return -EINVAL;
 	/* Optional: clients before --rxring / --sockbuf did not send them. */
 	if (get_u32(line, "rxring", &cfg->rxring) == -EINVAL ||
-	    get_u32(line, "sockbuf", &cfg->sockbuf) == -EINVAL)
+	    get_u32(line, "sockbuf", &cfg->sockbuf) == -EINVAL ||
+	    get_u32(line, "stall", &cfg->stall_ms) == -EINVAL)
 		return -EINVAL;
+	/* Optional too: before --rate there was only the closed loop. */
+	if (!zp_ctl_get(line, "rate", v, sizeof(v))) {
+		cfg->rate = strtod(v, &end);
+		if (*end)
+			return -EINVAL;
+	}
+	if (!zp_ctl_get(line, "arrival", v, sizeof(v))) {
+		enum zp_arrival a;
+
+		if (zp_arrival_parse(v, &a))
+			return -EINVAL;
+		cfg->arrival = (int)a;
+	}
 	if (zp_ctl_get(line, "send", v, sizeof(v)) ||
 	    zp_send_parse(v, &cfg->send))
 		return -EINVAL;

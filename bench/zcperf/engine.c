@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "consumer.h"
+#include "cpu.h"
 #include "engine.h"
 #include "watch.h"
 
@@ -191,6 +193,8 @@ static int stop_fn(void *arg)
 	struct zp_rctx *rx = arg;
 	struct zp_conn *pc, *next;
 
+	if (rx->ol.ring)
+		zp_ol_stop(&rx->ol);
 	for (pc = rx->conns; pc; pc = next) {
 		next = pc->next;
 		if (!pc->stopping)
@@ -199,22 +203,70 @@ static int stop_fn(void *arg)
 	return 0;
 }
 
+/* --rate: the families made a queue on each reactor that has
+ * connections; the pacer feeds those from now to the deadline. */
+static void start_pacer(struct zp_engine *e)
+{
+	uint64_t now = zp_now_ns();
+	unsigned i, nq = 0;
+	int ret;
+
+	e->olqs = calloc(e->n, sizeof(*e->olqs));
+	if (!e->olqs) {
+		atomic_fetch_add(&e->conn_failures, 1);
+		return;
+	}
+	for (i = 0; i < e->n; i++)
+		if (e->rx[i].ol.ring)
+			e->olqs[nq++] = &e->rx[i].ol;
+	ret = nq ? zp_pacer_start(&e->pacer, e->olqs, nq, e->cfg.rate,
+				  (enum zp_arrival)e->cfg.arrival, now,
+				  now + (uint64_t)(e->cfg.seconds * 1e9))
+		 : -ENOMEM;
+	if (ret) {
+		fprintf(stderr, "zcperf: pacer: %s\n", strerror(-ret));
+		atomic_fetch_add(&e->conn_failures, 1);
+	}
+}
+
 static void engine_start(struct zp_engine *e)
 {
 	unsigned i;
 
-	if (e->rpc) {
+	if (e->server && e->cfg.stall_ms)
+		atomic_store(&e->stall_at_ns,
+			     zp_now_ns() + (uint64_t)(e->cfg.seconds * 1e9 / 2));
+	if (e->rpc)
 		zp_rpc_start(e);
+	else
+		for (i = 0; i < e->n; i++)
+			zc_reactor_call(e->rx[i].r, start_fn, &e->rx[i]);
+	if (zp_open_loop(e))
+		start_pacer(e);
+}
+
+void zp_maybe_stall(struct zp_engine *e)
+{
+	struct timespec ts;
+
+	if (!e->cfg.stall_ms || !e->server ||
+	    zp_now_ns() < atomic_load(&e->stall_at_ns) ||
+	    atomic_exchange(&e->stalled, true))
 		return;
-	}
-	for (i = 0; i < e->n; i++)
-		zc_reactor_call(e->rx[i].r, start_fn, &e->rx[i]);
+	/* On purpose on the reactor thread: the whole reactor stalls, as a
+	 * page fault storm or a long handler would stall it. */
+	ts.tv_sec = e->cfg.stall_ms / 1000;
+	ts.tv_nsec = (long)(e->cfg.stall_ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
 }
 
 static void engine_stop(struct zp_engine *e)
 {
 	unsigned i;
 
+	/* The schedule ends at the deadline: nothing is pushed after. */
+	zp_pacer_join(&e->pacer);
 	if (e->rpc) {
 		zp_rpc_stop(e);
 		return;
@@ -254,6 +306,7 @@ static int collect_fn(void *arg)
 	ca->side->bytes_sent += rx->bytes_sent;
 	ca->side->bytes_received += rx->bytes_received;
 	ca->side->transactions += rx->transactions;
+	zp_ol_counts_add(&ca->side->ol, &rx->ol.n);
 	if (ca->hist)
 		zp_hist_merge(ca->hist, rx->hist);
 	zc_reactor_stats(rx->r, &st);
@@ -370,6 +423,7 @@ static int engine_create(struct zp_engine **out,
 		e->cpus = *cpus;
 	zp_latch_init(&e->connected);
 	zp_latch_init(&e->closed);
+	atomic_init(&e->stall_at_ns, UINT64_MAX);
 	if (zp_test_is_rpc(cfg->test)) {
 		ret = zp_rpc_create(e);
 		if (ret)
@@ -432,6 +486,7 @@ static void engine_destroy(struct zp_engine *e)
 {
 	unsigned i;
 
+	zp_pacer_join(&e->pacer);
 	if (e->rpc)
 		zp_rpc_quiesce(e);
 	for (i = 0; i < e->n; i++)
@@ -463,11 +518,13 @@ static void engine_destroy(struct zp_engine *e)
 	if (e->rx) {
 		for (i = 0; i < e->cfg.reactors; i++) {
 			free(e->rx[i].hist);
+			zp_olq_fini(&e->rx[i].ol);
 			zp_item_cache_fini(&e->rx[i].items);
 		}
 		free(e->rx);
 	}
 	zp_rpc_free(e);
+	free(e->olqs);
 	zp_latch_destroy(&e->connected);
 	zp_latch_destroy(&e->closed);
 	free(e);

@@ -11,13 +11,15 @@
  *   zcperf -H 10.0.0.2 -t TCP_RR -r 64,64 --poll 50 -C 1 --server-cpus 0
  *   zcperf -H 10.0.0.2 -t RPC_RR -r 64,64 -P 16 -d 16 --csv
  *   zcperf -H 10.0.0.2 -t RPC_STREAM -m 1M -T 2
+ *   zcperf -H 10.0.0.2 -t RPC_RR -P 16 -d 16 --rate 50000 --arrival poisson
  *   zcperf --echo -p 7777                    the stack's raw echo server
  *
  * Files: opts.c (command line), ctl.c (control connection), server.c and
  * client.c (the two ends of a run), engine.c and engine_conn.c (reactors
  * and connections of one side), latch.c (waiting for them), test_stream.c
  * / test_rr.c / test_rpc.c (the test families),
- * consumer.c (the RFS consumer thread), hist.c (latency histogram), cpu.c
+ * consumer.c (the RFS consumer thread), openloop.c (--rate: the pacer
+ * and the reactors' schedules), hist.c (latency histogram), cpu.c
  * (utilisation and service demand), report.c (output), tour.c (loopback
  * runs), echo.c (--echo).
  */

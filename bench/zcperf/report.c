@@ -40,6 +40,14 @@ void zp_result_finish(struct zp_result *r)
 	}
 }
 
+/* Open loop: what the schedule asked for, per requested second. */
+static double offered_per_s(const struct zp_result *r)
+{
+	return r->cfg.seconds > 0
+		       ? (double)r->client.ol.scheduled / r->cfg.seconds
+		       : 0;
+}
+
 static bool is_rr(enum zp_test t)
 {
 	return t == ZP_TCP_RR || t == ZP_RPC_RR;
@@ -107,6 +115,28 @@ static void print_counters(FILE *f, const char *who, const struct zp_counters *k
 		(unsigned long long)k->drains, (unsigned long long)k->kicks);
 }
 
+static void print_open_loop(FILE *f, const struct zp_result *r)
+{
+	const struct zp_ol_counts *o = &r->client.ol;
+
+	fprintf(f, "  open loop  rate %.0f/s %s  offered %.1f/s  achieved %.1f/s\n",
+		r->cfg.rate, zp_arrival_name((enum zp_arrival)r->cfg.arrival),
+		offered_per_s(r), r->transactions_per_s);
+	fprintf(f, "  scheduled %llu = sent %llu + late %llu + failed %llu "
+		   "(of which unsent at the deadline %llu)  max send lag %.1f us\n",
+		(unsigned long long)o->scheduled, (unsigned long long)o->sent,
+		(unsigned long long)o->late, (unsigned long long)o->failed,
+		(unsigned long long)o->unsent, (double)o->max_lag_ns / 1e3);
+	if (o->late || o->unsent)
+		fprintf(f, "  NOTE: the sender fell behind its schedule: %llu "
+			   "requests went out over %llu us late, %llu never went "
+			   "out; their wait is in the latencies above\n",
+			(unsigned long long)o->late,
+			(unsigned long long)(ZP_LATE_NS / 1000),
+			(unsigned long long)o->unsent);
+	fprintf(f, "\n");
+}
+
 static void report_human(FILE *f, const struct zp_result *r)
 {
 	const struct zp_lat *l = &r->lat;
@@ -130,6 +160,8 @@ static void report_human(FILE *f, const struct zp_result *r)
 	fprintf(f, "              %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f  %llu\n\n",
 		l->min, l->mean, l->p50, l->p90, l->p99, l->p999, l->max,
 		(unsigned long long)l->samples);
+	if (r->cfg.rate > 0)
+		print_open_loop(f, r);
 	fprintf(f, "  counters %10s %10s %10s %10s %10s %10s\n", "zc_sends",
 		"notifs", "copied", "deferred", "drains", "kicks");
 	print_counters(f, "client", &r->client.ctr);
@@ -156,6 +188,11 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
  *           free, consumer_cpu, rxbuf, rxring, sockbuf, poll_us, cc,
  *           requested_seconds},
+ *   open_loop {rate, arrival, offered_per_s (scheduled / requested
+ *              seconds), achieved_per_s (answered / measured seconds),
+ *              scheduled, sent, late, failed, unsent, max_send_lag_us,
+ *              late_threshold_us} (openloop.h; all 0 in closed loop),
+ *   config {... rate, arrival, stall_ms},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
  *                   service_demand_us_per_kb, bytes_sent, bytes_received,
  *                   transactions, rss_start_kb, rss_warm_kb, rss_end_kb,
@@ -242,6 +279,20 @@ static void report_json(FILE *f, const struct zp_result *r)
 		r->client.cpu.util, r->server.cpu.util, r->client.service_demand,
 		r->server.service_demand, r->client.service_demand_tran,
 		r->server.service_demand_tran);
+	fprintf(f, "\"open_loop\":{\"rate\":%.3f,\"arrival\":\"%s\","
+		   "\"offered_per_s\":%.2f,\"achieved_per_s\":%.2f,"
+		   "\"scheduled\":%llu,\"sent\":%llu,\"late\":%llu,"
+		   "\"failed\":%llu,\"unsent\":%llu,\"max_send_lag_us\":%.3f,"
+		   "\"late_threshold_us\":%llu},",
+		c->rate, zp_arrival_name((enum zp_arrival)c->arrival),
+		offered_per_s(r), c->rate > 0 ? r->transactions_per_s : 0,
+		(unsigned long long)r->client.ol.scheduled,
+		(unsigned long long)r->client.ol.sent,
+		(unsigned long long)r->client.ol.late,
+		(unsigned long long)r->client.ol.failed,
+		(unsigned long long)r->client.ol.unsent,
+		(double)r->client.ol.max_lag_ns / 1e3,
+		(unsigned long long)(ZP_LATE_NS / 1000));
 	fprintf(f, "\"counters\":");
 	json_counters(f, &total);
 	fprintf(f, ",\"config\":{\"msg_size\":%u,\"req_size\":%u,"
@@ -253,7 +304,10 @@ static void report_json(FILE *f, const struct zp_result *r)
 		c->reactors, zp_send_name(c->send), free_name(c->free_mode),
 		c->consumer_cpu, c->rxbuf, c->rxring, c->sockbuf, c->poll_us);
 	json_str(f, c->cc);
-	fprintf(f, ",\"requested_seconds\":%.3f},\"client\":", c->seconds);
+	fprintf(f, ",\"requested_seconds\":%.3f,\"rate\":%.3f,"
+		   "\"arrival\":\"%s\",\"stall_ms\":%u},\"client\":",
+		c->seconds, c->rate,
+		zp_arrival_name((enum zp_arrival)c->arrival), c->stall_ms);
 	json_side(f, &r->client);
 	fprintf(f, ",\"server\":");
 	json_side(f, &r->server);
@@ -282,14 +336,16 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 			   "rx_enobufs,msg_size,req_size,resp_size,conns,depth,reactors,"
 			   "send,free,consumer_cpu,rxbuf,poll_us,cc,rxring,"
 			   "tcp_busy_us,tcp_rwnd_limited_us,tcp_sndbuf_limited_us,"
-			   "tcp_retrans,sockbuf\n");
+			   "tcp_retrans,sockbuf,rate,arrival,ol_scheduled,"
+			   "ol_sent,ol_late,ol_failed,ol_unsent\n");
 	fprintf(f, "%s,", zp_test_name(c->test));
 	/* Labels are ours and never hold a comma; keep it that way. */
 	for (p = r->label; *p; p++)
 		fputc(*p == ',' ? ';' : *p, f);
 	fprintf(f, ",%.6f,%llu,%.4f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
 		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
-		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u,%llu,%llu,%llu,%llu,%u\n",
+		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u,%llu,%llu,%llu,%llu,%u,"
+		   "%.3f,%s,%llu,%llu,%llu,%llu,%llu\n",
 		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
 		(unsigned long long)r->transactions, r->transactions_per_s,
 		l->p50, l->p90, l->p99, l->p999, l->max, r->client.cpu.util,
@@ -305,7 +361,13 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 		(unsigned long long)k.tcp_busy_us,
 		(unsigned long long)k.tcp_rwnd_limited_us,
 		(unsigned long long)k.tcp_sndbuf_limited_us,
-		(unsigned long long)k.tcp_retrans, c->sockbuf);
+		(unsigned long long)k.tcp_retrans, c->sockbuf, c->rate,
+		zp_arrival_name((enum zp_arrival)c->arrival),
+		(unsigned long long)r->client.ol.scheduled,
+		(unsigned long long)r->client.ol.sent,
+		(unsigned long long)r->client.ol.late,
+		(unsigned long long)r->client.ol.failed,
+		(unsigned long long)r->client.ol.unsent);
 }
 
 void zp_report(FILE *f, enum zp_output out, const struct zp_result *r,

@@ -20,6 +20,7 @@
 
 #include "cpu.h"
 #include "hist.h"
+#include "openloop.h"
 #include "opts.h"
 
 /* The stack's counters, summed over a side's reactors. */
@@ -55,6 +56,7 @@ struct zp_side {
 				 * loopback: both sides then agree).  "RSS
 				 * stays flat" compares end with warm. */
 	struct zp_counters ctr;
+	struct zp_ol_counts ol; /* --rate, client side; zeros otherwise */
 };
 
 struct zp_result {

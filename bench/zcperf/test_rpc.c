@@ -18,6 +18,13 @@
  * finishes after the deadline counts on the engine's `closed` latch, so
  * the run ends when every call sent was answered: bytes add up exactly.
  * RPC_STREAM is the same machinery with -m payloads both ways.
+ *
+ * With --rate (openloop.h) the slots are not reissued from their
+ * completions: a free slot takes the next intended time from the
+ * reactor's open-loop queue, and the client's reactor counts once on the
+ * `closed` latch when its last call after the deadline is answered.
+ * With --stall the server answers through SIZED even for equal sizes, so
+ * that the stall happens in a handler of ours.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,7 +46,9 @@ struct rpc_cctx;
 
 struct rpc_slot {
 	struct rpc_cctx *cc;
-	uint64_t t0;
+	uint64_t t0;       /* when it was sent; --rate: intended */
+	uint64_t t_issued; /* --rate: when it was really sent */
+	struct rpc_slot *next_free; /* --rate: cc->free_slots */
 };
 
 /* One client, on one reactor; fields are its reactor thread's. */
@@ -50,6 +59,10 @@ struct rpc_cctx {
 	unsigned nslots;
 	struct rpc_slot *slots;
 	bool stopping;
+	/* --rate only */
+	struct rpc_slot *free_slots;
+	unsigned inflight;
+	bool finished;     /* counted on the closed latch */
 };
 
 struct zp_rpc {
@@ -86,7 +99,7 @@ int zp_rpc_create(struct zp_engine *e)
 	}
 	if (e->cfg.consumer_cpu >= 0)
 		p->method = ZP_METHOD_CONSUME;
-	else if (p->req_len == p->resp_len)
+	else if (p->req_len == p->resp_len && !e->cfg.stall_ms)
 		p->method = ZC_RPC_METHOD_ECHO;
 	else
 		p->method = ZP_METHOD_SIZED;
@@ -148,6 +161,7 @@ static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
 	struct zp_rctx *rx = rctx_of(arg, zc_rpc_call_reactor(call));
 	struct zc_chain resp;
 
+	zp_maybe_stall(arg);
 	zc_chain_release(req);
 	zc_chain_init(&resp);
 	if (!rx || zc_chain_append_clone(&resp, &rx->tmpl)) {
@@ -251,6 +265,74 @@ static void slot_finished(struct rpc_cctx *cc)
 	zp_latch_add(&cc->rx->eng->closed, 1);
 }
 
+static void ol_finish_if_idle(struct rpc_cctx *cc)
+{
+	if (cc->stopping && !cc->inflight && !cc->finished) {
+		cc->finished = true;
+		slot_finished(cc);
+	}
+}
+
+static void ol_call_done(void *arg, int status, struct zc_chain *resp)
+{
+	struct rpc_slot *s = arg;
+	struct rpc_cctx *cc = s->cc;
+	struct zp_rctx *rx = cc->rx;
+	bool ok = status == ZC_RPC_OK;
+
+	if (ok) {
+		rx->bytes_received += zc_chain_len(resp);
+		zc_chain_release(resp);
+		/* From the intended time: the wait for a slot is latency. */
+		zp_hist_record(rx->hist, zp_now_ns() - s->t0);
+		rx->transactions++;
+	} else {
+		if (rx->eng->verbose)
+			fprintf(stderr, "zcperf: call failed: %s\n",
+				zc_rpc_status_name(status));
+		atomic_fetch_add(&rx->eng->conn_failures, 1);
+	}
+	zp_ol_done(&rx->ol, s->t0, s->t_issued, ok);
+	cc->inflight--;
+	s->next_free = cc->free_slots;
+	cc->free_slots = s;
+	zp_ol_pump(&rx->ol);
+	ol_finish_if_idle(cc);
+}
+
+/* zp_ol_issue_fn: send the call intended at @intended on a free slot. */
+static int ol_issue(struct zp_olq *q, uint64_t intended, void *arg)
+{
+	struct rpc_cctx *cc = arg;
+	struct zp_rctx *rx = cc->rx;
+	struct rpc_slot *s = cc->free_slots;
+	struct zc_chain req;
+	int ret;
+
+	(void)q;
+	if (!s)
+		return 0;
+	zc_chain_init(&req);
+	ret = zc_chain_append_clone(&req, &rx->tmpl);
+	if (!ret) {
+		s->t0 = intended;
+		s->t_issued = zp_now_ns();
+		ret = zc_rpc_call(cc->cl, rx->eng->rpc->method, &req, NULL,
+				  ol_call_done, s, NULL);
+	}
+	if (ret) {
+		if (rx->eng->verbose)
+			fprintf(stderr, "zcperf: rpc call: %s\n",
+				strerror(-ret));
+		zc_chain_release(&req);
+		return ret;
+	}
+	cc->free_slots = s->next_free;
+	cc->inflight++;
+	rx->bytes_sent += rx->tmpl_len;
+	return 1;
+}
+
 static void call_done(void *arg, int status, struct zc_chain *resp)
 {
 	struct rpc_slot *s = arg;
@@ -346,7 +428,8 @@ int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 				strerror(-ret));
 			return ret;
 		}
-		e->expect_closed += cc->nslots;
+		/* --rate: one count per reactor, see ol_finish_if_idle(). */
+		e->expect_closed += zp_open_loop(e) ? 1 : cc->nslots;
 	}
 	/* Calls made before the connections are up would wait in the
 	 * client and count their wait as latency: start only once all are
@@ -379,6 +462,14 @@ static int start_fn(void *arg)
 	struct rpc_cctx *cc = arg;
 	unsigned j;
 
+	if (zp_open_loop(cc->rx->eng)) {
+		/* The pacer drives; every slot waits for an intended time. */
+		for (j = 0; j < cc->nslots; j++) {
+			cc->slots[j].next_free = cc->free_slots;
+			cc->free_slots = &cc->slots[j];
+		}
+		return zp_olq_init(&cc->rx->ol, cc->rx->r, ol_issue, cc);
+	}
 	for (j = 0; j < cc->nslots; j++)
 		issue(&cc->slots[j]);
 	return 0;
@@ -389,6 +480,11 @@ static int stop_fn(void *arg)
 	struct rpc_cctx *cc = arg;
 
 	cc->stopping = true;
+	if (zp_open_loop(cc->rx->eng)) {
+		if (cc->rx->ol.ring)
+			zp_ol_stop(&cc->rx->ol);
+		ol_finish_if_idle(cc);
+	}
 	return 0;
 }
 

@@ -131,6 +131,11 @@ Test(opts, command_line)
 	const char *rpc_cons[] = { "zcperf", "-t", "RPC_RR", "--consumer-cpu",
 				   "1" };
 	const char *tour[] = { "zcperf" };
+	const char *open_rr[] = { "zcperf", "-t", "RPC_RR", "--rate", "2500",
+				  "--arrival", "poisson", "--stall", "20" };
+	const char *open_stream[] = { "zcperf", "-t", "TCP_STREAM", "--rate",
+				      "10" };
+	const char *arrival[] = { "zcperf", "-t", "TCP_RR", "--arrival", "x" };
 	struct zp_opts o;
 
 	cr_assert_eq(parse(&o, 26, good), 0);
@@ -153,6 +158,13 @@ Test(opts, command_line)
 	cr_assert_eq(parse(&o, 3, rxring), -EINVAL);
 	cr_assert_eq(parse(&o, 5, rpc_cons), 0);
 	cr_assert_eq(o.cfg.consumer_cpu, 1);
+	cr_assert_eq(parse(&o, 9, open_rr), 0);
+	cr_assert_eq(o.cfg.rate, 2500.0);
+	cr_assert_eq(o.cfg.arrival, ZP_ARRIVAL_POISSON);
+	cr_assert_eq(o.cfg.stall_ms, 20);
+	/* Open loop needs requests: not for streams. */
+	cr_assert_eq(parse(&o, 5, open_stream), -EINVAL);
+	cr_assert_eq(parse(&o, 5, arrival), -EINVAL);
 	cr_assert_eq(parse(&o, 1, tour), 0);
 	cr_assert_eq(o.role, ZP_ROLE_LOCAL);
 	cr_assert_eq(o.test_given, false);
@@ -211,6 +223,9 @@ Test(ctl, configuration_round_trip)
 	a.rxring = 4;
 	a.sockbuf = 3 << 20;
 	a.poll_us = 50;
+	a.rate = 12345.5;
+	a.arrival = ZP_ARRIVAL_POISSON;
+	a.stall_ms = 7;
 	strcpy(a.cc, "cubic");
 	zp_parse_cpulist("0-1", &cpus);
 	zp_ctl_fmt_cfg(&a, &cpus, line, sizeof(line));
@@ -232,6 +247,9 @@ Test(ctl, configuration_round_trip)
 	cr_assert_eq(b.sockbuf, a.sockbuf);
 	cr_assert_eq(b.poll_us, a.poll_us);
 	cr_assert_str_eq(b.cc, "cubic");
+	cr_assert_eq(b.rate, a.rate);
+	cr_assert_eq(b.arrival, ZP_ARRIVAL_POISSON);
+	cr_assert_eq(b.stall_ms, 7);
 
 	cr_assert_eq(zp_ctl_parse_cfg("ZCPERF 2 test=TCP_RR", &b, &back,
 				      &given, &why), -EINVAL);
