@@ -330,6 +330,45 @@ int zp_ctl_parse_cfg(const char *line, struct zp_test_cfg *cfg,
 	return *why ? -EINVAL : 0;
 }
 
+/* Append "name:seconds,..." ("-" for none): the side's thread clocks. */
+static void fmt_threads(const struct zp_thread_use *t, char *out, size_t len)
+{
+	size_t used = strlen(out);
+	unsigned i;
+
+	if (!t->n && used < len)
+		snprintf(out + used, len - used, "-");
+	for (i = 0; i < t->n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s:%.6f",
+					 i ? "," : "", t->name[i],
+					 t->cpu_s[i]);
+}
+
+static int parse_threads(const char *v, struct zp_thread_use *t)
+{
+	const char *p = v;
+
+	memset(t, 0, sizeof(*t));
+	if (!strcmp(v, "-"))
+		return 0;
+	while (*p) {
+		const char *colon = strchr(p, ':');
+		size_t nl = colon ? (size_t)(colon - p) : 0;
+		char *end;
+
+		if (!colon || !nl || nl >= ZP_TCPU_NAME || t->n == ZP_TCPU_MAX)
+			return -EINVAL;
+		memcpy(t->name[t->n], p, nl);
+		t->name[t->n][nl] = 0;
+		t->cpu_s[t->n] = strtod(colon + 1, &end);
+		if (end == colon + 1 || (*end && *end != ','))
+			return -EINVAL;
+		t->total_s += t->cpu_s[t->n++];
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
 void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		     size_t len)
 {
@@ -341,7 +380,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "notifications=%llu copied_notifications=%llu "
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
-		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u",
+		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u tcpu=",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -360,6 +399,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)s->rss_start_kb,
 		 (unsigned long long)s->rss_warm_kb,
 		 (unsigned long long)s->rss_end_kb, errors);
+	fmt_threads(&s->threads, out, len);
 }
 
 static int get_u64(const char *line, const char *key, uint64_t *out)
@@ -416,6 +456,14 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 		return -EINVAL;
 	s->cpu.ncpus = ncpus;
 	*errors = err;
+	/* Optional: servers before the thread clocks did not send them. */
+	{
+		char v[ZP_CTL_LINE_MAX];
+
+		if (!zp_ctl_get(line, "tcpu", v, sizeof(v)) &&
+		    parse_threads(v, &s->threads))
+			return -EINVAL;
+	}
 	return 0;
 }
 

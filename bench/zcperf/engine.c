@@ -29,6 +29,11 @@
 static int prepare_fn(void *arg)
 {
 	struct zp_rctx *rx = arg;
+	char name[ZP_TCPU_NAME];
+
+	snprintf(name, sizeof(name), "reactor%u", (unsigned)(rx - rx->eng->rx));
+	/* Best effort: a 17th reactor is simply not broken down. */
+	(void)zp_tcpu_register_self(&rx->eng->tcpu, name);
 
 	if (rx->eng->rpc)
 		return zp_rpc_prepare(rx);
@@ -233,6 +238,7 @@ static void engine_start(struct zp_engine *e)
 {
 	unsigned i;
 
+	zp_tcpu_start(&e->tcpu);
 	if (e->server && e->cfg.stall_ms)
 		atomic_store(&e->stall_at_ns,
 			     zp_now_ns() + (uint64_t)(e->cfg.seconds * 1e9 / 2));
@@ -336,6 +342,7 @@ static void engine_collect(struct zp_engine *e, struct zp_side *side,
 	}
 	if (e->rpc)
 		zp_rpc_collect(e, side);
+	zp_tcpu_read(&e->tcpu, &side->threads);
 }
 
 /* ------------------------------------------------------------------------
@@ -424,6 +431,7 @@ static int engine_create(struct zp_engine **out,
 	zp_latch_init(&e->connected);
 	zp_latch_init(&e->closed);
 	atomic_init(&e->stall_at_ns, UINT64_MAX);
+	zp_tcpu_init(&e->tcpu);
 	if (zp_test_is_rpc(cfg->test)) {
 		ret = zp_rpc_create(e);
 		if (ret)
@@ -442,6 +450,8 @@ static int engine_create(struct zp_engine **out,
 		ret = zp_consumer_start(&e->consumer, cfg->consumer_cpu);
 		if (ret)
 			goto err;
+		(void)zp_tcpu_register(&e->tcpu, "consumer",
+				       zp_consumer_thread(e->consumer));
 	}
 
 	zp_reactor_config(cfg, &rc);
@@ -527,6 +537,7 @@ static void engine_destroy(struct zp_engine *e)
 	free(e->olqs);
 	zp_latch_destroy(&e->connected);
 	zp_latch_destroy(&e->closed);
+	zp_tcpu_destroy(&e->tcpu);
 	free(e);
 }
 

@@ -32,6 +32,7 @@
 #include "openloop.h"
 #include "opts.h"
 #include "result.h"
+#include "threadcpu.h"
 
 struct zp_engine;
 struct zp_rctx;
@@ -150,6 +151,7 @@ struct zp_engine {
 	unsigned expect_closed;       /* client: what `closed` must reach */
 	atomic_uint conn_failures;    /* failed connects, error closes, calls */
 	atomic_uint created;          /* zp_conns made (connects + accepts) */
+	struct zp_tcpu tcpu;          /* this side's threads' CPU clocks */
 	struct zp_pacer pacer;        /* --rate, client only */
 	struct zp_olq **olqs;         /* the pacer's queues */
 	/* --stall: when the server may stall (UINT64_MAX until the start;

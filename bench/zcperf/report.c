@@ -32,6 +32,20 @@ void zp_result_finish(struct zp_result *r)
 	}
 	r->client.service_demand = zp_service_demand(&r->client.cpu, r->bytes);
 	r->server.service_demand = zp_service_demand(&r->server.cpu, r->bytes);
+	{
+		const struct zp_side *rs = zp_recv_side(r);
+
+		r->recv_cpu_s_per_gib =
+			rs->bytes_received
+				? rs->threads.total_s /
+					  ((double)rs->bytes_received /
+					   (double)(1u << 30))
+				: 0;
+		r->recv_cpu_us_per_call =
+			r->transactions ? rs->threads.total_s * 1e6 /
+						  (double)r->transactions
+					: 0;
+	}
 	if (r->transactions) {
 		r->client.service_demand_tran =
 			r->client.cpu.busy_s * 1e6 / (double)r->transactions;
@@ -192,11 +206,15 @@ static void report_human(FILE *f, const struct zp_result *r)
  *              seconds), achieved_per_s (answered / measured seconds),
  *              scheduled, sent, late, failed, unsent, max_send_lag_us,
  *              late_threshold_us} (openloop.h; all 0 in closed loop),
+ *   receive_cpu {side, seconds, s_per_gib, us_per_call}: CPU time of
+ *              the receiving side's threads (threadcpu.h) per GiB it
+ *              received and per transaction,
  *   config {... rate, arrival, stall_ms},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
  *                   service_demand_us_per_kb, bytes_sent, bytes_received,
  *                   transactions, rss_start_kb, rss_warm_kb, rss_end_kb,
- *                   counters {...}}
+ *                   counters {...}, threads_cpu_s (sum),
+ *                   thread_cpu_s {reactor0, ..., consumer, worker}}
  */
 
 static void json_str(FILE *f, const char *s)
@@ -234,6 +252,8 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 
 static void json_side(FILE *f, const struct zp_side *s)
 {
+	unsigned i;
+
 	fprintf(f, "{\"cpus\":");
 	json_str(f, s->cpus);
 	fprintf(f, ",\"cpu_util\":%.2f,\"cpu_seconds\":%.3f,"
@@ -250,7 +270,15 @@ static void json_side(FILE *f, const struct zp_side *s)
 		(unsigned long long)s->rss_warm_kb,
 		(unsigned long long)s->rss_end_kb);
 	json_counters(f, &s->ctr);
-	fputc('}', f);
+	fprintf(f, ",\"threads_cpu_s\":%.6f,\"thread_cpu_s\":{",
+		s->threads.total_s);
+	for (i = 0; i < s->threads.n; i++) {
+		if (i)
+			fputc(',', f);
+		json_str(f, s->threads.name[i]);
+		fprintf(f, ":%.6f", s->threads.cpu_s[i]);
+	}
+	fputs("}}", f);
 }
 
 static void report_json(FILE *f, const struct zp_result *r)
@@ -293,6 +321,11 @@ static void report_json(FILE *f, const struct zp_result *r)
 		(unsigned long long)r->client.ol.unsent,
 		(double)r->client.ol.max_lag_ns / 1e3,
 		(unsigned long long)(ZP_LATE_NS / 1000));
+	fprintf(f, "\"receive_cpu\":{\"side\":\"%s\",\"seconds\":%.6f,"
+		   "\"s_per_gib\":%.6f,\"us_per_call\":%.4f},",
+		zp_recv_side(r) == &r->client ? "client" : "server",
+		zp_recv_side(r)->threads.total_s, r->recv_cpu_s_per_gib,
+		r->recv_cpu_us_per_call);
 	fprintf(f, "\"counters\":");
 	json_counters(f, &total);
 	fprintf(f, ",\"config\":{\"msg_size\":%u,\"req_size\":%u,"

@@ -22,6 +22,7 @@
 #include "hist.h"
 #include "openloop.h"
 #include "opts.h"
+#include "threadcpu.h"
 
 /* The stack's counters, summed over a side's reactors. */
 struct zp_counters {
@@ -57,6 +58,7 @@ struct zp_side {
 				 * stays flat" compares end with warm. */
 	struct zp_counters ctr;
 	struct zp_ol_counts ol; /* --rate, client side; zeros otherwise */
+	struct zp_thread_use threads; /* reactors, consumer, workers */
 };
 
 struct zp_result {
@@ -70,7 +72,18 @@ struct zp_result {
 	double transactions_per_s;
 	struct zp_lat lat;       /* per transaction/call/message */
 	struct zp_side client, server;
+	/* The side that receives the test's data (the client for
+	 * TCP_MAERTS, else the server): its threads' CPU per GiB it
+	 * received and per transaction (threadcpu.h). */
+	double recv_cpu_s_per_gib;
+	double recv_cpu_us_per_call;
 };
+
+/* The receiving side of @r (see recv_cpu_s_per_gib). */
+static inline const struct zp_side *zp_recv_side(const struct zp_result *r)
+{
+	return r->cfg.test == ZP_TCP_MAERTS ? &r->client : &r->server;
+}
 
 /* How far into a run of @seconds each side samples rss_warm_kb: a tenth
  * of it, at least 1 s, at most half of it (pools and socket buffers grow

@@ -203,6 +203,9 @@ static const char *const required[] = {
 	"open_loop.rate", "open_loop.offered_per_s", "open_loop.achieved_per_s",
 	"open_loop.scheduled", "open_loop.sent", "open_loop.late",
 	"open_loop.failed", "open_loop.unsent", "open_loop.max_send_lag_us",
+	"receive_cpu.seconds", "receive_cpu.s_per_gib", "receive_cpu.us_per_call",
+	"client.threads_cpu_s", "server.threads_cpu_s",
+	"server.thread_cpu_s.reactor0", "client.thread_cpu_s.reactor0",
 };
 
 static double num(const struct json_doc *d, const char *path)
@@ -264,6 +267,22 @@ static void check_rr(const struct json_doc *d, double req, double resp)
 	cr_assert_eq(num(d, "server.transactions"), tr);
 	cr_assert_eq(num(d, "latency_us.samples"), tr);
 	cr_assert_gt(num(d, "latency_us.p50"), 0);
+}
+
+/*
+ * The receiving side's thread clocks: @who (the consumer thread or the
+ * RPC worker) worked, and the side's total is the sum of its threads.
+ */
+static void check_thread_cpu(const struct json_doc *d, const char *who)
+{
+	char path[64];
+	double total = num(d, "server.threads_cpu_s");
+
+	snprintf(path, sizeof(path), "server.thread_cpu_s.%s", who);
+	cr_assert_gt(num(d, path), 0, "%s did not run", who);
+	cr_assert_geq(total, num(d, path) + num(d, "server.thread_cpu_s.reactor0") -
+				     1e-5);
+	cr_assert_eq(num(d, "receive_cpu.seconds"), total);
 }
 
 /* --consumer-cpu: in owner mode the consumer's releases go home through the
@@ -353,6 +372,8 @@ Test(bench, tcp_stream_consumer_each_free_mode)
 
 		client(&s, "TCP_STREAM", extra, &d);
 		check_deferred(&d, modes[i]);
+		check_thread_cpu(&d, "consumer");
+		cr_assert_gt(num(&d, "receive_cpu.s_per_gib"), 0);
 	}
 	server_stop(&s);
 }
@@ -404,6 +425,8 @@ Test(bench, rpc_rr_consumer_each_free_mode)
 		client(&s, "RPC_RR", extra, &d);
 		check_rr(&d, 64, 64);
 		check_deferred(&d, modes[i]);
+		check_thread_cpu(&d, "worker");
+		cr_assert_gt(num(&d, "receive_cpu.us_per_call"), 0);
 	}
 	server_stop(&s);
 }

@@ -282,9 +282,18 @@ Test(ctl, result_round_trip)
 	a.rss_start_kb = 1000;
 	a.rss_warm_kb = 1020;
 	a.rss_end_kb = 1024;
+	a.threads.n = 2;
+	strcpy(a.threads.name[0], "reactor0");
+	a.threads.cpu_s[0] = 0.5;
+	strcpy(a.threads.name[1], "consumer");
+	a.threads.cpu_s[1] = 0.25;
 	zp_ctl_fmt_side(&a, 7, line, sizeof(line));
 	cr_assert_eq(zp_ctl_parse_side(line, &b, &errors), 0, "%s", line);
 	cr_assert_eq(errors, 7);
+	cr_assert_eq(b.threads.n, 2);
+	cr_assert_str_eq(b.threads.name[1], "consumer");
+	cr_assert_eq(b.threads.cpu_s[0], 0.5);
+	cr_assert_eq(b.threads.total_s, 0.75);
 	cr_assert_eq(b.cpu.util, 42.5);
 	cr_assert_eq(b.cpu.busy_s, 1.25);
 	cr_assert_str_eq(b.cpus, "0-1");
