@@ -380,7 +380,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "notifications=%llu copied_notifications=%llu "
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
-		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u tcpu=",
+		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u rpc_span=%llu "
+		 "rpc_shared=%llu tcpu=",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -398,7 +399,9 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)k->tcp_retrans,
 		 (unsigned long long)s->rss_start_kb,
 		 (unsigned long long)s->rss_warm_kb,
-		 (unsigned long long)s->rss_end_kb, errors);
+		 (unsigned long long)s->rss_end_kb, errors,
+		 (unsigned long long)k->rpc_spanning,
+		 (unsigned long long)k->rpc_shared_buf);
 	fmt_threads(&s->threads, out, len);
 }
 
@@ -456,7 +459,10 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 		return -EINVAL;
 	s->cpu.ncpus = ncpus;
 	*errors = err;
-	/* Optional: servers before the thread clocks did not send them. */
+	/* Optional: servers before these counters did not send them. */
+	if (get_u64(line, "rpc_span", &k->rpc_spanning) == -EINVAL ||
+	    get_u64(line, "rpc_shared", &k->rpc_shared_buf) == -EINVAL)
+		return -EINVAL;
 	{
 		char v[ZP_CTL_LINE_MAX];
 

@@ -66,7 +66,10 @@ struct zp_rctx {
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
 	uint64_t transactions;
-	struct zp_counters tcp;   /* only its tcp_* fields: zp_note_tcp_info() */
+	struct zp_counters tcp;   /* its tcp_* fields (zp_note_tcp_info())
+				   * and rpc_* fields (test_rpc.c) only */
+	const struct zc_buf *shape_buf; /* RPC server: where the last */
+	uint32_t shape_end;             /* request ended (test_rpc.c) */
 	struct zp_item_cache items; /* hand-off nodes to the consumer */
 	struct zp_olq ol;         /* --rate (client): ring NULL otherwise */
 	struct zp_conn *ol_cursor; /* TCP_RR --rate: next conn to try */

@@ -21,6 +21,8 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->tcp_rwnd_limited_us += src->tcp_rwnd_limited_us;
 	dst->tcp_sndbuf_limited_us += src->tcp_sndbuf_limited_us;
 	dst->tcp_retrans += src->tcp_retrans;
+	dst->rpc_spanning += src->rpc_spanning;
+	dst->rpc_shared_buf += src->rpc_shared_buf;
 }
 
 void zp_result_finish(struct zp_result *r)
@@ -180,6 +182,12 @@ static void report_human(FILE *f, const struct zp_result *r)
 		"notifs", "copied", "deferred", "drains", "kicks");
 	print_counters(f, "client", &r->client.ctr);
 	print_counters(f, "server", &r->server.ctr);
+	if (r->cfg.test == ZP_RPC_RR || r->cfg.test == ZP_RPC_STREAM)
+		fprintf(f, "  rpc requests spanning receive buffers %llu, "
+			   "beginning in the previous one's buffer %llu (of %llu)\n",
+			(unsigned long long)r->server.ctr.rpc_spanning,
+			(unsigned long long)r->server.ctr.rpc_shared_buf,
+			(unsigned long long)r->server.transactions);
 	fprintf(f, "\n");
 }
 
@@ -197,7 +205,8 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   service_demand_us_per_tran {client, server},
  *   counters {zc_sends, notifications, copied_notifications,
  *             deferred_frees, drains, kicks, rx_enobufs, tcp_busy_us,
- *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans}
+ *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans,
+ *             rpc_spanning, rpc_shared_buf (test_rpc.c)}
  *             (both sides summed),
  *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
  *           free, consumer_cpu, rxbuf, rxring, sockbuf, poll_us, cc,
@@ -237,7 +246,8 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		   "\"copied_notifications\":%llu,\"deferred_frees\":%llu,"
 		   "\"drains\":%llu,\"kicks\":%llu,\"rx_enobufs\":%llu,"
 		   "\"tcp_busy_us\":%llu,\"tcp_rwnd_limited_us\":%llu,"
-		   "\"tcp_sndbuf_limited_us\":%llu,\"tcp_retrans\":%llu}",
+		   "\"tcp_sndbuf_limited_us\":%llu,\"tcp_retrans\":%llu,"
+		   "\"rpc_spanning\":%llu,\"rpc_shared_buf\":%llu}",
 		(unsigned long long)k->zc_sends,
 		(unsigned long long)k->notifications,
 		(unsigned long long)k->copied_notifications,
@@ -247,7 +257,9 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		(unsigned long long)k->tcp_busy_us,
 		(unsigned long long)k->tcp_rwnd_limited_us,
 		(unsigned long long)k->tcp_sndbuf_limited_us,
-		(unsigned long long)k->tcp_retrans);
+		(unsigned long long)k->tcp_retrans,
+		(unsigned long long)k->rpc_spanning,
+		(unsigned long long)k->rpc_shared_buf);
 }
 
 static void json_side(FILE *f, const struct zp_side *s)

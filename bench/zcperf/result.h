@@ -41,6 +41,11 @@ struct zp_counters {
 	uint64_t tcp_rwnd_limited_us;
 	uint64_t tcp_sndbuf_limited_us;
 	uint64_t tcp_retrans;
+	/* RPC server, ECHO and SIZED: requests that spanned more than one
+	 * receive buffer, and requests that began in the buffer the previous
+	 * one ended in (a buffer shared by several RPCs). */
+	uint64_t rpc_spanning;
+	uint64_t rpc_shared_buf;
 };
 
 struct zp_side {

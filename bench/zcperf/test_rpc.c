@@ -25,6 +25,14 @@
  * `closed` latch when its last call after the deadline is answered.
  * With --stall the server answers through SIZED even for equal sizes, so
  * that the stall happens in a handler of ours.
+ *
+ * Equal sizes call ECHO, zcperf's own copy of the built-in echo method
+ * (the answer is the request's own receive-buffer views), so that the
+ * server can note how requests lie in receive buffers: how many spanned
+ * more than one buffer, and how many began in the buffer the previous
+ * request on that reactor ended in (a buffer shared by several RPCs: the
+ * BIG TCP shape).  The INLINE handlers note it; CONSUME, on a worker,
+ * does not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +48,7 @@
 
 #define ZP_METHOD_SIZED (ZC_RPC_METHOD_USER + 1)
 #define ZP_METHOD_CONSUME (ZC_RPC_METHOD_USER + 2)
+#define ZP_METHOD_ECHO (ZC_RPC_METHOD_USER + 3)
 #define RPC_CONNECT_TIMEOUT_MS 5000u
 
 struct rpc_cctx;
@@ -100,7 +109,7 @@ int zp_rpc_create(struct zp_engine *e)
 	if (e->cfg.consumer_cpu >= 0)
 		p->method = ZP_METHOD_CONSUME;
 	else if (p->req_len == p->resp_len && !e->cfg.stall_ms)
-		p->method = ZC_RPC_METHOD_ECHO;
+		p->method = ZP_METHOD_ECHO;
 	else
 		p->method = ZP_METHOD_SIZED;
 	e->rpc = p;
@@ -134,7 +143,7 @@ int zp_rpc_prepare(struct zp_rctx *rx)
 
 	if (!e->server)
 		return zp_tmpl_make(rx, p->req_len);
-	if (p->method == ZC_RPC_METHOD_ECHO)
+	if (p->method == ZP_METHOD_ECHO)
 		return 0;
 	return zp_tmpl_make(rx, p->resp_len);
 }
@@ -153,6 +162,40 @@ static struct zp_rctx *rctx_of(struct zp_engine *e, struct zc_reactor *r)
 	return NULL;
 }
 
+/*
+ * Reactor thread: how @req lies in the receive buffers (see the top).
+ * "Began where the previous one ended": the same buffer, at or past the
+ * previous request's end, so a buffer recycled in between (which starts
+ * again at 0) is not mistaken for a shared one.
+ */
+static void note_shape(struct zp_rctx *rx, const struct zc_chain *req)
+{
+	unsigned n = zc_chain_nviews(req);
+	const struct zc_view *first, *last;
+
+	if (!n)
+		return;
+	first = zc_chain_view(req, 0);
+	last = zc_chain_view(req, n - 1);
+	if (n > 1)
+		rx->tcp.rpc_spanning++;
+	if (first->buf == rx->shape_buf && first->off >= rx->shape_end)
+		rx->tcp.rpc_shared_buf++;
+	rx->shape_buf = last->buf;
+	rx->shape_end = last->off + last->len;
+}
+
+/* ECHO: the built-in echo, plus note_shape(). */
+static void echo_handler(struct zc_rpc_call *call, struct zc_chain *req,
+			 void *arg)
+{
+	struct zp_rctx *rx = rctx_of(arg, zc_rpc_call_reactor(call));
+
+	if (rx)
+		note_shape(rx, req);
+	(void)zc_rpc_reply(call, req);
+}
+
 /* INLINE handler, or the tail of consume_handler() on a worker: the
  * template is read-only once prepared, so any thread may clone it. */
 static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
@@ -162,6 +205,8 @@ static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
 	struct zc_chain resp;
 
 	zp_maybe_stall(arg);
+	if (rx && zc_rpc_call_reactor(call) == zc_reactor_current())
+		note_shape(rx, req);
 	zc_chain_release(req);
 	zc_chain_init(&resp);
 	if (!rx || zc_chain_append_clone(&resp, &rx->tmpl)) {
@@ -219,6 +264,9 @@ int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
 	if (p->method == ZP_METHOD_SIZED)
 		ret = zc_rpc_server_register(p->srv, ZP_METHOD_SIZED, "sized",
 					     ZC_RPC_INLINE, 0, sized_handler, e);
+	else if (p->method == ZP_METHOD_ECHO)
+		ret = zc_rpc_server_register(p->srv, ZP_METHOD_ECHO, "echo",
+					     ZC_RPC_INLINE, 0, echo_handler, e);
 	else if (p->method == ZP_METHOD_CONSUME)
 		ret = zc_rpc_server_register(p->srv, ZP_METHOD_CONSUME,
 					     "consume", ZC_RPC_WORKER, 0,
