@@ -232,7 +232,7 @@ void zp_ctl_fmt_cfg(const struct zp_test_cfg *cfg, const cpu_set_t *cpus,
 		 "ZCPERF 1 test=%s seconds=%.3f msg=%u req=%u resp=%u conns=%u "
 		 "depth=%u reactors=%u send=%s free=%s consumer=%d rxbuf=%u "
 		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s rate=%.3f "
-		 "arrival=%s stall=%u",
+		 "arrival=%s stall=%u idle=%u",
 		 zp_test_name(cfg->test), cfg->seconds, cfg->msg_size,
 		 cfg->req_size, cfg->resp_size, cfg->conns, cfg->depth,
 		 cfg->reactors, zp_send_name(cfg->send),
@@ -240,7 +240,8 @@ void zp_ctl_fmt_cfg(const struct zp_test_cfg *cfg, const cpu_set_t *cpus,
 		 cfg->consumer_cpu, cfg->rxbuf, cfg->rxring, cfg->sockbuf,
 		 cfg->poll_us,
 		 cfg->cc[0] ? cfg->cc : "-", cpulist, cfg->rate,
-		 zp_arrival_name((enum zp_arrival)cfg->arrival), cfg->stall_ms);
+		 zp_arrival_name((enum zp_arrival)cfg->arrival), cfg->stall_ms,
+		 cfg->idle);
 }
 
 static int get_u32(const char *line, const char *key, uint32_t *out)
@@ -289,7 +290,8 @@ int zp_ctl_parse_cfg(const char *line, struct zp_test_cfg *cfg,
 	/* Optional: clients before --rxring / --sockbuf did not send them. */
 	if (get_u32(line, "rxring", &cfg->rxring) == -EINVAL ||
 	    get_u32(line, "sockbuf", &cfg->sockbuf) == -EINVAL ||
-	    get_u32(line, "stall", &cfg->stall_ms) == -EINVAL)
+	    get_u32(line, "stall", &cfg->stall_ms) == -EINVAL ||
+	    get_u32(line, "idle", &cfg->idle) == -EINVAL)
 		return -EINVAL;
 	/* Optional too: before --rate there was only the closed loop. */
 	if (!zp_ctl_get(line, "rate", v, sizeof(v))) {
@@ -381,7 +383,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
 		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u rpc_span=%llu "
-		 "rpc_shared=%llu tcpu=",
+		 "rpc_shared=%llu rss_l=%llu acc_s=%.6f tcpu=",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -401,7 +403,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)s->rss_warm_kb,
 		 (unsigned long long)s->rss_end_kb, errors,
 		 (unsigned long long)k->rpc_spanning,
-		 (unsigned long long)k->rpc_shared_buf);
+		 (unsigned long long)k->rpc_shared_buf,
+		 (unsigned long long)s->rss_listen_kb, s->accept_s);
 	fmt_threads(&s->threads, out, len);
 }
 
@@ -461,7 +464,9 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	*errors = err;
 	/* Optional: servers before these counters did not send them. */
 	if (get_u64(line, "rpc_span", &k->rpc_spanning) == -EINVAL ||
-	    get_u64(line, "rpc_shared", &k->rpc_shared_buf) == -EINVAL)
+	    get_u64(line, "rpc_shared", &k->rpc_shared_buf) == -EINVAL ||
+	    get_u64(line, "rss_l", &s->rss_listen_kb) == -EINVAL ||
+	    get_double(line, "acc_s", &s->accept_s) == -EINVAL)
 		return -EINVAL;
 	{
 		char v[ZP_CTL_LINE_MAX];

@@ -166,7 +166,7 @@ static int engine_connect(struct zp_engine *e, const struct sockaddr *addr,
 
 int zp_engine_wait_accepted(struct zp_engine *e, unsigned timeout_ms)
 {
-	unsigned n = e->cfg.conns, waited = 0;
+	unsigned n = e->cfg.conns + e->cfg.idle, waited = 0;
 
 	if (!e->rpc)
 		return zp_latch_wait(&e->connected, n, timeout_ms) >= n
@@ -383,7 +383,10 @@ void zp_reactor_config(const struct zp_test_cfg *cfg,
 static size_t pool_bytes_for(const struct zp_test_cfg *cfg)
 {
 	size_t rxbuf = cfg->rxbuf ? cfg->rxbuf : 64 * 1024;
-	size_t base = 4 * 128 * rxbuf, tmpl;
+	/* The stack's own rule, 4x the ring (stack.h), for a --rxring
+	 * deeper than the default's 128 buffers. */
+	size_t ring = cfg->rxring > 128 ? cfg->rxring : 128;
+	size_t base = 4 * ring * rxbuf, tmpl;
 
 	if (base < (64u << 20))
 		base = 64u << 20;

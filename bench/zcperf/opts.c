@@ -271,6 +271,10 @@ const char *zp_cfg_check(const struct zp_test_cfg *cfg)
 		return "--arrival: const or poisson";
 	if (cfg->stall_ms > 60000)
 		return "--stall: at most 60000 ms";
+	if (cfg->idle > ZP_MAX_IDLE)
+		return "--idle: at most 100000 connections";
+	if (cfg->idle && !(cfg->test == ZP_RPC_RR || cfg->test == ZP_RPC_STREAM))
+		return "--idle: RPC_RR and RPC_STREAM only";
 	return NULL;
 }
 
@@ -298,6 +302,10 @@ void zp_usage(FILE *f)
 "                          schedule whatever the answers do; latency from each\n"
 "                          request's intended send time (default 0: closed loop)\n"
 "      --arrival KIND      const | poisson gaps between --rate requests (default const)\n"
+"      --idle N            RPC tests: N more connections, opened (HELLO done) and\n"
+"                          kept idle through the run, beside the -P active ones;\n"
+"                          the server reports its accept rate and RSS per\n"
+"                          connection (default 0)\n"
 "      --stall MS          test aid: the server's handler sleeps MS once, in the\n"
 "                          middle of the run, so a stall shows in the percentiles\n"
 "                          (default 0)\n"
@@ -344,6 +352,7 @@ enum {
 	OPT_RATE,
 	OPT_ARRIVAL,
 	OPT_STALL,
+	OPT_IDLE,
 };
 
 static const struct option long_opts[] = {
@@ -373,6 +382,7 @@ static const struct option long_opts[] = {
 	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "arrival", required_argument, NULL, OPT_ARRIVAL },
 	{ "stall", required_argument, NULL, OPT_STALL },
+	{ "idle", required_argument, NULL, OPT_IDLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -580,6 +590,10 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 			cfg->arrival = (int)a;
 			break;
 		}
+		case OPT_IDLE:
+			if (parse_u32(optarg, 0, ZP_MAX_IDLE, &cfg->idle))
+				return bad("--idle", optarg, "0 to 100000");
+			break;
 		case OPT_STALL:
 			if (parse_u32(optarg, 0, 60000, &cfg->stall_ms))
 				return bad("--stall", optarg, "0 to 60000 ms");

@@ -24,6 +24,7 @@
 #define ZP_MAX_DEPTH 4096u
 #define ZP_MAX_REACTORS 64u
 #define ZP_MAX_MSG (256u * 1024 * 1024)
+#define ZP_MAX_IDLE 100000u
 
 enum zp_test {
 	ZP_TCP_STREAM = 0, /* client sends -m sized messages */
@@ -80,6 +81,7 @@ struct zp_test_cfg {
 	double rate;        /* --rate: calls/s in all, 0 = closed loop */
 	int arrival;        /* --arrival: enum zp_arrival */
 	uint32_t stall_ms;  /* --stall: server handler sleeps once, 0 = no */
+	uint32_t idle;      /* --idle: RPC connections open but unused */
 };
 
 struct zp_opts {

@@ -56,6 +56,35 @@ void zp_result_finish(struct zp_result *r)
 	}
 }
 
+/* Server RSS per accepted connection (all idle then: -P and --idle),
+ * and what each active one added once traffic ran, in bytes. */
+static double rss_per_conn(const struct zp_result *r)
+{
+	const struct zp_side *s = &r->server;
+	double n = (double)r->cfg.conns + r->cfg.idle;
+
+	return s->rss_start_kb > s->rss_listen_kb && s->rss_listen_kb
+		       ? (double)(s->rss_start_kb - s->rss_listen_kb) * 1024 / n
+		       : 0;
+}
+
+static double rss_per_active(const struct zp_result *r)
+{
+	const struct zp_side *s = &r->server;
+
+	return s->rss_warm_kb > s->rss_start_kb
+		       ? (double)(s->rss_warm_kb - s->rss_start_kb) * 1024 /
+				 r->cfg.conns
+		       : 0;
+}
+
+static double accept_per_s(const struct zp_result *r)
+{
+	return r->server.accept_s > 0
+		       ? ((double)r->cfg.conns + r->cfg.idle) / r->server.accept_s
+		       : 0;
+}
+
 /* Open loop: what the schedule asked for, per requested second. */
 static double offered_per_s(const struct zp_result *r)
 {
@@ -178,6 +207,12 @@ static void report_human(FILE *f, const struct zp_result *r)
 		(unsigned long long)l->samples);
 	if (r->cfg.rate > 0)
 		print_open_loop(f, r);
+	if (r->cfg.idle)
+		fprintf(f, "  connections  active %u  idle %u  accepted in %.3f s "
+			   "(%.0f/s)  server RSS %.0f B per connection, %.0f B "
+			   "more per active one\n\n",
+			r->cfg.conns, r->cfg.idle, r->server.accept_s,
+			accept_per_s(r), rss_per_conn(r), rss_per_active(r));
 	fprintf(f, "  counters %10s %10s %10s %10s %10s %10s\n", "zc_sends",
 		"notifs", "copied", "deferred", "drains", "kicks");
 	print_counters(f, "client", &r->client.ctr);
@@ -215,6 +250,11 @@ static void report_human(FILE *f, const struct zp_result *r)
  *              seconds), achieved_per_s (answered / measured seconds),
  *              scheduled, sent, late, failed, unsent, max_send_lag_us,
  *              late_threshold_us} (openloop.h; all 0 in closed loop),
+ *   connections {active, idle, accept_s, accept_per_s (all -P and
+ *              --idle connections over the time from listen to the last
+ *              accept), server_rss_listen_kb, rss_per_conn_bytes (server
+ *              RSS growth from listen to GO over every connection),
+ *              rss_per_active_bytes (growth from GO to warm-up over -P)},
  *   receive_cpu {side, seconds, s_per_gib, us_per_call}: CPU time of
  *              the receiving side's threads (threadcpu.h) per GiB it
  *              received and per transaction,
@@ -333,6 +373,13 @@ static void report_json(FILE *f, const struct zp_result *r)
 		(unsigned long long)r->client.ol.unsent,
 		(double)r->client.ol.max_lag_ns / 1e3,
 		(unsigned long long)(ZP_LATE_NS / 1000));
+	fprintf(f, "\"connections\":{\"active\":%u,\"idle\":%u,"
+		   "\"accept_s\":%.6f,\"accept_per_s\":%.1f,"
+		   "\"server_rss_listen_kb\":%llu,\"rss_per_conn_bytes\":%.1f,"
+		   "\"rss_per_active_bytes\":%.1f},",
+		c->conns, c->idle, r->server.accept_s, accept_per_s(r),
+		(unsigned long long)r->server.rss_listen_kb, rss_per_conn(r),
+		rss_per_active(r));
 	fprintf(f, "\"receive_cpu\":{\"side\":\"%s\",\"seconds\":%.6f,"
 		   "\"s_per_gib\":%.6f,\"us_per_call\":%.4f},",
 		zp_recv_side(r) == &r->client ? "client" : "server",
@@ -350,9 +397,11 @@ static void report_json(FILE *f, const struct zp_result *r)
 		c->consumer_cpu, c->rxbuf, c->rxring, c->sockbuf, c->poll_us);
 	json_str(f, c->cc);
 	fprintf(f, ",\"requested_seconds\":%.3f,\"rate\":%.3f,"
-		   "\"arrival\":\"%s\",\"stall_ms\":%u},\"client\":",
+		   "\"arrival\":\"%s\",\"stall_ms\":%u,\"idle\":%u},"
+		   "\"client\":",
 		c->seconds, c->rate,
-		zp_arrival_name((enum zp_arrival)c->arrival), c->stall_ms);
+		zp_arrival_name((enum zp_arrival)c->arrival), c->stall_ms,
+		c->idle);
 	json_side(f, &r->client);
 	fprintf(f, ",\"server\":");
 	json_side(f, &r->server);

@@ -64,6 +64,11 @@ struct zp_side {
 	struct zp_counters ctr;
 	struct zp_ol_counts ol; /* --rate, client side; zeros otherwise */
 	struct zp_thread_use threads; /* reactors, consumer, workers */
+	/* Server: RSS when it listened (before any data connection), and
+	 * the time from then until every connection (-P and --idle) was
+	 * accepted. */
+	uint64_t rss_listen_kb;
+	double accept_s;
 };
 
 struct zp_result {

@@ -64,6 +64,7 @@ struct rpc_slot {
 struct rpc_cctx {
 	struct zp_rctx *rx;
 	struct zc_rpc_client *cl;
+	struct zc_rpc_client *idle_cl; /* --idle: connections never used */
 	unsigned conns;
 	unsigned nslots;
 	struct rpc_slot *slots;
@@ -438,6 +439,42 @@ static void issue(struct rpc_slot *s)
 	rx->bytes_sent += rx->tmpl_len;
 }
 
+/*
+ * --idle: one more client per reactor holding its share of the idle
+ * connections.  The stack connects them and exchanges HELLO; nothing
+ * calls through them, so on the server they are accepted, idle
+ * connections, the kind a busy server holds thousands of.
+ */
+static int connect_idle(struct zp_engine *e, const struct sockaddr *addr,
+			socklen_t len)
+{
+	struct zp_rpc *p = e->rpc;
+	unsigned i;
+
+	for (i = 0; i < e->n && e->cfg.idle; i++) {
+		struct zc_rpc_client_config ccfg;
+		unsigned n = e->cfg.idle / e->n + (i < e->cfg.idle % e->n);
+		int ret;
+
+		if (!n)
+			continue;
+		memset(&ccfg, 0, sizeof(ccfg));
+		ccfg.reactor = e->rx[i].r;
+		ccfg.addr = addr;
+		ccfg.addrlen = len;
+		ccfg.conns = n;
+		ccfg.max_message = msg_max(p);
+		ccfg.connect_timeout_ms = RPC_CONNECT_TIMEOUT_MS + e->cfg.idle;
+		ret = zc_rpc_client_create(&ccfg, &p->cc[i].idle_cl);
+		if (ret) {
+			fprintf(stderr, "zcperf: rpc idle client: %s\n",
+				strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 		   socklen_t len)
 {
@@ -486,24 +523,32 @@ int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 		/* --rate: one count per reactor, see ol_finish_if_idle(). */
 		e->expect_closed += zp_open_loop(e) ? 1 : cc->nslots;
 	}
+	ret = connect_idle(e, addr, len);
+	if (ret)
+		return ret;
 	/* Calls made before the connections are up would wait in the
 	 * client and count their wait as latency: start only once all are
-	 * connected. */
+	 * connected (--idle ones included: a millisecond more each). */
 	for (;;) {
 		unsigned ready = 0, want = 0;
 
 		for (i = 0; i < e->n; i++) {
 			struct zc_rpc_client_stats st;
 
-			if (!p->cc[i].cl)
-				continue;
-			zc_rpc_client_stats(p->cc[i].cl, &st);
-			ready += (unsigned)st.conns_open;
-			want += p->cc[i].conns;
+			if (p->cc[i].cl) {
+				zc_rpc_client_stats(p->cc[i].cl, &st);
+				ready += (unsigned)st.conns_open;
+				want += p->cc[i].conns;
+			}
+			if (p->cc[i].idle_cl) {
+				zc_rpc_client_stats(p->cc[i].idle_cl, &st);
+				ready += (unsigned)st.conns_open;
+			}
 		}
+		want += e->cfg.idle;
 		if (ready >= want)
 			return 0;
-		if (waited++ >= RPC_CONNECT_TIMEOUT_MS) {
+		if (waited++ >= RPC_CONNECT_TIMEOUT_MS + e->cfg.idle) {
 			fprintf(stderr, "zcperf: rpc: %u of %u connections up\n",
 				ready, want);
 			return -ETIMEDOUT;
@@ -594,6 +639,10 @@ void zp_rpc_quiesce(struct zp_engine *e)
 		if (p->cc[i].cl) {
 			zc_rpc_client_destroy(p->cc[i].cl);
 			p->cc[i].cl = NULL;
+		}
+		if (p->cc[i].idle_cl) {
+			zc_rpc_client_destroy(p->cc[i].idle_cl);
+			p->cc[i].idle_cl = NULL;
 		}
 	}
 }
