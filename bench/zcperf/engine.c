@@ -312,7 +312,7 @@ static int collect_fn(void *arg)
 	ca->side->bytes_sent += rx->bytes_sent;
 	ca->side->bytes_received += rx->bytes_received;
 	ca->side->transactions += rx->transactions;
-	zp_ol_counts_add(&ca->side->ol, &rx->ol.n);
+	bench_ol_counts_add(&ca->side->ol, &rx->ol.n);
 	if (ca->hist)
 		zp_hist_merge(ca->hist, rx->hist);
 	zc_reactor_stats(rx->r, &st);

@@ -17,17 +17,6 @@
 #define OL_RING (1u << 16)
 #define OL_BACKLOG_MIN 1024u
 
-void zp_ol_counts_add(struct zp_ol_counts *dst, const struct zp_ol_counts *src)
-{
-	dst->scheduled += src->scheduled;
-	dst->sent += src->sent;
-	dst->late += src->late;
-	dst->failed += src->failed;
-	dst->unsent += src->unsent;
-	if (src->max_lag_ns > dst->max_lag_ns)
-		dst->max_lag_ns = src->max_lag_ns;
-}
-
 /* ------------------------------------------------------------------------
  * Reactor side
  */

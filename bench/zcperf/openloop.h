@@ -36,22 +36,11 @@
 
 #include <zcrpc/zcrpc.h>
 
+#include "../ol_counts.h"
 #include "opts.h"
 
 /* A request issued more than this after its intended time is late. */
 #define ZP_LATE_NS 1000000ull
-
-/* What one side's open-loop run counted (summed over its reactors). */
-struct zp_ol_counts {
-	uint64_t scheduled;
-	uint64_t sent;
-	uint64_t late;
-	uint64_t failed;     /* includes unsent */
-	uint64_t unsent;     /* still waiting at the deadline */
-	uint64_t max_lag_ns; /* worst issue time minus intended time */
-};
-
-void zp_ol_counts_add(struct zp_ol_counts *dst, const struct zp_ol_counts *src);
 
 struct zp_olq;
 /*
@@ -80,7 +69,7 @@ struct zp_olq {
 	zp_ol_issue_fn issue;
 	void *arg;
 	bool stopping;
-	struct zp_ol_counts n;
+	struct bench_ol_counts n;
 };
 
 /* Set up @q for reactor @r (any thread, before the pacer starts).

@@ -162,7 +162,7 @@ static void print_counters(FILE *f, const char *who, const struct zp_counters *k
 
 static void print_open_loop(FILE *f, const struct zp_result *r)
 {
-	const struct zp_ol_counts *o = &r->client.ol;
+	const struct bench_ol_counts *o = &r->client.ol;
 
 	fprintf(f, "  open loop  rate %.0f/s %s  offered %.1f/s  achieved %.1f/s\n",
 		r->cfg.rate, zp_arrival_name((enum zp_arrival)r->cfg.arrival),

@@ -62,7 +62,7 @@ struct zp_side {
 				 * loopback: both sides then agree).  "RSS
 				 * stays flat" compares end with warm. */
 	struct zp_counters ctr;
-	struct zp_ol_counts ol; /* --rate, client side; zeros otherwise */
+	struct bench_ol_counts ol; /* --rate, client side; zeros otherwise */
 	struct zp_thread_use threads; /* reactors, consumer, workers */
 	/* Server: RSS when it listened (before any data connection), and
 	 * the time from then until every connection (-P and --idle) was
