@@ -273,7 +273,7 @@ static int client_loop_open(struct client_thread *t, struct conn *conns,
 {
 	double gap = 1e9 * t->o->threads / t->o->rate;
 	double next = (double)t->start_ns;
-	uint64_t now, outstanding = 0, deadline = t->end_ns + OL_DRAIN_NS;
+	uint64_t now, deadline = t->end_ns + OL_DRAIN_NS;
 	unsigned rr = 0;
 	zmq_msg_t msg;
 	int ret = 0;
@@ -300,7 +300,6 @@ static int client_loop_open(struct client_thread *t, struct conn *conns,
 			room->issued[room->tail] = now;
 			room->tail = (room->tail + 1) % t->o->depth;
 			room->n++;
-			outstanding++;
 			t->ol.scheduled++;
 			if (zmq_send(room->sock, t->payload, t->o->req, ZMQ_DONTWAIT) < 0) {
 				ret = -zmq_errno();
@@ -351,7 +350,6 @@ static int client_loop_open(struct client_thread *t, struct conn *conns,
 	}
 	for (unsigned i = 0; i < t->nconns; i++)
 		t->ol.failed += conns[i].n;
-	(void)outstanding;
 	return ret;
 }
 

@@ -365,7 +365,6 @@ static int ol_issue(struct zp_olq *q, uint64_t intended, void *arg)
 	struct zc_chain req;
 	int ret;
 
-	(void)q;
 	if (!s)
 		return 0;
 	zc_chain_init(&req);

@@ -71,6 +71,7 @@ static int ol_issue(struct zp_olq *q, uint64_t intended, void *arg)
 	struct zp_rctx *rx = arg;
 	unsigned depth = rx->eng->cfg.depth, tries = 0;
 	struct zp_conn *pc = rx->ol_cursor;
+	uint64_t *o;
 
 	for (;; pc = pc->next) {
 		if (!pc)
@@ -85,15 +86,10 @@ static int ol_issue(struct zp_olq *q, uint64_t intended, void *arg)
 		fail(pc);
 		return -EIO;
 	}
-	{
-		uint64_t *e = &pc->ol_fifo[2 * ((pc->ol_head + pc->ol_n) %
-						depth)];
-
-		e[0] = intended;
-		e[1] = zp_now_ns();
-	}
+	o = &pc->ol_fifo[2 * ((pc->ol_head + pc->ol_n) % depth)];
+	o[0] = intended;
+	o[1] = zp_now_ns();
 	pc->ol_n++;
-	(void)q;
 	return 1;
 }
 
