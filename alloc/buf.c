@@ -172,6 +172,11 @@ bool zc_buf_is_exclusive(const struct zc_buf *buf)
 	return ref_word(buf) == ZC__REF_VIEW;
 }
 
+bool zc_buf_is_external(const struct zc_buf *buf)
+{
+	return buf->kind == ZC__BUF_EXT;
+}
+
 int zc_buf_slab_index(const struct zc_buf *buf)
 {
 	if (buf->kind != ZC__BUF_POOL)

@@ -36,7 +36,11 @@ static int reserve(struct zc_chain *c, uint32_t extra)
 	cap = c->cap;
 	if (c->head + need <= c->cap)
 		return 0;
-	if (need <= c->cap) {
+	/* Compact only when that frees at least half the array: then the
+	 * next compaction is at least cap / 2 pushes away, and a chain cut
+	 * at the head and fed at the tail (a receive queue) costs O(1) per
+	 * view, never a memmove of the whole chain per push. */
+	if (need <= c->cap / 2) {
 		memmove(v, v + c->head, c->n * sizeof(*v));
 		c->head = 0;
 		return 0;

@@ -133,6 +133,21 @@ size_t zc_pool_buf_size(const struct zc_pool *pool)
 	return pool->buf_size;
 }
 
+size_t zc_pool_max_bytes(const struct zc_pool *pool)
+{
+	return pool->max_bytes;
+}
+
+size_t zc_pool_headroom(const struct zc_pool *pool)
+{
+	struct zc_pool *p = (struct zc_pool *)pool;
+	uint64_t used = p->mode == ZC_FREE_LOCAL ?
+			zc__cnt(&p->local_bytes) :
+			zc__cnt(&p->in_use) * p->buf_size;
+
+	return used < p->max_bytes ? p->max_bytes - used : 0;
+}
+
 /* Buffers still referenced anywhere, or a pusher still kicking. */
 static bool pool_busy(struct zc_pool *pool)
 {

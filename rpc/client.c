@@ -122,9 +122,12 @@ static void uncharge(struct zc_rpc_client *cli, size_t n)
 static void complete(struct zc_rpc_pending *p, int status)
 {
 	struct zc_rpc_client *cli = p->cli;
+	const struct zc_rpc_error *prev;
+	struct zc_rpc_error why;
 	struct zc_chain resp;
 
 	assert(p->state != P_DONE);
+	zc__call_why(cli, p, status, &why);
 	heap_remove(cli, p);
 	if (p->tm) {
 		/* Never framed: take it back; else let it finish alone. */
@@ -145,15 +148,20 @@ static void complete(struct zc_rpc_pending *p, int status)
 		p->cc->ninflight--;
 	zc_chain_release(&p->req);
 	p->state = P_DONE;
+	zc__reasm_release(&p->ra);
 	if (status != ZC_RPC_OK)
 		zc_chain_release(&p->resp);
 	resp = p->resp;
 	zc_chain_init(&p->resp);
 	zc__ctr_add(&cli->by_status[status < ZC_RPC_NSTATUS ? status :
 				ZC_RPC_INTERNAL], 1);
+	zc__hist_add(&cli->lat, (cli->rx_ns ? cli->rx_ns : zc__now_ns()) -
+				p->start_ns);
 	/* Counted before the callback: a waiter it wakes sees final stats. */
 	zc__ctr_sub(&cli->inflight, 1);
+	prev = zc__call_error_enter(&why);
 	p->done(p->arg, status, &resp);
+	zc__call_error_leave(prev);
 	zc__pending_put(p);
 }
 
@@ -192,8 +200,9 @@ static void cc_protocol_error(struct zc__cconn *cc, const char *why)
 		return;
 	cc->broken = true;
 	zc__ctr_add(&cc->cli->protocol_errors, 1);
-	zc__log("client: closing connection (fd %d): %s",
-		zc_conn_fd(cc->conn), why);
+	zc__logc(ZC_LOG_WARN, cc->conn, "protocol error",
+		 "client closing connection (fd %d): %s", zc_conn_fd(cc->conn),
+		 why);
 	zc_conn_close(cc->conn, ZC_CLOSE_ABORT);
 }
 
@@ -220,16 +229,29 @@ static uint64_t backoff_ns(struct zc_rpc_client *cli, unsigned failures)
 	return d / 2 + rand_next(cli) % (d / 2 + 1);
 }
 
-static void fail_waiting(struct zc_rpc_client *cli, int status)
+/* Fail the calls waiting for a connection, but those asked to wait for
+ * one (wait_for_ready) unless @all. */
+static void fail_waiting(struct zc_rpc_client *cli, int status, bool all)
 {
+	struct zc_rpc_pending *keep = NULL, *keep_tail = NULL;
+
 	while (cli->whead) {
 		struct zc_rpc_pending *p = cli->whead;
 
 		cli->whead = p->wnext;
-		if (!cli->whead)
-			cli->wtail = NULL;
-		complete(p, status);
+		if (all || !p->wait_for_ready) {
+			complete(p, status);
+			continue;
+		}
+		p->wnext = NULL;
+		if (keep_tail)
+			keep_tail->wnext = p;
+		else
+			keep = p;
+		keep_tail = p;
 	}
+	cli->whead = keep;
+	cli->wtail = keep_tail;
 }
 
 static bool any_slot_alive(struct zc_rpc_client *cli)
@@ -240,7 +262,36 @@ static bool any_slot_alive(struct zc_rpc_client *cli)
 	return false;
 }
 
+/* Remember why the current candidate of @sl failed (-errno), for
+ * zc_rpc_call_error() of the calls that fail for want of a connection. */
+static void note_connect_failure(struct zc_rpc_client *cli,
+				 const struct zc__slot *sl, int err)
+{
+	const struct zc_addr *a = &cli->addrs[sl->addr_idx];
+	char peer[ZC_PEER_MAX];
+
+	cli->last_fail.err = err ? err : -ECONNABORTED;
+	cli->last_fail.addr = sl->addr_idx;
+	if (!zc__log_on(ZC_LOG_INFO) ||
+	    zc_addr_format((const struct sockaddr *)&a->ss, a->len, peer,
+			   sizeof(peer)) < 0)
+		return;
+	zc__logp(ZC_LOG_INFO, peer, "connect failed", "%s",
+		 strerror(-cli->last_fail.err));
+}
+
+/* A connection closed before it was ready: refused, timed out, or the
+ * peer sent no valid HELLO in time (-EPROTO: not a zcrpc server). */
+static void cc_connect_failed(struct zc__cconn *cc, int err)
+{
+	if (cc->slot >= 0)
+		note_connect_failure(cc->cli, &cc->cli->slots[cc->slot],
+				     cc->broken ? -EPROTO : err);
+}
+
 static void cc_on_close(struct zc_conn *c, int err, void *ud);
+static bool next_candidate(struct zc_rpc_client *cli, struct zc__slot *sl);
+static void slot_connect(struct zc_rpc_client *cli, unsigned i);
 
 static void cc_free(struct zc__cconn *cc)
 {
@@ -263,8 +314,12 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 	struct zc__cconn *cc = ud;
 	struct zc_rpc_client *cli = cc->cli;
 	bool was_ready = cc->ready;
+	int again = -1;			/* slot to connect at once */
 
 	uncharge(cli, zc__tx_drop(&cc->tx));
+	cc->lost_err = err ? err : -ECONNRESET;
+	if (!was_ready)
+		cc_connect_failed(cc, err);
 	cc_close_calls(cc, ZC_RPC_UNAVAILABLE);
 	cc->conn = NULL;
 	if (was_ready)
@@ -273,20 +328,21 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 		struct zc__slot *sl = &cli->slots[cc->slot];
 
 		sl->cc = NULL;
-		if (!was_ready) {
-			sl->failures++;
-			zc__ctr_add(&cli->connect_failures, 1);
-		}
-		sl->retry_at = cli->closing_r ? 0 :
-			       zc__now_ns() + (sl->failures ?
-				       backoff_ns(cli, sl->failures) : 0);
+		if (!was_ready && next_candidate(cli, sl) && !cli->closing_r)
+			again = cc->slot;	/* Happy Eyeballs: the next one */
+		else
+			sl->retry_at = cli->closing_r ? 0 :
+				zc__now_ns() + (sl->failures ?
+					backoff_ns(cli, sl->failures) : 0);
 		if (sl->retry_at)
 			want_tick(cli);
 	}
 	cc_free(cc);
+	if (again >= 0)
+		slot_connect(cli, (unsigned)again);
 	/* Fail fast: nobody is connected or connecting any more. */
 	if (!any_slot_alive(cli))
-		fail_waiting(cli, ZC_RPC_UNAVAILABLE);
+		fail_waiting(cli, ZC_RPC_UNAVAILABLE, false);
 }
 
 /* Fail every call of @cc with @status (ids above a GOAWAY, or all). */
@@ -320,10 +376,13 @@ static void on_hello(struct zc__cconn *cc)
 
 	cc->ready = true;
 	cc->tx.max_frame = cc->peer.max_frame;
-	if (cc->slot >= 0)
+	if (cc->slot >= 0) {
 		cli->slots[cc->slot].failures = 0;
+		cli->slots[cc->slot].tried = 0;
+	}
 	zc__ctr_add(&cli->connects, 1);
 	zc__ctr_add(&cli->conns_open, 1);
+	zc__logc(ZC_LOG_DEBUG, cc->conn, "connected", "client connection ready");
 	list = cli->whead;
 	cli->whead = cli->wtail = NULL;
 	while (list) {
@@ -335,9 +394,19 @@ static void on_hello(struct zc__cconn *cc)
 	}
 }
 
+/* Answers keep views of the receive ring while they are small, in few
+ * fragments, and the pool has room; else their bytes are copied out as
+ * they arrive, so that large answers never drain the ring (rpc/reasm.c). */
+static bool keep_views(struct zc_pool *pool, const struct zc_rpc_pending *p)
+{
+	return p->resp_len <= (1u << 20) && p->ra.frags < 64 &&
+	       zc_pool_headroom(pool) >= zc_pool_max_bytes(pool) / 4;
+}
+
 static int on_response(struct zc__cconn *cc, const struct zc_frame *f)
 {
 	struct zc_rpc_client *cli = cc->cli;
+	struct zc_pool *pool = zc_reactor_pool(zc_conn_reactor(cc->conn));
 	void *v = zc__map_get(&cc->calls, f->id);
 	struct zc_rpc_pending *p = v;
 	bool last = !(f->flags & ZC_FF_MORE);
@@ -370,7 +439,9 @@ static int on_response(struct zc__cconn *cc, const struct zc_frame *f)
 		cc_protocol_error(cc, "fragment lengths do not add up");
 		return -EPROTO;
 	}
-	if (zc_chain_cut(&cc->rx, f->len, &p->resp)) {
+	if (zc__reasm_add(&p->ra, &p->resp, &cc->rx, f->len, p->resp_len,
+			  pool, keep_views(pool, p)) ||
+	    (last && zc__reasm_finish(&p->ra, &p->resp))) {
 		cc_protocol_error(cc, "out of memory");
 		return -ENOMEM;
 	}
@@ -395,8 +466,9 @@ static void on_goaway(struct zc__cconn *cc, const struct zc_frame *f)
 
 	zc__ctr_add(&cli->goaways, 1);
 	if (f->status)
-		zc__log("client: goaway %s from server",
-			zc_rpc_status_name(f->status));
+		zc__logc(ZC_LOG_INFO, cc->conn, "goaway",
+			 "server going away: %s",
+			 zc_rpc_status_name(f->status));
 	cc->goaway = true;
 	/* Calls the server will not serve: retryable elsewhere.  Collect
 	 * first, the map must not change while we walk it. */
@@ -491,6 +563,8 @@ static void cc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 		cc_protocol_error(cc, "out of memory");
 		return;
 	}
+	/* The answers of this delivery arrived now: one clock read. */
+	cc->cli->rx_ns = zc__now_ns();
 	while (!cc->broken && cc->conn) {
 		struct zc_frame f;
 		int ret = zc__frame_decode_chain(&cc->rx, &cc->lim, &f);
@@ -506,6 +580,7 @@ static void cc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 		if (on_frame(cc, &f))
 			break;
 	}
+	cc->cli->rx_ns = 0;
 	if (cc->goaway && !cc->calls.n && !cc->broken)
 		zc_conn_close(c, ZC_CLOSE_GRACEFUL);
 	cc_flush_dirty(cc->cli);
@@ -532,9 +607,29 @@ static const struct zc_conn_ops cconn_ops = {
 	.on_close = cc_on_close,
 };
 
-static void slot_connect(struct zc_rpc_client *cli, unsigned i)
+/*
+ * A connect to @sl's candidate failed: the next candidate of this round
+ * should be tried at once (true), or every one has failed (false: the
+ * slot backs off, and the next round starts over).  A slot that got
+ * through starts its next round with the candidate that worked.
+ */
+static bool next_candidate(struct zc_rpc_client *cli, struct zc__slot *sl)
+{
+	zc__ctr_add(&cli->connect_failures, 1);
+	sl->addr_idx = (sl->addr_idx + 1) % cli->naddrs;
+	if (++sl->tried < cli->naddrs)
+		return true;
+	sl->tried = 0;
+	sl->failures++;
+	return false;
+}
+
+/* Connect slot @i to its current candidate and queue our HELLO: 0, or a
+ * -errno of zc_connect() (nothing left behind). */
+static int slot_try(struct zc_rpc_client *cli, unsigned i)
 {
 	struct zc__slot *sl = &cli->slots[i];
+	const struct zc_addr *a = &cli->addrs[sl->addr_idx];
 	struct zc_frame h = { .type = ZC_FT_HELLO };
 	struct zc_hello hello = {
 		.max_message = cli->cfg.max_message,
@@ -544,21 +639,19 @@ static void slot_connect(struct zc_rpc_client *cli, unsigned i)
 	struct zc__cconn *cc;
 	int ret;
 
-	sl->retry_at = 0;
 	cc = calloc(1, sizeof(*cc));
 	if (!cc)
-		goto retry;
+		return -ENOMEM;
 	cc->cli = cli;
 	cc->slot = (int)i;
 	cc->lim.max_frame = cli->cfg.max_frame;
 	zc_chain_init(&cc->rx);
 	zc__map_init(&cc->calls);
-	ret = zc_connect(cli->r, (struct sockaddr *)&cli->addr,
-			 cli->cfg.addrlen, cli->cfg.connect_timeout_ms,
-			 &cconn_ops, cc, &cc->conn);
+	ret = zc_connect(cli->r, (const struct sockaddr *)&a->ss, a->len,
+			 cli->cfg.connect_timeout_ms, &cconn_ops, cc, &cc->conn);
 	if (ret) {
 		free(cc);
-		goto retry;
+		return ret;
 	}
 	/* Never plaintext when TLS was asked for: a connection that cannot
 	 * start it is closed (on_close follows, then the retry). */
@@ -580,13 +673,28 @@ static void slot_connect(struct zc_rpc_client *cli, unsigned i)
 	zc__hello_encode(buf, &hello);
 	if (zc__tx_control(&cc->tx, &h, buf, sizeof(buf))) {
 		zc_conn_close(cc->conn, ZC_CLOSE_ABORT);
-		return;
+		return 0;	/* on_close reports it */
 	}
 	zc__tx_flush(&cc->tx);
-	return;
-retry:
-	sl->failures++;
-	zc__ctr_add(&cli->connect_failures, 1);
+	return 0;
+}
+
+/* Connect slot @i, going through the candidates that fail at once (a
+ * family the host lacks, ...); when all have, back off. */
+static void slot_connect(struct zc_rpc_client *cli, unsigned i)
+{
+	struct zc__slot *sl = &cli->slots[i];
+
+	sl->retry_at = 0;
+	for (;;) {
+		int ret = slot_try(cli, i);
+
+		if (!ret)
+			return;
+		note_connect_failure(cli, sl, ret);
+		if (!next_candidate(cli, sl))
+			break;
+	}
 	sl->retry_at = zc__now_ns() + backoff_ns(cli, sl->failures);
 	want_tick(cli);
 }
@@ -680,7 +788,8 @@ static void route(struct zc_rpc_client *cli, struct zc_rpc_pending *p)
 		send_on(cc, p);
 		return;
 	}
-	if (cli->closing_r || !any_slot_connecting(cli)) {
+	if (cli->closing_r ||
+	    (!any_slot_connecting(cli) && !p->wait_for_ready)) {
 		complete(p, ZC_RPC_UNAVAILABLE);
 		return;
 	}
@@ -812,7 +921,7 @@ void zc__client_tick(struct zc_work *w)
 void zc__client_shutdown(struct zc_rpc_client *cli)
 {
 	cli->closing_r = true;
-	fail_waiting(cli, ZC_RPC_UNAVAILABLE);
+	fail_waiting(cli, ZC_RPC_UNAVAILABLE, true);
 	for (unsigned i = 0; i < cli->cfg.conns; i++)
 		cli->slots[i].retry_at = 0;
 	for (struct zc__cconn *cc = cli->all; cc; cc = cc->next)

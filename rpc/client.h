@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "hist.h"
 #include "internal.h"
 
 /* Messages from other threads to the client's reactor. */
@@ -32,9 +33,11 @@ struct zc_rpc_pending {
 	struct zc_rpc_client *cli;
 	uint32_t method;
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
+	uint64_t start_ns;		/* zc_rpc_call() */
 	zc_rpc_done_fn done;
 	void *arg;
 	size_t req_bytes;		/* charged to tx_budget */
+	bool wait_for_ready;		/* wait out (re)connects */
 	/* reactor thread only from here */
 	struct zc_chain req;		/* until queued */
 	enum pstate state;
@@ -43,6 +46,7 @@ struct zc_rpc_pending {
 	uint64_t id;
 	struct zc__txmsg *tm;		/* our request while still queued */
 	struct zc_chain resp;
+	struct zc__reasm ra;		/* reassembly into resp */
 	uint32_t resp_len, got;
 	struct zc_rpc_pending *wnext;	/* waiting list */
 	uint32_t heap_idx;		/* position + 1 in the deadline heap */
@@ -58,6 +62,7 @@ struct zc__cconn {
 	struct zc_frame_limits lim;
 	struct zc_hello peer;
 	bool ready, goaway, broken, dirty;
+	int lost_err;			/* set when it closed: -errno */
 	uint64_t hello_deadline;	/* ns, while not ready */
 	struct zc__map calls;		/* id -> pending or discard mark */
 	uint32_t ninflight;
@@ -67,11 +72,16 @@ struct zc__slot {
 	struct zc__cconn *cc;		/* connecting or ready, or NULL */
 	uint64_t retry_at;		/* ns; 0: no reconnect planned */
 	unsigned failures;		/* consecutive, for the backoff */
+	unsigned addr_idx;		/* candidate of the next connect */
+	unsigned tried;			/* candidates failed this round */
 };
 
 struct zc_rpc_client {
 	struct zc_rpc_client_config cfg;
-	struct sockaddr_storage addr;
+	/* The peer's candidates, in the order to try them (resolved at
+	 * create time, on the caller's thread). */
+	struct zc_addr addrs[ZC_ADDR_MAX];
+	unsigned naddrs;
 	struct zc_reactor *r;
 	struct zc__inbox inbox;
 	struct zc__slot *slots;
@@ -83,6 +93,11 @@ struct zc_rpc_client {
 	unsigned rr;
 	uint64_t rng;
 	bool closing_r;				/* reactor's view */
+	uint64_t rx_ns;				/* delivery being parsed, 0 */
+	struct {
+		int err;			/* -errno, 0: none yet */
+		unsigned addr;			/* index in addrs */
+	} last_fail;				/* last connect failure */
 	/* tick thread */
 	pthread_t ticker;
 	atomic_bool stop, need_tick, tick_queued;
@@ -97,6 +112,7 @@ struct zc_rpc_client {
 		connects, connect_failures, conns_open, goaways,
 		protocol_errors, tx_pending;
 	zc__ctr by_status[ZC_RPC_NSTATUS];
+	struct zc__hist lat;			/* written by the reactor */
 };
 
 /* Reactor thread. */
@@ -105,5 +121,15 @@ void zc__client_tick(struct zc_work *w);
 void zc__client_start(struct zc_rpc_client *cli);
 void zc__client_shutdown(struct zc_rpc_client *cli);
 void zc__pending_put(struct zc_rpc_pending *p);
+
+/* client_error.c: why a call ended (zc_rpc_call_error()).  Reactor
+ * thread: fill @e at completion, publish it around the done callback. */
+void zc__call_why(const struct zc_rpc_client *cli,
+		  const struct zc_rpc_pending *p, int status,
+		  struct zc_rpc_error *e);
+const struct zc_rpc_error *zc__call_error_enter(const struct zc_rpc_error *e);
+void zc__call_error_leave(const struct zc_rpc_error *prev);
+/* The caller's thread of zc_rpc_call_sync(): keep @e as its answer. */
+void zc__call_error_keep(const struct zc_rpc_error *e);
 
 #endif /* ZCRPC_RPC_CLIENT_H */

@@ -10,8 +10,11 @@
  * otherwise.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -60,14 +63,74 @@ static int noop_fn(void *arg)
 	return 0;
 }
 
+/* A sockaddr given by the caller: refused now if no connect could use
+ * it, rather than at every call. */
+static int check_addr(const struct sockaddr *sa, socklen_t len)
+{
+	if (len < sizeof(sa_family_t) || len > sizeof(struct sockaddr_storage))
+		return -EINVAL;
+	switch (sa->sa_family) {
+	case AF_INET:
+		return len < sizeof(struct sockaddr_in) ? -EINVAL : 0;
+	case AF_INET6:
+		return len < sizeof(struct sockaddr_in6) ? -EINVAL : 0;
+	case AF_UNIX:
+		return len <= offsetof(struct sockaddr_un, sun_path) ?
+			-EINVAL : 0;
+	default:
+		return -EAFNOSUPPORT;
+	}
+}
+
+/* The peer's candidates into @cli: @cfg->target resolved here, on the
+ * caller's thread, or the sockaddrs given, checked. */
+static int peer_addrs(struct zc_rpc_client *cli,
+		      const struct zc_rpc_client_config *cfg)
+{
+	int ret;
+
+	if (!!cfg->addr + !!cfg->target + !!cfg->addrs != 1 ||
+	    (cfg->addrs && (!cfg->naddrs || cfg->naddrs > ZC_ADDR_MAX)))
+		return -EINVAL;
+	if (cfg->target) {
+		ret = zc_addr_resolve(cfg->target, 0, cli->addrs, ZC_ADDR_MAX);
+		if (ret < 0)
+			return ret;
+		cli->naddrs = (unsigned)ret;
+	} else if (cfg->addr) {
+		ret = check_addr(cfg->addr, cfg->addrlen);
+		if (ret)
+			return ret;
+		memcpy(&cli->addrs[0].ss, cfg->addr, cfg->addrlen);
+		cli->addrs[0].len = cfg->addrlen;
+		cli->naddrs = 1;
+	} else {
+		for (unsigned i = 0; i < cfg->naddrs; i++) {
+			ret = check_addr((const struct sockaddr *)
+						 &cfg->addrs[i].ss,
+					 cfg->addrs[i].len);
+			if (ret)
+				return ret;
+			cli->addrs[i] = cfg->addrs[i];
+		}
+		cli->naddrs = cfg->naddrs;
+	}
+	/* Nothing of the caller's is kept. */
+	cli->cfg.target = NULL;
+	cli->cfg.addrs = NULL;
+	cli->cfg.naddrs = 0;
+	cli->cfg.addr = (struct sockaddr *)&cli->addrs[0].ss;
+	cli->cfg.addrlen = cli->addrs[0].len;
+	return 0;
+}
+
 int zc_rpc_client_create(const struct zc_rpc_client_config *cfg,
 			 struct zc_rpc_client **out)
 {
 	struct zc_rpc_client *cli;
 	int ret;
 
-	if (!cfg || !cfg->reactor || !cfg->addr ||
-	    cfg->addrlen > sizeof(struct sockaddr_storage) ||
+	if (!cfg || !cfg->reactor ||
 	    (cfg->max_frame && (cfg->max_frame < ZC_FRAME_MIN ||
 				cfg->max_frame > ZC_FRAME_MAX)))
 		return -EINVAL;
@@ -75,6 +138,11 @@ int zc_rpc_client_create(const struct zc_rpc_client_config *cfg,
 	if (!cli)
 		return -ENOMEM;
 	cli->cfg = *cfg;
+	ret = peer_addrs(cli, cfg);
+	if (ret) {
+		free(cli);
+		return ret;
+	}
 #define DEF(f, v) do { if (!cli->cfg.f) cli->cfg.f = (v); } while (0)
 	DEF(conns, 2);
 	DEF(max_message, ZC_RPC_MAX_MESSAGE_DEFAULT);
@@ -85,8 +153,6 @@ int zc_rpc_client_create(const struct zc_rpc_client_config *cfg,
 	DEF(backoff_max_ms, 2000);
 	DEF(connect_timeout_ms, 2000);
 #undef DEF
-	memcpy(&cli->addr, cfg->addr, cfg->addrlen);
-	cli->cfg.addr = (struct sockaddr *)&cli->addr;
 	cli->r = cfg->reactor;
 	cli->rng = zc__now_ns() | 1;
 	cli->tick_work.fn = zc__client_tick;
@@ -114,33 +180,61 @@ err_free:
 	return ret;
 }
 
-void zc_rpc_client_destroy(struct zc_rpc_client *cli)
+static void ticker_stop(struct zc_rpc_client *cli)
 {
-	atomic_store(&cli->closing, true);
-	/* A call that passed the closing check is counted in inflight and
-	 * still reaches the reactor, where it completes UNAVAILABLE. */
-	(void)zc_reactor_call(cli->r, shutdown_fn, cli);
-	while (zc__ctr_get(&cli->inflight) || zc__ctr_get(&cli->conns_live)) {
-		usleep(1000);
-		/* Calls that were on their way fail on arrival; closing
-		 * again is harmless. */
-		(void)zc_reactor_call(cli->r, shutdown_fn, cli);
-	}
+	if (atomic_load(&cli->stop))
+		return;
 	pthread_mutex_lock(&cli->tick_lock);
 	atomic_store(&cli->stop, true);
 	pthread_cond_signal(&cli->tick_cond);
 	pthread_mutex_unlock(&cli->tick_lock);
 	pthread_join(cli->ticker, NULL);
-	do {
-		(void)zc_reactor_call(cli->r, noop_fn, NULL);
-	} while (atomic_load(&cli->tick_queued) ||
-		 atomic_load(&cli->inbox.queued) ||
-		 atomic_load(&cli->inbox.head));
+}
+
+/*
+ * One step of destroy, on any thread: 0 once nothing needs the reactor
+ * any more (ticker joined), -EBUSY otherwise.  Closing again is harmless:
+ * calls that were on their way fail on arrival.
+ */
+static int destroy_step(struct zc_rpc_client *cli)
+{
+	atomic_store(&cli->closing, true);
+	/* A call that passed the closing check is counted in inflight and
+	 * still reaches the reactor, where it completes UNAVAILABLE. */
+	(void)zc_reactor_call(cli->r, shutdown_fn, cli);
+	if (zc__ctr_get(&cli->inflight) || zc__ctr_get(&cli->conns_live))
+		return -EBUSY;
+	ticker_stop(cli);
+	if (atomic_load(&cli->tick_queued) ||
+	    atomic_load(&cli->inbox.queued) || atomic_load(&cli->inbox.head))
+		return -EBUSY;
+	return 0;
+}
+
+int zc_rpc_client_destroy(struct zc_rpc_client *cli)
+{
+	if (zc_reactor_current() == cli->r) {
+		/* An embedder's loop thread: never wait for ourselves. */
+		int ret = destroy_step(cli);
+
+		if (ret)
+			return ret;
+	} else {
+		for (;;) {
+			while (destroy_step(cli))
+				usleep(1000);
+			/* The last batch may still be running its work. */
+			(void)zc_reactor_call(cli->r, noop_fn, NULL);
+			if (!destroy_step(cli))
+				break;
+		}
+	}
 	pthread_mutex_destroy(&cli->tick_lock);
 	pthread_cond_destroy(&cli->tick_cond);
 	free(cli->heap);
 	free(cli->slots);
 	free(cli);
+	return 0;
 }
 
 int zc_rpc_call(struct zc_rpc_client *cli, uint32_t method,
@@ -178,8 +272,11 @@ int zc_rpc_call(struct zc_rpc_client *cli, uint32_t method,
 	p->method = method;
 	p->done = done;
 	p->arg = arg;
+	p->start_ns = zc__now_ns();
 	if (opts && opts->timeout_us)
-		p->deadline = zc__now_ns() + opts->timeout_us * 1000;
+		p->deadline = p->start_ns + opts->timeout_us * 1000;
+	p->wait_for_ready = cli->cfg.wait_for_ready ||
+			    (opts && opts->wait_for_ready);
 	p->req = *req;
 	zc_chain_init(req);
 	p->req_bytes = len;
@@ -211,6 +308,7 @@ struct sync_wait {
 	bool done;
 	int status;
 	struct zc_chain resp;
+	struct zc_rpc_error why;
 };
 
 static void sync_done(void *arg, int status, struct zc_chain *resp)
@@ -220,6 +318,7 @@ static void sync_done(void *arg, int status, struct zc_chain *resp)
 	pthread_mutex_lock(&w->lock);
 	w->status = status;
 	w->resp = *resp;
+	w->why = *zc_rpc_call_error();
 	w->done = true;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -244,6 +343,7 @@ int zc_rpc_call_sync(struct zc_rpc_client *cli, uint32_t method,
 			pthread_cond_wait(&w.cond, &w.lock);
 		pthread_mutex_unlock(&w.lock);
 		ret = w.status;
+		zc__call_error_keep(&w.why);
 		zc_chain_release(resp);
 		*resp = w.resp;
 	}
@@ -268,4 +368,10 @@ void zc_rpc_client_stats(const struct zc_rpc_client *cli,
 	out->tx_pending_bytes = zc__ctr_get(&cli->tx_pending);
 	for (int i = 0; i < ZC_RPC_NSTATUS; i++)
 		out->by_status[i] = zc__ctr_get(&cli->by_status[i]);
+}
+
+void zc_rpc_client_latency(const struct zc_rpc_client *cli,
+			   struct zc_rpc_latency *out)
+{
+	zc__hist_read(&cli->lat, 1, out);
 }

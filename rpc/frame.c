@@ -46,14 +46,15 @@ static int check_type(const struct zc_frame *f)
 	case ZC_FT_REQUEST:
 		if (!f->id || !f->method || f->status)
 			return -EPROTO;
-		/* An empty non-final fragment would let a peer spin us. */
-		if (!single && !f->len)
+		/* Tiny non-final fragments would let a peer make us do
+		 * per-fragment work for almost no bytes. */
+		if (!single && f->len < ZC_FRAG_MIN)
 			return -EPROTO;
 		return 0;
 	case ZC_FT_RESPONSE:
 		if (!f->id || f->status || f->deadline_us)
 			return -EPROTO;
-		if (!single && !f->len)
+		if (!single && f->len < ZC_FRAG_MIN)
 			return -EPROTO;
 		return 0;
 	case ZC_FT_ERROR:

@@ -43,6 +43,11 @@ struct zc_chain;
 /* Bounds on the max_frame a peer may announce. */
 #define ZC_FRAME_MIN		4096u
 #define ZC_FRAME_MAX		(16u << 20)
+/* Every fragment but the last of a message carries at least this many
+ * bytes (PROTOCOL.md section 6): any sender can, since no peer announces
+ * a max_frame below it, and it caps a message at max_message / 4096
+ * fragments, so one-byte fragments are refused at the header. */
+#define ZC_FRAG_MIN		ZC_FRAME_MIN
 
 enum zc_frame_type {
 	ZC_FT_HELLO	= 1,

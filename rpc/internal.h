@@ -16,6 +16,8 @@
 #include <zcrpc/rpc.h>
 
 #include "frame.h"
+/* The leveled log of every layer (zc_log_set()); downward, see there. */
+#include "../stack/log.h"
 
 /* Answers up to this size are copied next to their header; larger slices
  * travel as views (and zero-copy, by the connection's send mode). */
@@ -47,7 +49,10 @@ static inline uint64_t zc__ctr_get(const zc__ctr *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-/* Log one line to stderr, prefixed "zcrpc: ". */
+/* Log one line at ZC_LOG_WARN with reason "log" and no peer (the sink of
+ * zc_log_set(); by default stderr, "zcrpc: warn: log: TEXT").  New code
+ * uses zc__logc()/zc__logp() of stack/log.h, which carry the peer and a
+ * stable reason. */
 void zc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* -------------------------------------------------------------------------
@@ -117,6 +122,15 @@ struct zc__txmsg {
 	/* Its payload is reported through released() (the owner charged
 	 * it to a budget). */
 	bool counted;
+	/* Called once when the message leaves the queue for good (fully
+	 * framed or dropped), with @owner set by whoever queued it: the
+	 * server keeps the call of an answer being sent until then. */
+	void (*on_free)(struct zc__txmsg *m);
+	void *owner;
+	/* Receive-ring bytes its body pins, charged to *pin_acct by the
+	 * owner and given back when the message leaves the queue. */
+	size_t pinned;
+	size_t *pin_acct;
 };
 
 struct zc__tx {
@@ -132,9 +146,15 @@ struct zc__tx {
 	size_t window;		/* bytes at most handed to the stack */
 	size_t in_stack;	/* handed to the stack, done() not yet run */
 	size_t queued;		/* payload bytes waiting in messages */
+	size_t nmsgs;		/* messages queued (each costs a struct) */
 	bool dead;		/* connection closing: drop, don't send */
+	bool warm;		/* its first stage was taken */
 	/* Called on the reactor with counted payload bytes given back. */
 	void (*released)(struct zc__tx *tx, size_t payload);
+	/* Optional, set by the owner after init: called last in a flush
+	 * that leaves the queue idle (every byte with the stack), e.g. to
+	 * close once a drain has sent everything. */
+	void (*on_idle)(struct zc__tx *tx);
 };
 
 void zc__tx_init(struct zc__tx *tx, struct zc_conn *conn,
@@ -149,6 +169,24 @@ void zc__tx_queue(struct zc__tx *tx, struct zc__txmsg *m);
 /* Unlink @m if no byte of it was framed yet: true, and the caller owns
  * @m again.  False when framing started (it will finish). */
 bool zc__tx_unqueue(struct zc__tx *tx, struct zc__txmsg *m);
+/* Unlink @m wherever it is, even when framing started: its remaining
+ * fragments are never sent (a CANCEL, a drain that runs out of time).
+ * The caller owns @m again.  False when @m is not queued. */
+bool zc__tx_remove(struct zc__tx *tx, struct zc__txmsg *m);
+/* Nothing queued, nothing refused: every byte is with the stack. */
+static inline bool zc__tx_idle(const struct zc__tx *tx)
+{
+	return !tx->head && !zc_chain_len(&tx->refused);
+}
+
+/* Memory the queue holds for its peer: payload waiting or with the stack,
+ * plus each queued message's struct and header, so that a flood of tiny
+ * control replies (PONGs) counts for what it costs. */
+static inline size_t zc__tx_held(const struct zc__tx *tx)
+{
+	return tx->queued + tx->in_stack +
+	       tx->nmsgs * (sizeof(struct zc__txmsg) + ZC_FRAME_HDR_LEN);
+}
 /* Frame and hand to the stack what the window allows. */
 void zc__tx_flush(struct zc__tx *tx);
 /* Connection closing: free every queued message (backrefs cleared),
@@ -162,5 +200,44 @@ int zc__tx_control(struct zc__tx *tx, const struct zc_frame *hdr,
  * Receive side: append a delivery to the connection's pending bytes.
  */
 int zc__rx_append(struct zc_chain *rx, struct zc_chain *data);
+
+/* -------------------------------------------------------------------------
+ * Received messages out of the receive ring (reasm.c).
+ *
+ * A message is reassembled into a chain @msg owned by the caller: in view
+ * mode @msg holds views of the received buffers (zero-copy); in copy mode
+ * the bytes go into heap memory of msg_len bytes held by the reasm, and
+ * zc__reasm_finish() appends it to @msg as one view.  A message switches
+ * to copy mode (for good) at the first fragment added without
+ * @keep_views: the caller decides, from what its views pin.
+ */
+struct zc__reasm {
+	struct zc_buf *heap;	/* copy mode: our reference, else NULL */
+	uint32_t got;		/* bytes added */
+	uint32_t frags;		/* fragments added */
+	size_t pinned;		/* ring bytes the views in @msg pin */
+};
+
+void zc__reasm_init(struct zc__reasm *ra);
+/* Move @len bytes from the head of @rx (which holds them) into the
+ * message.  Returns 0, or -ENOMEM / -EINVAL with nothing changed. */
+int zc__reasm_add(struct zc__reasm *ra, struct zc_chain *msg,
+		  struct zc_chain *rx, uint32_t len, uint32_t msg_len,
+		  struct zc_pool *pool, bool keep_views);
+/* All fragments are in: the heap memory (if any) becomes a view at the
+ * end of @msg.  Returns 0 or -ENOMEM (the reasm keeps it). */
+int zc__reasm_finish(struct zc__reasm *ra, struct zc_chain *msg);
+/* Drop the heap memory of an unfinished message. */
+void zc__reasm_release(struct zc__reasm *ra);
+/* Heap memory of @len bytes wrapped into @pool's tracker: one reference
+ * for the caller, who may write it while it holds the only one. */
+int zc__heap_buf(struct zc_pool *pool, size_t len, struct zc_buf **out);
+/* Replace @c's views by one view of a heap copy; nothing changes on
+ * error (-ENOMEM). */
+int zc__chain_to_heap(struct zc_chain *c, struct zc_pool *pool);
+/* Bytes of pool buffers the views of @c from index @from on pin: each
+ * view counts its whole buffer, since one view keeps a whole ring buffer
+ * from going back (heap memory pins nothing). */
+size_t zc__chain_pinned(const struct zc_chain *c, uint32_t from);
 
 #endif /* ZCRPC_RPC_INTERNAL_H */

@@ -11,10 +11,12 @@
  * framing send queue.
  *
  * Two receive budgets: the stack's per-connection rx_budget counts bytes
- * not parsed yet (credit goes back as frames are cut); max_inflight_bytes
- * counts request bytes of calls not answered yet, whole server.  When a
- * new request would pass the latter, parsing stops where it is, so the
- * former fills and the stack stops reading that connection.
+ * not parsed yet (credit goes back as frames are cut); the request bytes
+ * of calls not answered yet count per connection and whole server
+ * (server_mem.c).  When a new request must wait for the latter, parsing
+ * stops where it is, so the former fills and the stack stops reading
+ * that connection.  Request bytes are reassembled by reasm.c, as views of
+ * the receive ring or copied out of it (server_mem.c decides).
  *
  * Reference rule: a connection struct lives while its zc_conn is open or
  * any of its calls is unanswered (sc->refs); calls point at it, never at
@@ -27,11 +29,13 @@
 
 #include "server.h"
 
-/* Map value marking a refused message whose further fragments we skip. */
-static char discard_mark;
-#define DISCARD ((void *)&discard_mark)
+char zc__discard_mark;
+#define DISCARD ZC__DISCARD
 /* Discard marks allowed per connection beyond its call limit. */
 #define DISCARD_SLACK 1024u
+/* Budgets below this cannot be met: no request crosses TCP from its
+ * sender to our parser in less (PROTOCOL.md section 6). */
+#define DEADLINE_FLOOR_NS 10000u
 
 static void sconn_put(struct zc__sconn *sc)
 {
@@ -103,17 +107,29 @@ static void queue_error(struct zc__sconn *sc, uint64_t id, uint32_t method,
  */
 static void protocol_error(struct zc__sconn *sc, const char *why)
 {
+	zc__sconn_reset(sc, &sc->rc->s->conns_protocol_error, why);
+}
+
+void zc__sconn_reset(struct zc__sconn *sc, zc__ctr *counter, const char *why)
+{
 	if (sc->broken)
 		return;
 	sc->broken = true;
-	zc__ctr_add(&sc->rc->s->conns_protocol_error, 1);
-	zc__log("server: closing connection (fd %d): %s",
-		zc_conn_fd(sc->conn), why);
+	zc__ctr_add(counter, 1);
+	zc__logc(ZC_LOG_WARN, sc->conn,
+		 counter == &sc->rc->s->conns_protocol_error ?
+			 "protocol error" :
+		 counter == &sc->rc->s->conns_timed_out ?
+			 "timed out" : "connection reset",
+		 "server closing connection (fd %d): %s", zc_conn_fd(sc->conn),
+		 why);
 	zc_conn_close(sc->conn, ZC_CLOSE_ABORT);
 }
 
 static void call_free(struct zc_rpc_call *call)
 {
+	call->sc->rc->pinned -= call->ra.pinned;
+	zc__reasm_release(&call->ra);
 	zc_chain_release(&call->req);
 	zc_chain_release(&call->resp);
 	free(call);
@@ -137,6 +153,11 @@ static void budget_kick(struct zc_rpc_server *s)
 /* Undo the admission counters of a call: answered or abandoned. */
 static void call_unadmit(struct zc_rpc_server *s, struct zc_rpc_call *call)
 {
+	if (call->state == CALL_REASM) {
+		call->sc->reasm_bytes -= call->msg_len;
+		zc__ctr_sub(&s->reasm_bytes, call->msg_len);
+	}
+	call->sc->req_bytes -= call->msg_len;
 	zc__ctr_sub(&call->m->inflight, 1);
 	zc__ctr_sub(&s->inflight, 1);
 	/* seq_cst, pairing with budget_wait(): either it sees the bytes
@@ -145,25 +166,42 @@ static void call_unadmit(struct zc_rpc_server *s, struct zc_rpc_call *call)
 	budget_kick(s);
 }
 
-static bool budget_full(const struct zc_rpc_server *s, uint32_t msg_len)
+/*
+ * Absolute deadline of a new call: its budget counts from when we parsed
+ * its first fragment or, if that frame had to wait for request-byte room,
+ * from when it first reached the parser.
+ */
+static uint64_t start_deadline(uint64_t waited_since, uint32_t budget_us)
 {
-	uint64_t held = atomic_load(&s->inflight_bytes);	/* seq_cst */
+	uint64_t t0 = waited_since ? waited_since : zc__now_ns();
+	uint64_t budget = (uint64_t)budget_us * 1000;
 
-	return held && held + msg_len > s->cfg.max_inflight_bytes;
+	if (!budget_us)
+		return 0;
+	/* A budget under the floor has run out in transit already. */
+	return budget < DEADLINE_FLOOR_NS ? t0 : t0 + budget;
 }
 
-/* Would admitting this new message overrun max_inflight_bytes?  One
- * message is always let in when nothing is held, so a message up to
- * max_message (<= max_inflight_bytes) always makes progress. */
+/* The new request at the head of @sc's unparsed bytes waited for room
+ * past its deadline: it is to be refused, not waited for. */
+static bool wait_expired(const struct zc__sconn *sc, const struct zc_frame *f)
+{
+	return f->deadline_us && sc->wait_since &&
+	       zc__now_ns() >= start_deadline(sc->wait_since, f->deadline_us);
+}
+
+/* Must this new message wait for request bytes to be given back
+ * (server_mem.c)?  One message is always let in when nothing is held,
+ * so a message up to max_message always makes progress. */
 static bool budget_blocks(struct zc__sconn *sc, const struct zc_frame *f)
 {
 	struct zc_rpc_server *s = sc->rc->s;
 
 	if (f->type != ZC_FT_REQUEST || sc->draining ||
 	    f->msg_len > s->cfg.max_message ||
-	    zc__map_get(&sc->calls, f->id))
+	    zc__map_get(&sc->calls, f->id) || wait_expired(sc, f))
 		return false;
-	return budget_full(s, f->msg_len);
+	return zc__srv_bytes_check(sc, f->msg_len) == ZC__BYTES_WAIT;
 }
 
 static void budget_wait(struct zc__sconn *sc, uint32_t msg_len)
@@ -182,11 +220,29 @@ static void budget_wait(struct zc__sconn *sc, uint32_t msg_len)
 	/* A call on another reactor may have finished between our check
 	 * and the count, without seeing us: look again.  (Kicking blindly
 	 * would spin: the resumed parse would block and kick again.) */
-	if (!budget_full(rc->s, msg_len))
+	if (zc__srv_bytes_check(sc, msg_len) != ZC__BYTES_WAIT)
 		budget_kick(rc->s);
 }
 
 /* ---- answers ----------------------------------------------------------- */
+
+/*
+ * The RESPONSE of a SENDING call left the send queue: fully framed, cut
+ * by a CANCEL or the drain deadline, or dropped with the connection.
+ * Never closes anything itself: it may run inside a flush.
+ */
+static void response_gone(struct zc__txmsg *tm)
+{
+	struct zc_rpc_call *call = tm->owner;
+	struct zc__sconn *sc = call->sc;
+
+	if (sc->conn && zc__map_get(&sc->calls, call->id) == call)
+		zc__map_del(&sc->calls, call->id);
+	sc->nsending--;
+	call->tm = NULL;
+	call_free(call);
+	sconn_put(sc);	/* never the last: a flush or on_close holds one */
+}
 
 /* Reactor thread: put the answer of @call on the wire and forget it. */
 static void call_complete(struct zc_rpc_call *call)
@@ -199,13 +255,14 @@ static void call_complete(struct zc_rpc_call *call)
 	if (status < 0 || status >= ZC_RPC_NSTATUS)
 		status = ZC_RPC_INTERNAL;
 	zc__ctr_add(&m->by_status[status], 1);
+	zc__hist_add(&m->lat[sc->rc - s->rcs], zc__now_ns() - call->start_ns);
 	call_unadmit(s, call);
-	if (sc->conn && !call->peer_cancelled) {
-		/* A peer cancel took it out of the map already. */
-		zc__map_del(&sc->calls, call->id);
+	if (sc->conn && !call->peer_cancelled)
 		sc->ncalls--;
-	}
 	if (!sc->conn || call->answered_early || call->peer_cancelled) {
+		/* A peer cancel took it out of the map already. */
+		if (sc->conn && !call->peer_cancelled)
+			zc__map_del(&sc->calls, call->id);
 		zc__ctr_add(&s->dropped_answers, 1);
 		goto out;
 	}
@@ -213,6 +270,7 @@ static void call_complete(struct zc_rpc_call *call)
 		struct zc__txmsg *tm = zc__txmsg_new();
 
 		if (!tm) {
+			zc__map_del(&sc->calls, call->id);
 			queue_error(sc, call->id, m->id, ZC_RPC_INTERNAL,
 				    "out of memory");
 			goto out;
@@ -221,10 +279,21 @@ static void call_complete(struct zc_rpc_call *call)
 					     .method = m->id, .id = call->id };
 		tm->body = call->resp;
 		zc_chain_init(&call->resp);
+		zc__srv_answer_unpin(sc, tm);
 		zc__ctr_add(&m->tx_bytes, zc_chain_len(&tm->body));
+		/* The call stays in the map, and holds its sconn, until the
+		 * last fragment is framed: a CANCEL can still cut it, and
+		 * its id is still in use. */
+		tm->on_free = response_gone;
+		tm->owner = call;
+		call->tm = tm;
+		call->state = CALL_SENDING;
+		sc->nsending++;
 		zc__tx_queue(&sc->tx, tm);
 		want_flush(sc);
+		return;
 	} else {
+		zc__map_del(&sc->calls, call->id);
 		queue_error(sc, call->id, m->id, status,
 			    call->msg[0] ? call->msg : NULL);
 	}
@@ -263,15 +332,33 @@ void zc__call_finish(struct zc_rpc_call *call)
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* @call leaves reassembly (dispatched, dropped, or its conn closed). */
+static void reasm_end(struct zc__sconn *sc, struct zc_rpc_call *call)
+{
+	sc->nreasm--;
+	if (call->deadline)
+		zc__ctr_sub(&sc->rc->s->reasm_timed, 1);
+}
+
 static void dispatch(struct zc__sconn *sc, struct zc_rpc_call *call)
 {
 	struct zc__method *m = call->m;
 	struct zc_chain req;
 
 	call->state = CALL_DISPATCHED;
+	reasm_end(sc, call);
+	sc->reasm_bytes -= call->msg_len;
+	zc__ctr_sub(&sc->rc->s->reasm_bytes, call->msg_len);
 	zc__ctr_add(&m->calls, 1);
 	zc__ctr_add(&m->rx_bytes, call->msg_len);
 	zc__ctr_add(&sc->rc->s->requests, 1);
+	if (call->deadline && zc__now_ns() >= call->deadline) {
+		/* Ran out while it was being received or waited for room. */
+		zc__ctr_add(&sc->rc->s->expired_queued, 1);
+		zc_rpc_reply_error(call, ZC_RPC_DEADLINE_EXCEEDED,
+				   "expired before it ran");
+		return;
+	}
 	if (m->mode == ZC_RPC_WORKER) {
 		zc__worker_push(sc->rc->s, call);
 		return;
@@ -285,7 +372,7 @@ static void dispatch(struct zc__sconn *sc, struct zc_rpc_call *call)
 
 /* Admission of a new message: 0 or the status that refuses it. */
 static int admit(struct zc__sconn *sc, const struct zc_frame *f,
-		 struct zc__method **mp)
+		 uint64_t deadline, struct zc__method **mp)
 {
 	struct zc_rpc_server *s = sc->rc->s;
 	const struct zc_rpc_server_config *cfg = &s->cfg;
@@ -313,11 +400,16 @@ static int admit(struct zc__sconn *sc, const struct zc_frame *f,
 		zc__ctr_add(&m->by_status[ZC_RPC_PERMISSION_DENIED], 1);
 		return ZC_RPC_PERMISSION_DENIED;
 	}
+	if (deadline && zc__now_ns() >= deadline) {
+		/* Spent in transit (the floor) or waiting for room. */
+		zc__ctr_add(&s->expired_queued, 1);
+		zc__ctr_add(&m->by_status[ZC_RPC_DEADLINE_EXCEEDED], 1);
+		return ZC_RPC_DEADLINE_EXCEEDED;
+	}
 	if (zc__ctr_get(&s->inflight) >= cfg->max_inflight ||
 	    sc->ncalls >= cfg->max_inflight_conn ||
 	    (m->max_inflight && zc__ctr_get(&m->inflight) >= m->max_inflight) ||
-	    zc__ctr_get(&s->inflight_bytes) + f->msg_len >
-		    cfg->max_inflight_bytes) {
+	    zc__srv_bytes_check(sc, f->msg_len) != ZC__BYTES_OK) {
 		zc__ctr_add(&s->rejected_overload, 1);
 		zc__ctr_add(&m->by_status[ZC_RPC_OVERLOADED], 1);
 		return ZC_RPC_OVERLOADED;
@@ -333,6 +425,23 @@ static void skip_payload(struct zc__sconn *sc, uint32_t len)
 	zc_conn_recv_done(sc->conn, len);
 }
 
+/* The payload of the current frame joins @call: as views while that is
+ * cheap for the ring, else copied (server_mem.c). */
+static int reasm_add(struct zc__sconn *sc, struct zc_rpc_call *call,
+		     uint32_t len)
+{
+	size_t pinned = call->ra.pinned;
+	bool keep = zc__srv_keep_views(sc, call, len);
+	int ret;
+
+	ret = zc__reasm_add(&call->ra, &call->req, &sc->rx, len,
+			    call->msg_len, zc_reactor_pool(sc->rc->r), keep);
+	sc->rc->pinned += call->ra.pinned - pinned;
+	if (!keep)
+		zc__ctr_add(&sc->rc->s->rx_copied, len);
+	return ret;
+}
+
 static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 {
 	struct zc_rpc_server *s = sc->rc->s;
@@ -340,6 +449,7 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 	bool last = !(f->flags & ZC_FF_MORE);
 	struct zc_rpc_call *call;
 	struct zc__method *m = NULL;
+	uint64_t waited_since, deadline;
 	int status;
 
 	if (v == DISCARD) {
@@ -349,13 +459,28 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		return 0;
 	}
 	if (!v) {
-		if (sc->calls.n >= s->cfg.max_inflight_conn + DISCARD_SLACK) {
+		/* Only a new message can have waited for room. */
+		waited_since = sc->wait_since;
+		sc->wait_since = 0;
+		/* Sequence rules first (section 7 order), then admission. */
+		if (f->id <= sc->last_id) {
+			protocol_error(sc, "request id not above the last one "
+					   "(reused?)");
+			return -EPROTO;
+		}
+		if (last && f->msg_len != f->len) {
+			protocol_error(sc, "unfragmented request with msg_len "
+					   "!= length");
+			return -EPROTO;
+		}
+		if (sc->calls.n - sc->nsending >=
+		    s->cfg.max_inflight_conn + DISCARD_SLACK) {
 			protocol_error(sc, "too many open calls");
 			return -EPROTO;
 		}
-		if (f->id > sc->last_id)
-			sc->last_id = f->id;
-		status = admit(sc, f, &m);
+		sc->last_id = f->id;
+		deadline = start_deadline(waited_since, f->deadline_us);
+		status = admit(sc, f, deadline, &m);
 		if (status) {
 			skip_payload(sc, f->len);
 			queue_error(sc, f->id, f->method, status, NULL);
@@ -375,20 +500,30 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 		call->m = m;
 		call->id = f->id;
 		call->msg_len = f->msg_len;
-		call->deadline = f->deadline_us ?
-			zc__now_ns() + (uint64_t)f->deadline_us * 1000 : 0;
+		call->start_ns = sc->last_rx;
+		call->deadline = deadline;
 		atomic_init(&call->cancelled, false);
 		zc_chain_init(&call->req);
 		zc_chain_init(&call->resp);
 		sc->ncalls++;
+		sc->nreasm++;
+		if (call->deadline)	/* the ticker then ticks finely */
+			zc__ctr_add(&s->reasm_timed, 1);
 		sc->refs++;
+		zc__reasm_init(&call->ra);
 		zc__ctr_add(&m->inflight, 1);
 		zc__ctr_add(&s->inflight, 1);
 		zc__ctr_add(&s->inflight_bytes, f->msg_len);
+		zc__ctr_add(&s->reasm_bytes, f->msg_len);
+		sc->req_bytes += f->msg_len;
+		sc->reasm_bytes += f->msg_len;
 	} else {
 		call = v;
 		if (call->state != CALL_REASM) {
-			protocol_error(sc, "request id reused");
+			protocol_error(sc, call->state == CALL_SENDING ?
+				       "request id reused while its answer "
+				       "is being sent" :
+				       "request id reused while in flight");
 			return -EPROTO;
 		}
 		if (f->msg_len != call->msg_len ||
@@ -397,22 +532,37 @@ static int on_request(struct zc__sconn *sc, const struct zc_frame *f)
 			return -EPROTO;
 		}
 	}
-	if (call->got + f->len > call->msg_len ||
-	    (last && call->got + f->len != call->msg_len)) {
+	if (call->ra.got + f->len > call->msg_len ||
+	    (last && call->ra.got + f->len != call->msg_len)) {
 		protocol_error(sc, "fragment lengths do not add up");
 		return -EPROTO;
 	}
-	if (zc_chain_cut(&sc->rx, f->len, &call->req)) {
+	if (reasm_add(sc, call, f->len) ||
+	    (last && zc__reasm_finish(&call->ra, &call->req))) {
 		protocol_error(sc, "out of memory");
 		return -ENOMEM;
 	}
 	/* Parsed bytes leave the connection's receive budget (which bounds
 	 * unparsed bytes) and stay in max_inflight_bytes until answered. */
 	zc_conn_recv_done(sc->conn, f->len);
-	call->got += f->len;
+	call->last_frag = zc__now_ns();
 	if (last)
 		dispatch(sc, call);
 	return 0;
+}
+
+/* Forget a call being reassembled; its further fragments are skipped
+ * (the peer may still send them). */
+static void drop_reasm(struct zc__sconn *sc, struct zc_rpc_call *call)
+{
+	zc__map_del(&sc->calls, call->id);
+	if (zc__map_put(&sc->calls, call->id, DISCARD))
+		protocol_error(sc, "out of memory");
+	sc->ncalls--;
+	reasm_end(sc, call);
+	call_unadmit(sc->rc->s, call);
+	call_free(call);
+	sconn_put(sc);
 }
 
 static void on_cancel(struct zc__sconn *sc, const struct zc_frame *f)
@@ -423,15 +573,16 @@ static void on_cancel(struct zc__sconn *sc, const struct zc_frame *f)
 	if (!v || v == DISCARD)
 		return;	/* answered already or refused: not an error */
 	zc__ctr_add(&sc->rc->s->cancels, 1);
+	if (call->state == CALL_SENDING) {
+		/* Its answer is being sent: drop the fragments not framed
+		 * yet (the client forgot the id when it sent CANCEL). */
+		if (zc__tx_remove(&sc->tx, call->tm))
+			zc__txmsg_free(call->tm);	/* response_gone */
+		return;
+	}
 	if (call->state == CALL_REASM) {
 		/* Skip the rest of its fragments; never reaches a handler. */
-		zc__map_del(&sc->calls, f->id);
-		if (zc__map_put(&sc->calls, f->id, DISCARD))
-			protocol_error(sc, "out of memory");
-		sc->ncalls--;
-		call_unadmit(sc->rc->s, call);
-		call_free(call);
-		sconn_put(sc);
+		drop_reasm(sc, call);
 		return;
 	}
 	/* Running or queued: the handler sees it, the answer is dropped. */
@@ -446,6 +597,7 @@ static int on_frame(struct zc__sconn *sc, const struct zc_frame *f)
 	struct zc_frame h;
 	uint8_t buf[ZC_FRAME_HELLO_LEN];
 
+	sc->rx_since = 0;
 	zc_chain_consume(&sc->rx, ZC_FRAME_HDR_LEN);
 	zc_conn_recv_done(sc->conn, ZC_FRAME_HDR_LEN);
 	if (!sc->hello && f->type != ZC_FT_HELLO) {
@@ -486,8 +638,11 @@ static int on_frame(struct zc__sconn *sc, const struct zc_frame *f)
 
 static bool over_tx_budget(const struct zc__sconn *sc)
 {
-	return sc->tx.queued + sc->tx.in_stack > sc->rc->s->cfg.tx_budget;
+	return zc__tx_held(&sc->tx) > sc->rc->s->cfg.tx_budget;
 }
+
+static void eof_reap(struct zc__sconn *sc);
+static void version_mismatch(struct zc__sconn *sc);
 
 static void parse(struct zc__sconn *sc)
 {
@@ -510,18 +665,29 @@ static void parse(struct zc__sconn *sc)
 			break;
 		}
 		ret = zc__frame_decode_chain(&sc->rx, &sc->lim, &f);
-		if (ret == -EAGAIN)
+		if (ret == -EAGAIN) {
+			if (zc_chain_len(&sc->rx) && !sc->rx_since)
+				sc->rx_since = zc__now_ns();
+			if (sc->peer_eof)
+				eof_reap(sc);
 			break;
+		}
+		if (ret == -EPROTONOSUPPORT) {
+			/* Section 4: GOAWAY protocol_error in our version,
+			 * then close. */
+			version_mismatch(sc);
+			break;
+		}
 		if (ret < 0) {
 			protocol_error(sc, ret == -EMSGSIZE ? "frame too long" :
-				       ret == -EPROTONOSUPPORT ?
-				       "unsupported version" :
 				       "malformed frame header");
 			break;
 		}
 		if (budget_blocks(sc, &f)) {
 			/* Leave the frame unparsed: its bytes stay charged to
 			 * the receive budget, so the stack stops reading. */
+			if (!sc->wait_since)
+				sc->wait_since = zc__now_ns();
 			budget_wait(sc, f.msg_len);
 			break;
 		}
@@ -530,7 +696,87 @@ static void parse(struct zc__sconn *sc)
 	}
 	sc->parsing = false;
 	batch_end(rc);
+	zc__sconn_maybe_close(sc);
 	sconn_put(sc);
+}
+
+/*
+ * The peer half-closed and every byte it sent before is parsed: messages
+ * still being reassembled can never complete, so they are dropped (no
+ * answer: the peer cannot have been waiting for one it could not ask
+ * for in full), and so are the bytes of an unfinished frame.
+ */
+static void eof_reap(struct zc__sconn *sc)
+{
+	struct zc_rpc_call **list;
+	uint32_t n;
+
+	skip_payload(sc, (uint32_t)zc_chain_len(&sc->rx));
+	sc->rx_since = 0;
+	n = zc__sconn_reasm(sc, &list);
+	for (uint32_t i = 0; i < n; i++)
+		drop_reasm(sc, list[i]);
+	free(list);
+}
+
+/*
+ * The calls of @sc (REASM ones only when @reasm), collected into a malloc
+ * array (*@out, the caller frees it), because the map may not change
+ * while it is iterated.  Out of memory resets the connection: 0 calls.
+ */
+static uint32_t collect_calls(struct zc__sconn *sc, bool reasm,
+			      struct zc_rpc_call ***out)
+{
+	struct zc_rpc_call **list;
+	uint32_t i = 0, n = 0;
+	uint64_t id;
+	void *v;
+
+	*out = NULL;
+	if (!sc->calls.n || (reasm && !sc->nreasm))
+		return 0;
+	list = malloc(sc->calls.n * sizeof(*list));
+	if (!list) {
+		protocol_error(sc, "out of memory");
+		return 0;
+	}
+	while (zc__map_next(&sc->calls, &i, &id, &v))
+		if (v != DISCARD && (!reasm ||
+		    ((struct zc_rpc_call *)v)->state == CALL_REASM))
+			list[n++] = v;
+	*out = list;
+	return n;
+}
+
+uint32_t zc__sconn_reasm(struct zc__sconn *sc, struct zc_rpc_call ***out)
+{
+	return collect_calls(sc, true, out);
+}
+
+static void version_mismatch(struct zc__sconn *sc)
+{
+	struct zc_rpc_server *s = sc->rc->s;
+
+	zc__ctr_add(&s->conns_protocol_error, 1);
+	zc__log("server: closing connection (fd %d): unsupported version",
+		zc_conn_fd(sc->conn));
+	zc__sconn_goaway(sc, ZC_RPC_PROTOCOL_ERROR, "unsupported version");
+	/* Nothing more is parsed or answered from this peer. */
+	sc->broken = true;
+	zc__sconn_close_soon(sc);
+}
+
+void zc__sconn_tick_wait(struct zc__sconn *sc)
+{
+	struct zc_frame f;
+
+	if (!sc->budget_wait || sc->parsing || !sc->conn || sc->broken)
+		return;
+	/* The frame we left unparsed for room: refuse it at its deadline
+	 * (parse() lets it through to admission, which says so). */
+	if (zc__frame_decode_chain(&sc->rx, &sc->lim, &f) > 0 &&
+	    wait_expired(sc, &f))
+		parse(sc);
 }
 
 void zc__server_resume(struct zc_work *w)
@@ -547,6 +793,7 @@ void zc__server_resume(struct zc_work *w)
 
 		list = sc->wait_next;
 		sc->budget_wait = false;
+		sc->stall_base = zc__now_ns();
 		atomic_fetch_sub(&rc->nwaiting, 1);
 		atomic_fetch_sub(&rc->s->budget_waiting, 1);
 		if (sc->conn)
@@ -561,6 +808,7 @@ static void sc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 {
 	struct zc__sconn *sc = ud;
 
+	sc->last_rx = zc__now_ns();
 	if (sc->broken) {
 		zc_conn_recv_done(c, zc_chain_len(data));
 		zc_chain_release(data);
@@ -571,6 +819,8 @@ static void sc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 		return;
 	}
 	parse(sc);
+	if (sc->conn)
+		zc__srv_rx_unpin(sc);
 }
 
 static void sc_released(struct zc__tx *tx, size_t payload)
@@ -580,8 +830,16 @@ static void sc_released(struct zc__tx *tx, size_t payload)
 
 	if (sc->paused && sc->conn && !over_tx_budget(sc)) {
 		sc->paused = false;
+		sc->stall_base = zc__now_ns();
 		parse(sc);
 	}
+}
+
+/* Everything queued is with the stack: a closing connection may close. */
+static void sc_tx_idle(struct zc__tx *tx)
+{
+	zc__sconn_maybe_close((struct zc__sconn *)((char *)tx -
+				offsetof(struct zc__sconn, tx)));
 }
 
 static void sc_on_writable(struct zc_conn *c, void *ud)
@@ -589,6 +847,21 @@ static void sc_on_writable(struct zc_conn *c, void *ud)
 	struct zc__sconn *sc = ud;
 
 	zc__tx_flush(&sc->tx);
+}
+
+/* Half-close: the calls that arrived before the FIN are still answered
+ * in full, then we close (PROTOCOL.md section 8). */
+static void sc_on_eof(struct zc_conn *c, void *ud)
+{
+	struct zc__sconn *sc = ud;
+
+	sc->peer_eof = true;
+	if (sc->broken)
+		return;
+	/* Frames received before the FIN and not parsed yet (we had
+	 * stopped for room) are still served when parsing resumes. */
+	if (!sc->paused && !sc->budget_wait)
+		parse(sc);
 }
 
 static void sc_on_close(struct zc_conn *c, int err, void *ud)
@@ -599,13 +872,15 @@ static void sc_on_close(struct zc_conn *c, int err, void *ud)
 	uint64_t id;
 	void *v;
 
-	zc__tx_drop(&sc->tx);
+	zc__srv_conn_closed(sc, err);
+	zc__tx_drop(&sc->tx);	/* SENDING calls leave the map here */
 	while (zc__map_next(&sc->calls, &i, &id, &v)) {
 		struct zc_rpc_call *call = v;
 
 		if (v == DISCARD)
 			continue;
 		if (call->state == CALL_REASM) {
+			reasm_end(sc, call);
 			call_unadmit(s, call);
 			call_free(call);
 			sc->refs--;	/* never the last: the conn holds one */
@@ -616,6 +891,7 @@ static void sc_on_close(struct zc_conn *c, int err, void *ud)
 	}
 	zc__map_free(&sc->calls);
 	sc->ncalls = 0;
+	sc->nreasm = 0;
 	zc_chain_release(&sc->rx);
 	sc->conn = NULL;
 	if (sc->prev)
@@ -624,13 +900,16 @@ static void sc_on_close(struct zc_conn *c, int err, void *ud)
 		sc->rc->conns = sc->next;
 	if (sc->next)
 		sc->next->prev = sc->prev;
+	atomic_fetch_sub(&sc->rc->nconns, 1);
 	zc__ctr_sub(&s->conns_open, 1);
+	zc__server_drain_check(sc->rc);
 	sconn_put(sc);
 }
 
 static const struct zc_conn_ops sconn_ops = {
 	.on_data = sc_on_data,
 	.on_writable = sc_on_writable,
+	.on_eof = sc_on_eof,
 	.on_close = sc_on_close,
 };
 
@@ -662,11 +941,15 @@ void zc__server_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
 	sc->rc = rc;
 	sc->conn = c;
 	sc->refs = 1;
+	sc->last_rx = zc__now_ns();
+	sc->hello_deadline = zc__deadline_after(sc->last_rx,
+					    rc->s->cfg.hello_timeout_ms);
 	sc->lim.max_frame = rc->s->cfg.max_frame;
 	zc_chain_init(&sc->rx);
 	zc__map_init(&sc->calls);
 	zc__tx_init(&sc->tx, c, zc_reactor_pool(rc->r), rc->s->cfg.tx_window,
 		    sc_released);
+	sc->tx.on_idle = sc_tx_idle;
 	if (send_hello(sc)) {
 		free(sc);
 		return;
@@ -675,10 +958,12 @@ void zc__server_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
 	if (rc->conns)
 		rc->conns->prev = sc;
 	rc->conns = sc;
+	atomic_fetch_add(&rc->nconns, 1);
 	zc__ctr_add(&rc->s->sconns_live, 1);
 	zc__ctr_add(&rc->s->conns_accepted, 1);
 	zc__ctr_add(&rc->s->conns_open, 1);
 	zc_conn_set_ops(c, &sconn_ops, sc);
+	zc__srv_conn_setup(sc);
 	zc__tx_flush(&sc->tx);
 }
 
@@ -690,39 +975,118 @@ void zc__server_goaway_all(struct zc__srctx *rc)
 		zc_listener_close(rc->l);
 		rc->l = NULL;
 	}
-	for (struct zc__sconn *sc = rc->conns; sc; sc = sc->next) {
-		struct zc_frame h = { .type = ZC_FT_GOAWAY, .id = sc->last_id };
-
-		if (sc->draining || sc->broken)
-			continue;
-		sc->draining = true;
-		(void)zc__tx_control(&sc->tx, &h, NULL, 0);
-		zc__tx_flush(&sc->tx);
-	}
+	for (struct zc__sconn *sc = rc->conns; sc; sc = sc->next)
+		zc__sconn_goaway(sc, ZC_RPC_OK, NULL);
 }
 
-void zc__server_close_all(struct zc__srctx *rc, bool abort)
+void zc__server_abort_all(struct zc__srctx *rc)
 {
 	zc__server_goaway_all(rc);
 	for (struct zc__sconn *sc = rc->conns; sc; sc = sc->next) {
-		uint32_t i = 0;
-		uint64_t id;
-		void *v;
+		/* Handlers see their calls cancelled; the reset drops what
+		 * was queued. */
+		(void)zc__sconn_cancel_rest(sc);
+		zc_conn_close(sc->conn, ZC_CLOSE_ABORT);
+	}
+}
 
-		while (zc__map_next(&sc->calls, &i, &id, &v)) {
-			struct zc_rpc_call *call = v;
+/* ---- closing: drain, half-close, timeouts ------------------------------ */
 
-			if (v == DISCARD || call->state != CALL_DISPATCHED ||
-			    call->answered_early)
+uint64_t zc__deadline_after(uint64_t now, unsigned ms)
+{
+	return ms == ZC_RPC_TIMEOUT_OFF ? UINT64_MAX :
+					   now + (uint64_t)ms * 1000000;
+}
+
+void zc__sconn_maybe_close(struct zc__sconn *sc)
+{
+	if (!sc->conn || sc->closing || !zc__tx_idle(&sc->tx))
+		return;
+	if (!sc->close_soon) {
+		if (!sc->draining && !sc->peer_eof)
+			return;
+		/* Every call it must answer is answered, and unparsed
+		 * frames (we stopped for room) are still to be served. */
+		if (sc->ncalls || sc->nsending || sc->paused || sc->budget_wait)
+			return;
+		if (sc->peer_eof && zc_chain_len(&sc->rx))
+			return;
+	}
+	sc->closing = true;
+	if (!sc->close_deadline)
+		sc->close_deadline = zc__deadline_after(zc__now_ns(),
+						sc->rc->s->cfg.linger_ms);
+	zc_conn_close(sc->conn, ZC_CLOSE_GRACEFUL);
+}
+
+void zc__sconn_close_soon(struct zc__sconn *sc)
+{
+	sc->close_soon = true;
+	if (!sc->close_deadline)
+		sc->close_deadline = zc__deadline_after(zc__now_ns(),
+						sc->rc->s->cfg.linger_ms);
+	zc__sconn_maybe_close(sc);
+}
+
+void zc__sconn_goaway(struct zc__sconn *sc, int status, const char *why)
+{
+	struct zc_frame h = { .type = ZC_FT_GOAWAY, .status = (uint16_t)status,
+			      .id = sc->last_id };
+	size_t len = why ? strlen(why) : 0;
+
+	if (sc->draining || sc->broken || !sc->conn)
+		return;
+	sc->draining = true;
+	(void)zc__tx_control(&sc->tx, &h, why, (uint32_t)len);
+	want_flush(sc);
+}
+
+void zc__sconn_expire_reasm(struct zc__sconn *sc, struct zc_rpc_call *call)
+{
+	zc__ctr_add(&sc->rc->s->expired_reasm, 1);
+	zc__ctr_add(&call->m->by_status[ZC_RPC_DEADLINE_EXCEEDED], 1);
+	queue_error(sc, call->id, call->m->id, ZC_RPC_DEADLINE_EXCEEDED,
+		    "expired while being received");
+	drop_reasm(sc, call);
+}
+
+bool zc__sconn_cancel_rest(struct zc__sconn *sc)
+{
+	struct zc_rpc_call **list;
+	bool cut = false;
+	uint32_t n;
+
+	if (!sc->conn || sc->broken)
+		return false;
+	n = collect_calls(sc, false, &list);
+	for (uint32_t i = 0; i < n; i++) {
+		struct zc_rpc_call *call = list[i];
+		uint64_t cid = call->id;
+		uint32_t mid = call->m->id;
+
+		switch (call->state) {
+		case CALL_REASM:
+			drop_reasm(sc, call);
+			break;
+		case CALL_DISPATCHED:
+			if (call->answered_early)
 				continue;
 			call->answered_early = true;
 			atomic_store_explicit(&call->cancelled, true,
 					      memory_order_release);
-			queue_error(sc, id, call->m->id, ZC_RPC_CANCELLED,
-				    "server shutting down");
+			break;
+		case CALL_SENDING:
+			/* Section 8: an ERROR ends a cut RESPONSE. */
+			if (!zc__tx_remove(&sc->tx, call->tm))
+				continue;
+			zc__txmsg_free(call->tm);	/* response_gone */
+			break;
 		}
-		zc__tx_flush(&sc->tx);
-		zc_conn_close(sc->conn, abort ? ZC_CLOSE_ABORT :
-						ZC_CLOSE_GRACEFUL);
+		cut = true;
+		zc__ctr_add(&sc->rc->s->drain_cut, 1);
+		queue_error(sc, cid, mid, ZC_RPC_CANCELLED,
+			    "server shutting down");
 	}
+	free(list);
+	return cut;
 }

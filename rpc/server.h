@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "hist.h"
 #include "internal.h"
 
 struct zc__method {
@@ -21,9 +22,22 @@ struct zc__method {
 	/* stats */
 	zc__ctr calls, rx_bytes, tx_bytes, inflight;
 	zc__ctr by_status[ZC_RPC_NSTATUS];
+	struct zc__hist *lat;		/* one per reactor (its writer) */
 };
 
 struct zc__sconn;
+
+/* Map value marking a refused message whose further fragments we skip. */
+extern char zc__discard_mark;
+#define ZC__DISCARD ((void *)&zc__discard_mark)
+
+/* Period of the server's ticker: the resolution of deadlines of calls
+ * waiting in a queue and of the drain.  Connection timeouts (seconds)
+ * need less: while no deadline or drain is pending, the reactors are
+ * ticked only every ZC__TICK_SLOW periods, so idle reactors wake 10 times
+ * a second, not 100. */
+#define ZC__TICK_MS 10u
+#define ZC__TICK_SLOW 10u
 
 /* Per reactor: its listener, its connections, the inbox of answers made
  * on other threads. */
@@ -43,6 +57,20 @@ struct zc__srctx {
 	atomic_uint nwaiting;
 	atomic_bool resume_queued;
 	struct zc_work resume_work;
+	/* Timers: the server's ticker queues tick_work (server_tick.c)
+	 * while this reactor has connections or a drain to finish. */
+	struct zc_work tick_work;
+	atomic_bool tick_queued;
+	atomic_uint nconns;		/* rc->conns length, for the ticker */
+	/* Drain (reactor thread): started by drain_work, finished when the
+	 * last connection of this reactor has closed. */
+	struct zc_work drain_work;
+	atomic_bool drain_queued;
+	bool draining, drain_cut, drain_reported;
+	uint64_t drain_deadline;	/* ns */
+	/* Ring bytes that calls of this reactor pin as views, and the cap
+	 * above which request bytes are copied out (server_mem.c). */
+	size_t pinned, pin_max;
 };
 
 struct zc__sconn {
@@ -58,8 +86,28 @@ struct zc__sconn {
 	struct zc__map calls;		/* id -> call or the discard mark */
 	uint32_t ncalls;		/* calls (not discard marks) in map */
 	uint64_t last_id;		/* highest request id seen */
+	/* Request bytes (msg_len) of its unanswered calls, and of those
+	 * still being reassembled (server_mem.c). */
+	uint64_t req_bytes, reasm_bytes;
 	bool hello, draining, broken, parsing, paused;
 	bool budget_wait;		/* on rc->budget_waiters */
+	/* The peer shut its side (half-close): answer what arrived before,
+	 * then close. */
+	bool peer_eof;
+	/* Close gracefully once the send queue is idle, whatever the calls
+	 * (drain past its deadline, idle, version mismatch). */
+	bool close_soon;
+	bool closing;			/* graceful close started */
+	uint32_t nreasm;		/* calls still being reassembled */
+	uint32_t nsending;		/* answers in the send queue */
+	/* Timers, CLOCK_MONOTONIC ns (server_tick.c). */
+	uint64_t hello_deadline;	/* until the peer's HELLO */
+	uint64_t last_rx;		/* last bytes received */
+	uint64_t rx_since;		/* unparsed partial frame since, or 0 */
+	uint64_t stall_base;		/* stall clocks start no earlier */
+	uint64_t close_deadline;	/* graceful close turns into abort */
+	/* Where the deadline of the frame that waits for budget starts. */
+	uint64_t wait_since;
 	struct zc__sconn *wait_next;
 	unsigned refs;			/* conn + calls not yet answered */
 	/* The peer's TLS identity, fetched at its first request (the
@@ -68,7 +116,12 @@ struct zc__sconn {
 	bool tls_peer_known;
 };
 
-enum call_state { CALL_REASM, CALL_DISPATCHED };
+/*
+ * REASM: fragments arriving.  DISPATCHED: with a handler or a worker
+ * queue.  SENDING: answered, its RESPONSE still in the send queue (kept
+ * in the id map so that a CANCEL can cut it and a reused id is seen).
+ */
+enum call_state { CALL_REASM, CALL_DISPATCHED, CALL_SENDING };
 
 struct zc_rpc_call {
 	struct zc__inode node;		/* inbox / worker queue */
@@ -76,8 +129,11 @@ struct zc_rpc_call {
 	struct zc__method *m;
 	uint64_t id;
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
+	uint64_t start_ns;		/* last_rx when its first frame parsed */
 	uint32_t msg_len;
-	uint32_t got;			/* bytes reassembled */
+	struct zc__reasm ra;		/* reassembly into req */
+	uint64_t last_frag;		/* ns of its last fragment (REASM) */
+	struct zc__txmsg *tm;		/* its RESPONSE (SENDING) */
 	enum call_state state;
 	atomic_bool cancelled;
 	bool answered_early;		/* drain sent CANCELLED already */
@@ -94,8 +150,10 @@ struct zc_rpc_server {
 	struct zc__method **methods;	/* sorted by id */
 	unsigned nmethods;
 	bool listening;
+	bool destroying;		/* destroy's first step done */
 	atomic_bool drained;		/* set by drain/destroy, read by accept */
 	uint16_t port;
+	struct zc_addr bound;		/* first listener's, set by listen */
 	/* workers */
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;
@@ -103,11 +161,34 @@ struct zc_rpc_server {
 	bool wstop;
 	pthread_t *wthreads;
 	unsigned nworkers;
+	/* Calls with a deadline in the worker queue (written under wlock:
+	 * the ticker sweeps the queue only while there are some), and being
+	 * reassembled (while there are some, or connections waiting for
+	 * request-byte room, the reactors are ticked every ZC__TICK_MS
+	 * rather than every ZC__TICK_SLOW). */
+	atomic_uint wq_timed;
+	zc__ctr reasm_timed;
+	/* ticker (server_tick.c) */
+	pthread_t ticker;
+	bool ticker_started;
+	pthread_mutex_t tlock;
+	pthread_cond_t tcond;
+	bool tstop;
+	/* drain: started once, done() on the reactor that finishes last */
+	atomic_bool drain_started;
+	atomic_uint drain_left;
+	atomic_bool drain_late;
+	void (*drain_done)(void *arg, int result);
+	void *drain_arg;
+	unsigned drain_timeout_ms;
 	/* stats */
 	zc__ctr conns_accepted, conns_open, conns_protocol_error, requests,
 		rejected_overload, rejected_too_large, rejected_unknown,
 		rejected_draining, expired_queued, cancels, dropped_answers,
-		tx_budget_stops, rx_budget_stops, inflight, inflight_bytes;
+		tx_budget_stops, rx_budget_stops, inflight, inflight_bytes,
+		conns_timed_out, expired_reasm, lingered, drain_cut,
+		rx_copied, conns_unwritable;
+	zc__ctr reasm_bytes;		/* inflight_bytes of partial messages */
 	zc__ctr sconns_live;		/* sconn structs not freed yet */
 	atomic_uint budget_waiting;	/* connections waiting, all reactors */
 };
@@ -124,8 +205,67 @@ void zc__worker_push(struct zc_rpc_server *s, struct zc_rpc_call *call);
 void zc__call_finish(struct zc_rpc_call *call);
 /* Reactor thread: parse connections that waited for request-byte room. */
 void zc__server_resume(struct zc_work *w);
+/* ---- memory policy (server_mem.c), reactor thread ---- */
+/* Per-connection receive budget, unwritable timeout and the reactor's
+ * pin cap, at accept. */
+void zc__srv_conn_setup(struct zc__sconn *sc);
+/* Keep the next @len bytes of @call as ring views? */
+bool zc__srv_keep_views(const struct zc__sconn *sc,
+			const struct zc_rpc_call *call, uint32_t len);
+/* An answer about to be queued: if its body pins ring buffers past the
+ * reactor's cap (an echo of the request, say, that a peer may leave
+ * unread), it is copied out; else its pin is charged until it leaves the
+ * queue. */
+void zc__srv_answer_unpin(struct zc__sconn *sc, struct zc__txmsg *tm);
+/* After parsing: move the leftover bytes of @sc out of the ring when
+ * that is cheap or the pool runs low. */
+void zc__srv_rx_unpin(struct zc__sconn *sc);
+/* Admission of a new request of @msg_len bytes by bytes held. */
+enum zc__bytes_verdict { ZC__BYTES_OK, ZC__BYTES_WAIT, ZC__BYTES_REFUSE };
+enum zc__bytes_verdict zc__srv_bytes_check(const struct zc__sconn *sc,
+					   uint32_t msg_len);
+/* on_close: log and count a connection the unwritable timeout ended. */
+void zc__srv_conn_closed(struct zc__sconn *sc, int err);
+
 /* Reactor thread: drain steps on every connection of @rc. */
 void zc__server_goaway_all(struct zc__srctx *rc);
-void zc__server_close_all(struct zc__srctx *rc, bool abort);
+/* Reactor thread: destroy's step: GOAWAY, cancel, reset every conn. */
+void zc__server_abort_all(struct zc__srctx *rc);
+
+/* ---- shared by server.c and server_tick.c (reactor thread) ---- */
+/* @now + @ms, or UINT64_MAX for ZC_RPC_TIMEOUT_OFF. */
+uint64_t zc__deadline_after(uint64_t now, unsigned ms);
+/* Close gracefully when nothing is left to send for the calls it must
+ * still answer (draining, half-closed, close_soon).  Also run by every
+ * flush that leaves the send queue idle (tx.on_idle). */
+void zc__sconn_maybe_close(struct zc__sconn *sc);
+/* Close gracefully once the send queue is idle, whatever the calls;
+ * reset after linger_ms. */
+void zc__sconn_close_soon(struct zc__sconn *sc);
+/* The calls of @sc being reassembled, in a malloc array *@out (freed by
+ * the caller); returns how many. */
+uint32_t zc__sconn_reasm(struct zc__sconn *sc, struct zc_rpc_call ***out);
+/* Reset @sc: log @why, count it in @counter. */
+void zc__sconn_reset(struct zc__sconn *sc, zc__ctr *counter, const char *why);
+/* Send GOAWAY (@status, @why as its text) once and stop taking calls. */
+void zc__sconn_goaway(struct zc__sconn *sc, int status, const char *why);
+/* Answer the calls of @sc still open with ERROR cancelled and cut the
+ * answers being sent (drain deadline).  True when anything was cut. */
+bool zc__sconn_cancel_rest(struct zc__sconn *sc);
+/* Answer a call being reassembled whose deadline passed; the rest of
+ * its fragments are skipped. */
+void zc__sconn_expire_reasm(struct zc__sconn *sc, struct zc_rpc_call *call);
+/* A connection waiting for request-byte room: refuse the waiting
+ * request if its deadline passed meanwhile. */
+void zc__sconn_tick_wait(struct zc__sconn *sc);
+/* A drained reactor whose connections are all closed reports it. */
+void zc__server_drain_check(struct zc__srctx *rc);
+/* Timers. */
+int zc__ticker_start(struct zc_rpc_server *s);
+void zc__ticker_stop(struct zc_rpc_server *s);
+void zc__server_tick(struct zc_work *w);
+void zc__server_drain_begin(struct zc_work *w);
+/* Worker queue: answer calls whose deadline passed while queued. */
+void zc__worker_expire(struct zc_rpc_server *s, uint64_t now);
 
 #endif /* ZCRPC_RPC_SERVER_H */

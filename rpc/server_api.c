@@ -52,8 +52,12 @@ static int add_method(struct zc_rpc_server *s, uint32_t id, const char *name,
 	if (zc__server_method(s, id))
 		return -EEXIST;
 	m = calloc(1, sizeof(*m));
+	if (m)
+		m->lat = calloc(s->cfg.nreactors, sizeof(*m->lat));
 	arr = realloc(s->methods, (s->nmethods + 1) * sizeof(*arr));
-	if (!m || !arr) {
+	if (!m || !m->lat || !arr) {
+		if (m)
+			free(m->lat);
 		free(m);
 		if (arr)
 			s->methods = arr;
@@ -92,6 +96,8 @@ static void *worker_main(void *arg)
 		s->whead = call->node.next;
 		if (!s->whead)
 			s->wtail = NULL;
+		if (call->deadline)
+			atomic_fetch_sub(&s->wq_timed, 1);
 		pthread_mutex_unlock(&s->wlock);
 
 		/* Deadline first: a call that expired in the queue is
@@ -124,8 +130,49 @@ void zc__worker_push(struct zc_rpc_server *s, struct zc_rpc_call *call)
 	else
 		s->whead = &call->node;
 	s->wtail = &call->node;
+	if (call->deadline)
+		atomic_fetch_add(&s->wq_timed, 1);
 	pthread_cond_signal(&s->wcond);
 	pthread_mutex_unlock(&s->wlock);
+}
+
+void zc__worker_expire(struct zc_rpc_server *s, uint64_t now)
+{
+	struct zc__inode *n, *prev = NULL, *expired = NULL;
+
+	if (!atomic_load(&s->wq_timed))
+		return;
+	pthread_mutex_lock(&s->wlock);
+	for (n = s->whead; n;) {
+		struct zc_rpc_call *call = (struct zc_rpc_call *)n;
+		struct zc__inode *next = n->next;
+
+		if (call->deadline && now >= call->deadline) {
+			if (prev)
+				prev->next = next;
+			else
+				s->whead = next;
+			if (s->wtail == n)
+				s->wtail = prev;
+			atomic_fetch_sub(&s->wq_timed, 1);
+			n->next = expired;
+			expired = n;
+		} else {
+			prev = n;
+		}
+		n = next;
+	}
+	pthread_mutex_unlock(&s->wlock);
+	/* Answered here rather than when a worker gets to them: the client
+	 * learns at its deadline even while every worker is busy. */
+	while (expired) {
+		struct zc_rpc_call *call = (struct zc_rpc_call *)expired;
+
+		expired = expired->next;
+		zc__ctr_add(&s->expired_queued, 1);
+		zc_rpc_reply_error(call, ZC_RPC_DEADLINE_EXCEEDED,
+				   "expired in queue");
+	}
 }
 
 struct wstart {
@@ -187,13 +234,17 @@ static int start_workers(struct zc_rpc_server *s)
 /* What create made, once no thread uses it any more. */
 static void server_free(struct zc_rpc_server *s)
 {
-	for (unsigned i = 0; i < s->nmethods; i++)
+	for (unsigned i = 0; i < s->nmethods; i++) {
+		free(s->methods[i]->lat);
 		free(s->methods[i]);
+	}
 	free(s->methods);
 	free(s->wthreads);
 	free(s->rcs);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);
+	pthread_mutex_destroy(&s->tlock);
+	pthread_cond_destroy(&s->tcond);
 	free(s);
 }
 
@@ -201,9 +252,9 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 			 struct zc_rpc_server **out)
 {
 	struct zc_rpc_server *s;
-	int ret;
-
 	struct zc_rpc_server_config c;
+	pthread_condattr_t ca;
+	int ret;
 
 	if (!cfg || !cfg->reactors || !cfg->nreactors)
 		return -EINVAL;
@@ -215,11 +266,21 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	DEF(max_inflight_conn, 4096);
 	DEF(max_inflight_bytes, c.max_message > (128u << 20) ?
 				2 * (size_t)c.max_message : 256u << 20);
+	DEF(max_inflight_bytes_conn,
+	    c.max_message > c.max_inflight_bytes / 2 ?
+		    c.max_message : c.max_inflight_bytes / 2);
+	DEF(reserve_bytes, c.max_inflight_bytes / 8);
 	DEF(tx_budget, 8u << 20);
+	DEF(unwritable_timeout_ms, 30000);
 	DEF(tx_window, 1u << 20);
+	DEF(hello_timeout_ms, 10000);
+	DEF(idle_timeout_ms, 300000);
+	DEF(stall_timeout_ms, 30000);
+	DEF(linger_ms, 2000);
 #undef DEF
 	if (c.max_frame < ZC_FRAME_MIN || c.max_frame > ZC_FRAME_MAX ||
-	    c.max_message > c.max_inflight_bytes)
+	    c.max_message > c.max_inflight_bytes ||
+	    c.reserve_bytes >= c.max_inflight_bytes)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -227,6 +288,12 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	s->cfg = c;
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_cond_init(&s->wcond, NULL);
+	pthread_mutex_init(&s->tlock, NULL);
+	/* The ticker sleeps on CLOCK_MONOTONIC, like every timer here. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->tcond, &ca);
+	pthread_condattr_destroy(&ca);
 	s->rcs = calloc(cfg->nreactors, sizeof(*s->rcs));
 	if (!s->rcs) {
 		ret = -ENOMEM;
@@ -238,12 +305,17 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 		zc__inbox_init(&s->rcs[i].inbox, cfg->reactors[i],
 			       zc__server_inbox);
 		s->rcs[i].resume_work.fn = zc__server_resume;
+		s->rcs[i].tick_work.fn = zc__server_tick;
+		s->rcs[i].drain_work.fn = zc__server_drain_begin;
 	}
 	ret = add_method(s, ZC_RPC_METHOD_ECHO, "echo", ZC_RPC_INLINE, 0,
 			 echo_handler, NULL);
 	if (ret)
 		goto err_free;
 	ret = start_workers(s);
+	if (ret)
+		goto err_workers;
+	ret = zc__ticker_start(s);
 	if (ret)
 		goto err_workers;
 	*out = s;
@@ -271,8 +343,9 @@ int zc_rpc_server_register(struct zc_rpc_server *s, uint32_t method,
 
 struct listen_arg {
 	struct zc__srctx *rc;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct zc_addr addr;
+	unsigned flags;
+	int share_fd;		/* the first listener's socket, or -1 */
 };
 
 static int listen_on(void *arg)
@@ -280,9 +353,13 @@ static int listen_on(void *arg)
 	struct listen_arg *la = arg;
 	int ret;
 
-	ret = zc_listen(la->rc->r, (struct sockaddr *)&la->addr, la->addrlen,
-			ZC_LISTEN_REUSEPORT, zc__server_accept, la->rc,
-			&la->rc->l);
+	if (la->share_fd >= 0)
+		ret = zc_listen_fd(la->rc->r, la->share_fd, zc__server_accept,
+				   la->rc, &la->rc->l);
+	else
+		ret = zc_listen(la->rc->r, (struct sockaddr *)&la->addr.ss,
+				la->addr.len, la->flags, zc__server_accept,
+				la->rc, &la->rc->l);
 	if (!ret && la->rc->s->cfg.tls &&
 	    (ret = zc_listener_set_tls(la->rc->l, la->rc->s->cfg.tls))) {
 		zc_listener_close(la->rc->l);
@@ -301,46 +378,84 @@ static int close_listener(void *arg)
 	return 0;
 }
 
-int zc_rpc_server_listen(struct zc_rpc_server *s, const struct sockaddr *addr,
-			 socklen_t addrlen)
+/*
+ * The first reactor binds.  Without reuseport the others accept on a dup
+ * of its socket (one socket: a second bind of the port fails); with it
+ * each binds its own socket on the port the first one got.
+ */
+static int listen_all(struct zc_rpc_server *s, struct listen_arg *la)
 {
-	struct listen_arg la;
 	int ret = 0;
 
-	if (s->listening)
-		return -EBUSY;
-	if (!addr || addrlen > sizeof(la.addr) ||
-	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
-		return -EINVAL;
-	memcpy(&la.addr, addr, addrlen);
-	la.addrlen = addrlen;
+	la->share_fd = -1;
+	la->flags = s->cfg.reuseport ? ZC_LISTEN_REUSEPORT : 0;
 	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
-		la.rc = &s->rcs[i];
-		ret = zc_reactor_call(la.rc->r, listen_on, &la);
-		if (ret)
+		la->rc = &s->rcs[i];
+		ret = zc_reactor_call(la->rc->r, listen_on, la);
+		if (ret || i)
+			continue;
+		s->bound.len = sizeof(s->bound.ss);
+		if (getsockname(zc_listener_fd(la->rc->l),
+				(struct sockaddr *)&s->bound.ss,
+				&s->bound.len)) {
+			ret = -errno;
 			break;
-		if (!i) {
-			/* The others join the port the first one got. */
-			uint16_t port = zc_listener_port(la.rc->l);
-
-			s->port = port;
-			if (la.addr.ss_family == AF_INET)
-				((struct sockaddr_in *)&la.addr)->sin_port =
-					htons(port);
-			else
-				((struct sockaddr_in6 *)&la.addr)->sin6_port =
-					htons(port);
 		}
+		if (la->addr.ss.ss_family == AF_UNIX)
+			s->bound.len = la->addr.len;	/* the name as given */
+		s->port = zc_listener_port(la->rc->l);
+		if (!s->cfg.reuseport)
+			la->share_fd = zc_listener_fd(la->rc->l);
+		else
+			la->addr = s->bound;
 	}
 	if (ret) {
 		for (unsigned i = 0; i < s->cfg.nreactors; i++)
 			(void)zc_reactor_call(s->rcs[i].r, close_listener,
 					      &s->rcs[i]);
 		s->port = 0;
-		return ret;
+		s->bound.len = 0;
 	}
+	return ret;
+}
+
+int zc_rpc_server_listen(struct zc_rpc_server *s, const struct sockaddr *addr,
+			 socklen_t addrlen)
+{
+	struct listen_arg la;
+	int ret;
+
+	if (s->listening)
+		return -EBUSY;
+	if (!addr || addrlen > sizeof(la.addr.ss) ||
+	    addrlen < sizeof(sa_family_t))
+		return -EINVAL;
+	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6 &&
+	    addr->sa_family != AF_UNIX)
+		return -EAFNOSUPPORT;
+	if (addr->sa_family == AF_UNIX && s->cfg.reuseport)
+		return -EINVAL;
+	memset(&la, 0, sizeof(la));
+	memcpy(&la.addr.ss, addr, addrlen);
+	la.addr.len = addrlen;
+	ret = listen_all(s, &la);
+	if (ret)
+		return ret;
 	s->listening = true;
 	return 0;
+}
+
+int zc_rpc_server_listen_str(struct zc_rpc_server *s, const char *addr)
+{
+	struct zc_addr a;
+	int ret;
+
+	if (s->listening)
+		return -EBUSY;
+	ret = zc_addr_resolve(addr, ZC_ADDR_PASSIVE, &a, 1);
+	if (ret < 0)
+		return ret;
+	return zc_rpc_server_listen(s, (struct sockaddr *)&a.ss, a.len);
 }
 
 uint16_t zc_rpc_server_port(const struct zc_rpc_server *s)
@@ -348,21 +463,18 @@ uint16_t zc_rpc_server_port(const struct zc_rpc_server *s)
 	return s->port;
 }
 
-static int goaway_fn(void *arg)
+int zc_rpc_server_address(const struct zc_rpc_server *s, char *buf,
+			  size_t size)
 {
-	zc__server_goaway_all(arg);
-	return 0;
+	if (!s->bound.len)
+		return -ENOTCONN;
+	return zc_addr_format((const struct sockaddr *)&s->bound.ss,
+			      s->bound.len, buf, size);
 }
 
-static int close_graceful_fn(void *arg)
+static int abort_fn(void *arg)
 {
-	zc__server_close_all(arg, false);
-	return 0;
-}
-
-static int close_abort_fn(void *arg)
-{
-	zc__server_close_all(arg, true);
+	zc__server_abort_all(arg);
 	return 0;
 }
 
@@ -371,48 +483,147 @@ static int noop_fn(void *arg)
 	return 0;
 }
 
-int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms)
+/* Is the calling thread one of @s's reactors? */
+static bool on_own_reactor(const struct zc_rpc_server *s)
 {
-	uint64_t end = zc__now_ns() + (uint64_t)timeout_ms * 1000000;
-	bool late = false;
+	struct zc_reactor *cur = zc_reactor_current();
 
-	atomic_store(&s->drained, true);
-	for (unsigned i = 0; i < s->cfg.nreactors; i++)
-		(void)zc_reactor_call(s->rcs[i].r, goaway_fn, &s->rcs[i]);
-	while (zc__ctr_get(&s->inflight)) {
-		if (zc__now_ns() >= end) {
-			late = true;
-			break;
-		}
-		usleep(1000);
-	}
-	for (unsigned i = 0; i < s->cfg.nreactors; i++)
-		(void)zc_reactor_call(s->rcs[i].r, close_graceful_fn,
-				      &s->rcs[i]);
-	return late ? -ETIMEDOUT : 0;
+	for (unsigned i = 0; cur && i < s->cfg.nreactors; i++)
+		if (s->rcs[i].r == cur)
+			return true;
+	return false;
 }
 
-void zc_rpc_server_destroy(struct zc_rpc_server *s)
+int zc_rpc_server_drain_start(struct zc_rpc_server *s, unsigned timeout_ms,
+			      zc_rpc_drain_fn done, void *arg)
 {
+	if (atomic_exchange(&s->drain_started, true))
+		return -EALREADY;
+	s->drain_done = done;
+	s->drain_arg = arg;
+	s->drain_timeout_ms = timeout_ms;
+	atomic_store(&s->drain_left, s->cfg.nreactors);
 	atomic_store(&s->drained, true);
-	for (unsigned i = 0; i < s->cfg.nreactors; i++)
-		(void)zc_reactor_call(s->rcs[i].r, close_abort_fn, &s->rcs[i]);
-	/* Handlers answer even cancelled calls; connections finish closing
-	 * on their reactors.  Both are bounded by the handlers' own work. */
-	while (zc__ctr_get(&s->inflight) || zc__ctr_get(&s->sconns_live))
-		usleep(1000);
+	/* Queued even on our own reactor: the drain runs from its loop. */
+	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+		atomic_store(&s->rcs[i].drain_queued, true);
+		zc_reactor_queue(s->rcs[i].r, &s->rcs[i].drain_work);
+	}
+	return 0;
+}
+
+struct drain_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int result;
+};
+
+static void drain_wake(void *arg, int result)
+{
+	struct drain_wait *dw = arg;
+
+	pthread_mutex_lock(&dw->lock);
+	dw->result = result;
+	dw->done = true;
+	pthread_cond_signal(&dw->cond);
+	pthread_mutex_unlock(&dw->lock);
+}
+
+int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms)
+{
+	struct drain_wait dw = { .done = false };
+	int ret;
+
+	if (on_own_reactor(s))
+		return -EDEADLK;
+	pthread_mutex_init(&dw.lock, NULL);
+	pthread_cond_init(&dw.cond, NULL);
+	ret = zc_rpc_server_drain_start(s, timeout_ms, drain_wake, &dw);
+	if (!ret) {
+		/* Bounded by the drain itself: timeout_ms, then linger_ms,
+		 * then the resets' on_close. */
+		pthread_mutex_lock(&dw.lock);
+		while (!dw.done)
+			pthread_cond_wait(&dw.cond, &dw.lock);
+		pthread_mutex_unlock(&dw.lock);
+		ret = dw.result;
+	}
+	pthread_mutex_destroy(&dw.lock);
+	pthread_cond_destroy(&dw.cond);
+	return ret;
+}
+
+/* Anything that still needs a reactor of @s to run? */
+static bool destroy_busy(struct zc_rpc_server *s)
+{
+	if (zc__ctr_get(&s->inflight) || zc__ctr_get(&s->sconns_live) ||
+	    (atomic_load(&s->drain_started) && atomic_load(&s->drain_left)))
+		return true;
 	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
 		struct zc__srctx *rc = &s->rcs[i];
 
-		/* The last inbox batch may still be running. */
-		do {
-			(void)zc_reactor_call(rc->r, noop_fn, NULL);
-		} while (atomic_load(&rc->inbox.queued) ||
-			 atomic_load(&rc->inbox.head) ||
-			 atomic_load(&rc->resume_queued));
+		if (atomic_load(&rc->inbox.queued) ||
+		    atomic_load(&rc->inbox.head) ||
+		    atomic_load(&rc->resume_queued) ||
+		    atomic_load(&rc->tick_queued) ||
+		    atomic_load(&rc->drain_queued))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * One step of destroy: 0 when nothing needs the reactors any more (the
+ * ticker is joined), -EBUSY otherwise.  The first step aborts every
+ * connection.
+ */
+static int destroy_step(struct zc_rpc_server *s)
+{
+	if (!s->destroying) {
+		s->destroying = true;
+		atomic_store(&s->drained, true);
+		for (unsigned i = 0; i < s->cfg.nreactors; i++)
+			(void)zc_reactor_call(s->rcs[i].r, abort_fn, &s->rcs[i]);
+	}
+	if (destroy_busy(s))
+		return -EBUSY;
+	/* Idle: the ticker may still queue one tick before it stops. */
+	zc__ticker_stop(s);
+	return destroy_busy(s) ? -EBUSY : 0;
+}
+
+int zc_rpc_server_destroy(struct zc_rpc_server *s)
+{
+	bool loop = on_own_reactor(s);
+	int ret;
+
+	if (loop && s->cfg.nreactors > 1)
+		return -EDEADLK;
+	if (loop) {
+		/* Nothing of ours runs concurrently on our only reactor. */
+		ret = destroy_step(s);
+		if (ret)
+			return ret;
+	} else {
+		/* Handlers answer even cancelled calls; connections finish
+		 * closing on their reactors.  Both are bounded by the
+		 * handlers' own work. */
+		for (;;) {
+			while (destroy_step(s))
+				usleep(1000);
+			/* A batch that just cleared its flag may still be
+			 * running: let every reactor finish it. */
+			for (unsigned i = 0; i < s->cfg.nreactors; i++)
+				(void)zc_reactor_call(s->rcs[i].r, noop_fn,
+						      NULL);
+			if (!destroy_busy(s))
+				break;
+		}
 	}
 	stop_workers(s);
 	server_free(s);
+	return 0;
 }
 
 /* ---- answers ----------------------------------------------------------- */
@@ -497,6 +708,12 @@ void zc_rpc_server_stats(const struct zc_rpc_server *s,
 	out->rx_budget_stops = zc__ctr_get(&s->rx_budget_stops);
 	out->inflight = zc__ctr_get(&s->inflight);
 	out->inflight_bytes = zc__ctr_get(&s->inflight_bytes);
+	out->conns_timed_out = zc__ctr_get(&s->conns_timed_out);
+	out->expired_reasm = zc__ctr_get(&s->expired_reasm);
+	out->lingered = zc__ctr_get(&s->lingered);
+	out->drain_cut = zc__ctr_get(&s->drain_cut);
+	out->conns_unwritable = zc__ctr_get(&s->conns_unwritable);
+	out->rx_copied = zc__ctr_get(&s->rx_copied);
 }
 
 int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
@@ -514,5 +731,16 @@ int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
 	out->inflight = zc__ctr_get(&m->inflight);
 	for (int i = 0; i < ZC_RPC_NSTATUS; i++)
 		out->by_status[i] = zc__ctr_get(&m->by_status[i]);
+	return 0;
+}
+
+int zc_rpc_server_method_latency(const struct zc_rpc_server *s,
+				 uint32_t method, struct zc_rpc_latency *out)
+{
+	const struct zc__method *m = zc__server_method(s, method);
+
+	if (!m)
+		return -ENOENT;
+	zc__hist_read(m->lat, s->cfg.nreactors, out);
 	return 0;
 }

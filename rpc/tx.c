@@ -22,6 +22,12 @@
 
 #include "internal.h"
 
+/* Size of a heap stage, taken when the pool is empty: room for the
+ * headers and small payloads of a few frames. */
+#define STAGE_HEAP (16u * 1024)
+/* Size of a connection's first stage: a header and a small payload. */
+#define STAGE_FIRST (ZC_FRAME_HDR_LEN + ZC__TX_COPY_MAX)
+
 struct send_ctx {
 	struct zc__tx *tx;
 	size_t bytes;	/* window bytes (headers included) */
@@ -56,6 +62,10 @@ void zc__txmsg_free(struct zc__txmsg *m)
 		return;
 	if (m->backref)
 		*m->backref = NULL;
+	if (m->on_free)
+		m->on_free(m);
+	if (m->pin_acct)
+		*m->pin_acct -= m->pinned;
 	zc_chain_release(&m->body);
 	free(m);
 }
@@ -73,6 +83,7 @@ void zc__tx_queue(struct zc__tx *tx, struct zc__txmsg *m)
 	m->framed = 0;
 	m->next = NULL;
 	tx->queued += msg_left(m);
+	tx->nmsgs++;
 	if (tx->tail)
 		tx->tail->next = m;
 	else
@@ -100,10 +111,13 @@ int zc__tx_control(struct zc__tx *tx, const struct zc_frame *hdr,
 
 bool zc__tx_unqueue(struct zc__tx *tx, struct zc__txmsg *m)
 {
+	return !m->framed && zc__tx_remove(tx, m);
+}
+
+bool zc__tx_remove(struct zc__tx *tx, struct zc__txmsg *m)
+{
 	struct zc__txmsg **pp, *prev = NULL;
 
-	if (m->framed)
-		return false;
 	for (pp = &tx->head; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp != m)
 			continue;
@@ -111,6 +125,7 @@ bool zc__tx_unqueue(struct zc__tx *tx, struct zc__txmsg *m)
 		if (tx->tail == m)
 			tx->tail = prev;
 		tx->queued -= msg_left(m);
+		tx->nmsgs--;
 		m->next = NULL;
 		return true;
 	}
@@ -153,7 +168,20 @@ static int stage_reserve(struct zc__tx *tx, struct zc_chain *out,
 	if (tx->stage)
 		zc_buf_put(tx->stage);
 	tx->stage = NULL;
-	ret = zc_buf_alloc(tx->pool, &tx->stage);
+	/* The pool is the receive ring's too: when peers hold all of it,
+	 * answers are staged in heap memory instead, so no answer (nor a
+	 * HELLO) ever waits for buffers that may never come back. */
+	/* A connection's first stage (its HELLO) is a small heap buffer:
+	 * a burst of accepts then costs a few KiB each instead of one pool
+	 * buffer each, which the pool would keep mapped after the burst. */
+	if (!tx->warm) {
+		tx->warm = true;
+		ret = zc__heap_buf(tx->pool, STAGE_FIRST, &tx->stage);
+	} else {
+		ret = zc_buf_alloc(tx->pool, &tx->stage);
+		if (ret)
+			ret = zc__heap_buf(tx->pool, STAGE_HEAP, &tx->stage);
+	}
 	if (ret)
 		return ret;
 	tx->stage_start = tx->stage_cur = 0;
@@ -234,7 +262,7 @@ void zc__tx_flush(struct zc__tx *tx)
 		uint8_t *dst;
 
 		if (stage_reserve(tx, &out, ZC_FRAME_HDR_LEN + (copy ? n : 0)))
-			break;	/* pool empty: retry at the next done() */
+			break;	/* out of memory: retry at the next done() */
 		h.len = n;
 		h.flags = n < left ? ZC_FF_MORE : 0;
 		dst = (uint8_t *)zc_buf_data(tx->stage) + tx->stage_cur;
@@ -272,6 +300,7 @@ void zc__tx_flush(struct zc__tx *tx)
 				tx->head = m;
 			tx->tail = m;
 		} else {
+			tx->nmsgs--;
 			zc__txmsg_free(m);
 		}
 	}
@@ -288,6 +317,8 @@ void zc__tx_flush(struct zc__tx *tx)
 		zc_buf_put(tx->stage);
 		tx->stage = NULL;
 	}
+	if (tx->on_idle && !tx->dead && zc__tx_idle(tx))
+		tx->on_idle(tx);
 }
 
 size_t zc__tx_drop(struct zc__tx *tx)
@@ -305,6 +336,7 @@ size_t zc__tx_drop(struct zc__tx *tx)
 	}
 	tx->tail = NULL;
 	tx->queued = 0;
+	tx->nmsgs = 0;
 	zc_chain_release(&tx->refused);
 	tx->refused_acct = 0;
 	if (tx->stage)

@@ -41,11 +41,12 @@ void zc__log(const char *fmt, ...)
 	char line[256];
 	va_list ap;
 
+	if (!zc__log_on(ZC_LOG_WARN))
+		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* One write per line so that concurrent reactors do not interleave. */
-	fprintf(stderr, "zcrpc: %s\n", line);
+	zc__logp(ZC_LOG_WARN, NULL, "log", "%s", line);
 }
 
 /* ---- id map ------------------------------------------------------------ */

@@ -34,11 +34,11 @@ int zc__sock_setup(struct zc_reactor *r, int fd)
 {
 	int one = 1, ret;
 
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
-		return -errno;
 	ret = zc__sock_bufs(r, fd);
 	if (ret)
 		return ret;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		return errno == EOPNOTSUPP ? 1 : -errno;
 	if (r->congestion &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, r->congestion,
 		       (socklen_t)strlen(r->congestion)))
@@ -92,6 +92,11 @@ int zc_conn_fd(const struct zc_conn *c)
 struct zc_reactor *zc_conn_reactor(const struct zc_conn *c)
 {
 	return c->r;
+}
+
+size_t zc_conn_rx_budget(const struct zc_conn *c)
+{
+	return atomic_load_explicit(&c->rx_budget, memory_order_relaxed);
 }
 
 void zc_conn_set_rx_budget(struct zc_conn *c, size_t bytes)
@@ -528,21 +533,26 @@ int zc_connect(struct zc_reactor *r, const struct sockaddr *addr,
 	int fd, ret;
 
 	if (!r || !addr || addrlen > sizeof(struct sockaddr_storage) ||
-	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+	    addrlen < sizeof(sa_family_t))
 		return -EINVAL;
+	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6 &&
+	    addr->sa_family != AF_UNIX)
+		return -EAFNOSUPPORT;
 	if (r->torn_down)
 		return -ESHUTDOWN;
 	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	ret = zc__sock_setup(r, fd);
-	if (ret)
+	if (ret < 0)
 		goto err_close;
 	c = zc__conn_new(r, fd);
 	if (!c) {
 		ret = -ENOMEM;
 		goto err_close;
 	}
+	if (ret == 1)
+		zc__conn_plain_only(c);
 	c->state = ZC__CONNECTING;
 	c->ops = ops;
 	c->ud = ud;

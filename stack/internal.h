@@ -16,6 +16,8 @@
 #include <zcrpc/stack.h>
 #include <zcrpc/tls.h>
 
+#include "log.h"
+
 /* Missing from liburing 2.3's headers; the kernel decides at runtime. */
 #ifndef IORING_SEND_ZC_REPORT_USAGE
 #define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
@@ -249,6 +251,7 @@ struct zc_conn {
 	bool err_poll_fired;
 	bool err_poll_cancelling;
 	bool zc_copied;       /* AUTO switched to copy by a kernel report */
+	bool plain_only;      /* not TCP (Unix): no zero-copy, mode COPY */
 
 	/* Send queue: entries not yet fully sent, in order. */
 	struct zc__sendq_ent *sq_head, *sq_tail;
@@ -285,6 +288,7 @@ struct zc_listener {
 	unsigned ops_inflight;
 	bool closing;
 	struct __kernel_timespec ts;
+	char *unlink_path;    /* Unix socket file we bound, removed at free */
 };
 
 /* reactor.c */
@@ -314,6 +318,8 @@ int zc__on_slab(void *arg, unsigned index, void *base, size_t len);
 
 /* conn.c */
 struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd);
+/* Socket options of a new connection: 0, 1 when the socket is not TCP
+ * (Unix: only the buffer sizes apply), or -errno. */
 int zc__sock_setup(struct zc_reactor *r, int fd);
 /* SO_SNDBUF / SO_RCVBUF from the config (listeners: before listen(), so
  * that accepted sockets inherit them).  0 or -errno. */
@@ -334,6 +340,8 @@ void zc__conn_deliver(struct zc_conn *c, struct zc_chain *chain);
  * @chain is untouched). */
 int zc__sendq_push(struct zc_conn *c, struct zc_chain *chain,
 		   void (*done)(void *arg, int err), void *arg);
+/* Unix sockets: every send plain (zero-copy does not apply). */
+void zc__conn_plain_only(struct zc_conn *c);
 void zc__send_kick(struct zc_conn *c);
 void zc__send_fail_queue(struct zc_conn *c);
 void zc__handle_send(struct zc_reactor *r, const struct io_uring_cqe *cqe);

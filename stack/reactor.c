@@ -203,8 +203,8 @@ static void pin_self(const struct zc_reactor_config *cfg)
 	CPU_ZERO(&set);
 	CPU_SET(cfg->cpu, &set);
 	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
-		fprintf(stderr, "zcrpc: cannot pin reactor to cpu %d\n",
-			cfg->cpu);
+		zc__logp(ZC_LOG_WARN, NULL, "cannot pin",
+			 "reactor thread not pinned to cpu %d", cfg->cpu);
 }
 
 static void arm_wake(struct zc_reactor *r)
@@ -919,8 +919,8 @@ static void *reactor_thread(void *arg)
 		}
 		ret = reactor_batch(r, -1);
 		if (ret < 0) {
-			fprintf(stderr, "zcrpc: reactor loop failed: %s\n",
-				strerror(-ret));
+			zc__logp(ZC_LOG_ERROR, NULL, "reactor failed",
+				 "reactor loop stopped: %s", strerror(-ret));
 			break;
 		}
 	}

@@ -51,9 +51,15 @@ int zc_send_mode_parse(const char *name, enum zc_send_mode *out)
 	return -EINVAL;
 }
 
+void zc__conn_plain_only(struct zc_conn *c)
+{
+	c->plain_only = true;
+	c->mode = ZC_SEND_COPY;
+}
+
 void zc_conn_set_send_mode(struct zc_conn *c, enum zc_send_mode mode)
 {
-	if ((unsigned)mode > ZC_SEND_ZC)
+	if ((unsigned)mode > ZC_SEND_ZC || c->plain_only)
 		return;
 	c->mode = mode;
 	c->zc_copied = false;

@@ -4,7 +4,8 @@
 #                           OpenSSL 3 (library and the openssl command the
 #                           TLS tests make certificates with), iproute2
 #                           and nftables
-#   tools/deps.sh ci      - build + clang (fuzzer, sanitizer runtimes)
+#   tools/deps.sh ci      - build + clang (fuzzer, sanitizer runtimes), g++
+#                           (the C++ header check), dpkg-dev (cpack's .deb)
 #   tools/deps.sh peers   - build + iperf3, sockperf, gnuplot, libzmq, gRPC
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script fails.
@@ -15,7 +16,7 @@ build=(build-essential cmake pkg-config liburing-dev libcriterion-dev
        libgoogle-perftools-dev libssl-dev openssl iproute2 nftables)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
-  ci)    want=("${build[@]}" clang libclang-rt-14-dev python3) ;;
+  ci)    want=("${build[@]}" clang libclang-rt-14-dev python3 g++ dpkg-dev) ;;
   peers) want=("${build[@]}" iperf3 sockperf gnuplot-nox libzmq3-dev
                libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
                protobuf-compiler g++) ;;

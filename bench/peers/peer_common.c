@@ -28,6 +28,8 @@ static void usage(const char *tool, uint16_t port)
 		"  -d N          calls in flight per connection (default 1)\n"
 		"  -l SECS       measured seconds (default 5)\n"
 		"  -T N          threads driving the connections (default 1)\n"
+		"  --rate N      open loop: N calls/s in all at constant intervals, latency\n"
+		"                from each call's intended send time (default: closed loop)\n"
 		"Prints one JSON object: calls/s and latency percentiles in us.\n",
 		tool, tool, port);
 }
@@ -88,6 +90,7 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "rate", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned port = default_port;
@@ -133,6 +136,11 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 			break;
 		case 'T':
 			if (parse_uint(optarg, 1, PEER_MAX_THREADS, &o->threads))
+				goto bad;
+			break;
+		case 'R':
+			o->rate = strtod(optarg, &end);
+			if (*end || !(o->rate > 0.0 && o->rate <= 1e8))
 				goto bad;
 			break;
 		case 'h':
@@ -234,6 +242,13 @@ uint64_t peer_hist_quantile(const struct peer_hist *h, double q)
 void peer_print_result(const char *tool, const struct peer_opts *o,
 		       double seconds, const struct peer_hist *h)
 {
+	peer_print_result_ol(tool, o, seconds, h, NULL);
+}
+
+void peer_print_result_ol(const char *tool, const struct peer_opts *o,
+			  double seconds, const struct peer_hist *h,
+			  const struct bench_ol_counts *ol)
+{
 	double rate = seconds > 0.0 ? (double)h->count / seconds : 0.0;
 
 	printf("{\"tool\":\"%s\",\"test\":\"RPC_RR\",\"seconds\":%.3f,"
@@ -241,7 +256,7 @@ void peer_print_result(const char *tool, const struct peer_opts *o,
 	       "\"connections\":%u,\"depth\":%u,\"threads\":%u,"
 	       "\"calls\":%llu,\"bytes\":%llu,\"transactions_per_s\":%.1f,"
 	       "\"latency_us\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,"
-	       "\"p999\":%.2f,\"max\":%.2f}}\n",
+	       "\"p999\":%.2f,\"max\":%.2f}",
 	       tool, seconds, o->req, o->resp, o->conns, o->depth, o->threads,
 	       (unsigned long long)h->count,
 	       (unsigned long long)(h->count * (o->req + o->resp)), rate,
@@ -249,5 +264,19 @@ void peer_print_result(const char *tool, const struct peer_opts *o,
 	       peer_hist_quantile(h, 0.90) / 1e3,
 	       peer_hist_quantile(h, 0.99) / 1e3,
 	       peer_hist_quantile(h, 0.999) / 1e3, h->max_ns / 1e3);
+	if (ol)
+		printf(",\"open_loop\":{\"rate\":%.3f,\"arrival\":\"const\","
+		       "\"offered_per_s\":%.2f,\"achieved_per_s\":%.2f,"
+		       "\"scheduled\":%llu,\"sent\":%llu,\"late\":%llu,"
+		       "\"failed\":%llu,\"unsent\":%llu,"
+		       "\"max_send_lag_us\":%.3f,\"late_threshold_us\":%u}",
+		       o->rate, (double)ol->scheduled / o->seconds, rate,
+		       (unsigned long long)ol->scheduled,
+		       (unsigned long long)ol->sent,
+		       (unsigned long long)ol->late,
+		       (unsigned long long)ol->failed,
+		       (unsigned long long)ol->unsent, ol->max_lag_ns / 1e3,
+		       PEER_LATE_NS / 1000u);
+	printf("}\n");
 	fflush(stdout);
 }

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../ol_counts.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,7 +43,18 @@ struct peer_opts {
 	unsigned depth;		/* -d, calls in flight per connection */
 	double seconds;		/* -l, measured window */
 	unsigned threads;	/* -T, threads driving the connections */
+	double rate;		/* --rate: open loop, calls/s in all; 0 closed */
 };
+
+/*
+ * Open loop (--rate), as zcperf's (bench/zcperf/openloop.h): calls go out
+ * at constant intervals whatever the answers do, latency runs from each
+ * call's intended send time, and every intended time of the window ends
+ * as exactly one of sent (issued within PEER_LATE_NS), late, or failed
+ * (not answered, unsent at the end included).
+ */
+#define PEER_LATE_NS 1000000u
+
 
 /*
  * Parses argv into @o, starting from defaults (@default_port, 64 B, 1
@@ -77,6 +90,10 @@ uint64_t peer_hist_quantile(const struct peer_hist *h, double q);
  * Prints the result as one JSON object on stdout, with the field names of
  * zcperf --json (test, seconds, transactions_per_s, latency_us{...}).
  */
+/* With @ol (open loop) the line also carries open_loop{...}. */
+void peer_print_result_ol(const char *tool, const struct peer_opts *o,
+			  double seconds, const struct peer_hist *h,
+			  const struct bench_ol_counts *ol);
 void peer_print_result(const char *tool, const struct peer_opts *o,
 		       double seconds, const struct peer_hist *h);
 

@@ -13,6 +13,15 @@
  * client keeps a ring of send times per connection instead of tagging
  * payloads.  Both sides run -T I/O threads in their context; the client also
  * splits its connections over -T application threads.
+ *
+ * --rate R (open loop, peer_common.h): each application thread sends R/T
+ * calls per second at constant intervals on its connections with room
+ * (fewer than -d outstanding), latency from the intended time; calls with
+ * no room wait and count late.  zmq_poll() sleeps in milliseconds, so a
+ * wait shorter than one is a clock_nanosleep() followed by a poll that
+ * does not block: replies that arrive meanwhile are timed when it ends,
+ * at most one interval late.  At the end of the window the thread waits
+ * (up to OL_DRAIN_NS) for the calls still in flight.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -30,8 +40,12 @@
 struct conn {
 	void *sock;
 	uint64_t *sent;		/* ring of send times, depth entries */
+	uint64_t *issued;	/* --rate: when each really went out */
 	unsigned head, tail;
+	unsigned n;		/* --rate: outstanding */
 };
+
+#define OL_DRAIN_NS 5000000000ull
 
 struct client_thread {
 	pthread_t tid;
@@ -42,6 +56,8 @@ struct client_thread {
 	unsigned nconns;
 	uint64_t end_ns;
 	struct peer_hist hist;
+	struct bench_ol_counts ol;	/* --rate */
+	uint64_t start_ns;
 	int err;		/* 0 or -errno, with a message printed */
 };
 
@@ -217,6 +233,126 @@ static int client_loop(struct client_thread *t, struct conn *conns,
 	return ret;
 }
 
+/* ---- client, open loop (--rate) ----------------------------------------- */
+
+static int ol_receive(struct client_thread *t, struct conn *c, zmq_msg_t *msg)
+{
+	for (;;) {
+		int n = zmq_msg_recv(msg, c->sock, ZMQ_DONTWAIT);
+		uint64_t now, lag;
+
+		if (n < 0)
+			return zmq_errno() == EAGAIN ? 0 : -zmq_errno();
+		now = peer_now_ns();
+		if ((size_t)n != t->o->resp || !c->n)
+			return -EPROTO;
+		peer_hist_add(&t->hist, now - c->sent[c->head]);
+		lag = c->issued[c->head] - c->sent[c->head];
+		if (lag > t->ol.max_lag_ns)
+			t->ol.max_lag_ns = lag;
+		if (lag > PEER_LATE_NS)
+			t->ol.late++;
+		else
+			t->ol.sent++;
+		c->head = (c->head + 1) % t->o->depth;
+		c->n--;
+	}
+}
+
+static void sleep_until_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+static int client_loop_open(struct client_thread *t, struct conn *conns,
+			    zmq_pollitem_t *items)
+{
+	double gap = 1e9 * t->o->threads / t->o->rate;
+	double next = (double)t->start_ns;
+	uint64_t now, deadline = t->end_ns + OL_DRAIN_NS;
+	unsigned rr = 0;
+	zmq_msg_t msg;
+	int ret = 0;
+
+	zmq_msg_init(&msg);
+	while ((now = peer_now_ns()) < deadline) {
+		struct conn *room = NULL;
+		long timeout_ms;
+
+		/* Everything due goes out while a connection has room. */
+		while (next <= (double)now && next < (double)t->end_ns) {
+			room = NULL;
+			for (unsigned k = 0; k < t->nconns && !room; k++) {
+				struct conn *c = &conns[(rr + k) % t->nconns];
+
+				if (c->n < t->o->depth) {
+					room = c;
+					rr = (rr + k + 1) % t->nconns;
+				}
+			}
+			if (!room)
+				break;
+			room->sent[room->tail] = (uint64_t)next;
+			room->issued[room->tail] = now;
+			room->tail = (room->tail + 1) % t->o->depth;
+			room->n++;
+			t->ol.scheduled++;
+			if (zmq_send(room->sock, t->payload, t->o->req, ZMQ_DONTWAIT) < 0) {
+				ret = -zmq_errno();
+				break;
+			}
+			next += gap;
+		}
+		if (ret)
+			break;
+		if (next >= (double)t->end_ns) {
+			unsigned left = 0;
+
+			for (unsigned i = 0; i < t->nconns; i++)
+				left += conns[i].n;
+			if (!left)
+				break;
+		}
+		/* Wait for replies, or for the next intended time. */
+		if (next < (double)t->end_ns && (double)now < next) {
+			uint64_t wait = (uint64_t)(next - (double)now);
+
+			if (wait < 1000000u) {
+				sleep_until_ns((uint64_t)next);
+				timeout_ms = 0;
+			} else {
+				timeout_ms = (long)(wait / 1000000u);
+			}
+		} else {
+			timeout_ms = 1;
+		}
+		if (zmq_poll(items, (int)t->nconns, timeout_ms) < 0) {
+			ret = -zmq_errno();
+			break;
+		}
+		for (unsigned i = 0; i < t->nconns && !ret; i++)
+			if (items[i].revents & ZMQ_POLLIN)
+				ret = ol_receive(t, &conns[i], &msg);
+		if (ret)
+			break;
+	}
+	zmq_msg_close(&msg);
+	/* Intended times never sent, and calls never answered. */
+	while (next < (double)t->end_ns) {
+		t->ol.scheduled++;
+		t->ol.unsent++;
+		t->ol.failed++;
+		next += gap;
+	}
+	for (unsigned i = 0; i < t->nconns; i++)
+		t->ol.failed += conns[i].n;
+	return ret;
+}
+
 static void *client_thread_main(void *arg)
 {
 	struct client_thread *t = arg;
@@ -232,8 +368,9 @@ static void *client_thread_main(void *arg)
 		struct conn *c = &conns[i];
 
 		c->sent = calloc(t->o->depth, sizeof(*c->sent));
+		c->issued = calloc(t->o->depth, sizeof(*c->issued));
 		c->sock = zmq_socket(t->ctx, ZMQ_DEALER);
-		if (!c->sent || !c->sock ||
+		if (!c->sent || !c->issued || !c->sock ||
 		    set_hwm(c->sock, client_hwm(t->o->depth)) ||
 		    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
 		    zmq_connect(c->sock, t->endpoint)) {
@@ -244,7 +381,8 @@ static void *client_thread_main(void *arg)
 		}
 		items[i] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
 	}
-	t->err = client_loop(t, conns, items);
+	t->err = t->o->rate > 0 ? client_loop_open(t, conns, items)
+				: client_loop(t, conns, items);
 	if (t->err && t->err != -EPROTO)
 		fprintf(stderr, "zmq_echo: send/recv: %s\n", zmq_strerror(-t->err));
 out:
@@ -252,6 +390,7 @@ out:
 		if (conns[i].sock)
 			zmq_close(conns[i].sock);
 		free(conns[i].sent);
+		free(conns[i].issued);
 	}
 	free(conns);
 	free(items);
@@ -262,6 +401,7 @@ static int run_client(const struct peer_opts *o)
 {
 	struct client_thread *threads;
 	struct peer_hist *total;
+	struct bench_ol_counts ol = { 0 };
 	char endpoint[300];
 	char *payload;
 	uint64_t start, end;
@@ -288,7 +428,7 @@ static int run_client(const struct peer_opts *o)
 
 		*t = (struct client_thread){
 			.o = o, .ctx = ctx, .endpoint = endpoint,
-			.payload = payload, .end_ns = end,
+			.payload = payload, .end_ns = end, .start_ns = start,
 			.nconns = (started + 1) * o->conns / o->threads - first,
 		};
 		if (pthread_create(&t->tid, NULL, client_thread_main, t)) {
@@ -302,6 +442,7 @@ static int run_client(const struct peer_opts *o)
 		if (threads[i].err && !ret)
 			ret = threads[i].err;
 		peer_hist_merge(total, &threads[i].hist);
+		bench_ol_counts_add(&ol, &threads[i].ol);
 	}
 	if (!ret && !total->count) {
 		fprintf(stderr, "zmq_echo: no reply from %s in %.1f s\n",
@@ -309,7 +450,8 @@ static int run_client(const struct peer_opts *o)
 		ret = -ETIMEDOUT;
 	}
 	if (!ret)
-		peer_print_result("zmq", o, (end - start) / 1e9, total);
+		peer_print_result_ol("zmq", o, (end - start) / 1e9, total,
+				     o->rate > 0 ? &ol : NULL);
 out:
 	if (ctx)
 		zmq_ctx_term(ctx);

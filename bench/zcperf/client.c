@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cpu.h"
 #include "engine.h"
@@ -45,18 +44,6 @@ static int expect_line(struct zp_ctl *ctl, char *line, size_t len,
 		return -EPROTO;
 	}
 	return 0;
-}
-
-static void sleep_until(uint64_t deadline_ns)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(deadline_ns / 1000000000ull),
-		.tv_nsec = (long)(deadline_ns % 1000000000ull),
-	};
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-	       EINTR)
-		;
 }
 
 static void set_port(struct sockaddr_storage *ss, uint16_t port)
@@ -106,9 +93,9 @@ static int measure(struct zp_ctl *ctl, const struct zp_client_args *a,
 	zp_cpu_snap(&s0, a->pinned ? mset : NULL);
 	t0 = s0.wall_ns;
 	zp_engine_start(e);
-	sleep_until(t0 + zp_warmup_ns(cfg->seconds));
+	zp_sleep_until(t0 + zp_warmup_ns(cfg->seconds));
 	r->client.rss_warm_kb = zp_rss_kb();
-	sleep_until(t0 + (uint64_t)(cfg->seconds * 1e9));
+	zp_sleep_until(t0 + (uint64_t)(cfg->seconds * 1e9));
 	zp_engine_stop(e);
 	ret = zp_ctl_send(ctl, "STOP");
 	if (ret)

@@ -192,6 +192,11 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
+pthread_t zp_consumer_thread(const struct zp_consumer *q)
+{
+	return q->thread;
+}
+
 int zp_consumer_start(struct zp_consumer **out, int cpu)
 {
 	struct zp_consumer *q = calloc(1, sizeof(*q));

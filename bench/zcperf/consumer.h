@@ -15,6 +15,7 @@
 #define ZCPERF_CONSUMER_H
 
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <zcrpc/zcrpc.h>
@@ -44,6 +45,8 @@ void zp_item_cache_fini(struct zp_item_cache *ic);
 uint64_t zp_chain_touch(const struct zc_chain *c);
 /* Start the thread pinned to @cpu.  0 or -errno. */
 int zp_consumer_start(struct zp_consumer **out, int cpu);
+/* The consumer's thread, for its CPU clock (threadcpu.h). */
+pthread_t zp_consumer_thread(const struct zp_consumer *q);
 /*
  * Reactor thread.  Move @data to the consumer, which releases it and
  * calls zc_conn_recv_done(@c, len).  A reference on @c is taken here and

@@ -53,5 +53,7 @@ uint64_t zp_rss_kb(void);
 
 /* Monotonic clock in ns. */
 uint64_t zp_now_ns(void);
+/* Sleep until zp_now_ns() reaches @ns (returns at once if it has). */
+void zp_sleep_until(uint64_t ns);
 
 #endif /* ZCPERF_CPU_H */

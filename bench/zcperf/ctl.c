@@ -231,14 +231,17 @@ void zp_ctl_fmt_cfg(const struct zp_test_cfg *cfg, const cpu_set_t *cpus,
 	snprintf(out, len,
 		 "ZCPERF 1 test=%s seconds=%.3f msg=%u req=%u resp=%u conns=%u "
 		 "depth=%u reactors=%u send=%s free=%s consumer=%d rxbuf=%u "
-		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s tls=%u",
+		 "rxring=%u sockbuf=%u poll=%u cc=%s cpus=%s rate=%.3f "
+		 "arrival=%s stall=%u idle=%u tls=%u",
 		 zp_test_name(cfg->test), cfg->seconds, cfg->msg_size,
 		 cfg->req_size, cfg->resp_size, cfg->conns, cfg->depth,
 		 cfg->reactors, zp_send_name(cfg->send),
 		 zc_free_mode_name((enum zc_free_mode)cfg->free_mode),
 		 cfg->consumer_cpu, cfg->rxbuf, cfg->rxring, cfg->sockbuf,
 		 cfg->poll_us,
-		 cfg->cc[0] ? cfg->cc : "-", cpulist, cfg->tls);
+		 cfg->cc[0] ? cfg->cc : "-", cpulist, cfg->rate,
+		 zp_arrival_name((enum zp_arrival)cfg->arrival), cfg->stall_ms,
+		 cfg->idle, cfg->tls);
 }
 
 static int get_u32(const char *line, const char *key, uint32_t *out)
@@ -286,11 +289,26 @@ int zp_ctl_parse_cfg(const char *line, struct zp_test_cfg *cfg,
 		return -EINVAL;
 	/* Optional: clients before --rxring / --sockbuf did not send them. */
 	if (get_u32(line, "rxring", &cfg->rxring) == -EINVAL ||
-	    get_u32(line, "sockbuf", &cfg->sockbuf) == -EINVAL)
+	    get_u32(line, "sockbuf", &cfg->sockbuf) == -EINVAL ||
+	    get_u32(line, "stall", &cfg->stall_ms) == -EINVAL ||
+	    get_u32(line, "idle", &cfg->idle) == -EINVAL)
 		return -EINVAL;
 	/* Optional too (clients before --tls): absent is off. */
 	if (!zp_ctl_get(line, "tls", v, sizeof(v)))
 		cfg->tls = !strcmp(v, "1");
+	/* Optional too: before --rate there was only the closed loop. */
+	if (!zp_ctl_get(line, "rate", v, sizeof(v))) {
+		cfg->rate = strtod(v, &end);
+		if (*end)
+			return -EINVAL;
+	}
+	if (!zp_ctl_get(line, "arrival", v, sizeof(v))) {
+		enum zp_arrival a;
+
+		if (zp_arrival_parse(v, &a))
+			return -EINVAL;
+		cfg->arrival = (int)a;
+	}
 	if (zp_ctl_get(line, "send", v, sizeof(v)) ||
 	    zp_send_parse(v, &cfg->send))
 		return -EINVAL;
@@ -317,6 +335,45 @@ int zp_ctl_parse_cfg(const char *line, struct zp_test_cfg *cfg,
 	return *why ? -EINVAL : 0;
 }
 
+/* Append "name:seconds,..." ("-" for none): the side's thread clocks. */
+static void fmt_threads(const struct zp_thread_use *t, char *out, size_t len)
+{
+	size_t used = strlen(out);
+	unsigned i;
+
+	if (!t->n && used < len)
+		snprintf(out + used, len - used, "-");
+	for (i = 0; i < t->n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s:%.6f",
+					 i ? "," : "", t->name[i],
+					 t->cpu_s[i]);
+}
+
+static int parse_threads(const char *v, struct zp_thread_use *t)
+{
+	const char *p = v;
+
+	memset(t, 0, sizeof(*t));
+	if (!strcmp(v, "-"))
+		return 0;
+	while (*p) {
+		const char *colon = strchr(p, ':');
+		size_t nl = colon ? (size_t)(colon - p) : 0;
+		char *end;
+
+		if (!colon || !nl || nl >= ZP_TCPU_NAME || t->n == ZP_TCPU_MAX)
+			return -EINVAL;
+		memcpy(t->name[t->n], p, nl);
+		t->name[t->n][nl] = 0;
+		t->cpu_s[t->n] = strtod(colon + 1, &end);
+		if (end == colon + 1 || (*end && *end != ','))
+			return -EINVAL;
+		t->total_s += t->cpu_s[t->n++];
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
 void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		     size_t len)
 {
@@ -328,7 +385,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "notifications=%llu copied_notifications=%llu "
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
-		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u ktls=%llu",
+		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u ktls=%llu "
+		 "rpc_span=%llu rpc_shared=%llu rss_l=%llu acc_s=%.6f tcpu=",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -347,7 +405,11 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)s->rss_start_kb,
 		 (unsigned long long)s->rss_warm_kb,
 		 (unsigned long long)s->rss_end_kb, errors,
-		 (unsigned long long)k->ktls_conns);
+		 (unsigned long long)k->ktls_conns,
+		 (unsigned long long)k->rpc_spanning,
+		 (unsigned long long)k->rpc_shared_buf,
+		 (unsigned long long)s->rss_listen_kb, s->accept_s);
+	fmt_threads(&s->threads, out, len);
 }
 
 static int get_u64(const char *line, const char *key, uint64_t *out)
@@ -407,6 +469,19 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 		return -EINVAL;
 	s->cpu.ncpus = ncpus;
 	*errors = err;
+	/* Optional: servers before these counters did not send them. */
+	if (get_u64(line, "rpc_span", &k->rpc_spanning) == -EINVAL ||
+	    get_u64(line, "rpc_shared", &k->rpc_shared_buf) == -EINVAL ||
+	    get_u64(line, "rss_l", &s->rss_listen_kb) == -EINVAL ||
+	    get_double(line, "acc_s", &s->accept_s) == -EINVAL)
+		return -EINVAL;
+	{
+		char v[ZP_CTL_LINE_MAX];
+
+		if (!zp_ctl_get(line, "tcpu", v, sizeof(v)) &&
+		    parse_threads(v, &s->threads))
+			return -EINVAL;
+	}
 	return 0;
 }
 

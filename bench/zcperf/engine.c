@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "consumer.h"
+#include "cpu.h"
 #include "engine.h"
 #include "tls.h"
 #include "watch.h"
@@ -28,6 +30,11 @@
 static int prepare_fn(void *arg)
 {
 	struct zp_rctx *rx = arg;
+	char name[ZP_TCPU_NAME];
+
+	snprintf(name, sizeof(name), "reactor%u", (unsigned)(rx - rx->eng->rx));
+	/* Best effort: a 17th reactor is simply not broken down. */
+	(void)zp_tcpu_register_self(&rx->eng->tcpu, name);
 
 	if (rx->eng->rpc)
 		return zp_rpc_prepare(rx);
@@ -175,7 +182,7 @@ static int engine_connect(struct zp_engine *e, const struct sockaddr *addr,
 
 int zp_engine_wait_accepted(struct zp_engine *e, unsigned timeout_ms)
 {
-	unsigned n = e->cfg.conns, waited = 0;
+	unsigned n = e->cfg.conns + e->cfg.idle, waited = 0;
 
 	if (!e->rpc)
 		return zp_latch_wait(&e->connected, n, timeout_ms) >= n
@@ -207,6 +214,8 @@ static int stop_fn(void *arg)
 	struct zp_rctx *rx = arg;
 	struct zp_conn *pc, *next;
 
+	if (rx->ol.ring)
+		zp_ol_stop(&rx->ol);
 	for (pc = rx->conns; pc; pc = next) {
 		next = pc->next;
 		if (!pc->stopping)
@@ -215,22 +224,71 @@ static int stop_fn(void *arg)
 	return 0;
 }
 
+/* --rate: the families made a queue on each reactor that has
+ * connections; the pacer feeds those from now to the deadline. */
+static void start_pacer(struct zp_engine *e)
+{
+	uint64_t now = zp_now_ns();
+	unsigned i, nq = 0;
+	int ret;
+
+	e->olqs = calloc(e->n, sizeof(*e->olqs));
+	if (!e->olqs) {
+		atomic_fetch_add(&e->conn_failures, 1);
+		return;
+	}
+	for (i = 0; i < e->n; i++)
+		if (e->rx[i].ol.ring)
+			e->olqs[nq++] = &e->rx[i].ol;
+	ret = nq ? zp_pacer_start(&e->pacer, e->olqs, nq, e->cfg.rate,
+				  (enum zp_arrival)e->cfg.arrival, now,
+				  now + (uint64_t)(e->cfg.seconds * 1e9))
+		 : -ENOMEM;
+	if (ret) {
+		fprintf(stderr, "zcperf: pacer: %s\n", strerror(-ret));
+		atomic_fetch_add(&e->conn_failures, 1);
+	}
+}
+
 static void engine_start(struct zp_engine *e)
 {
 	unsigned i;
 
-	if (e->rpc) {
+	zp_tcpu_start(&e->tcpu);
+	if (e->server && e->cfg.stall_ms)
+		atomic_store(&e->stall_at_ns,
+			     zp_now_ns() + (uint64_t)(e->cfg.seconds * 1e9 / 2));
+	if (e->rpc)
 		zp_rpc_start(e);
+	else
+		for (i = 0; i < e->n; i++)
+			zc_reactor_call(e->rx[i].r, start_fn, &e->rx[i]);
+	if (zp_open_loop(e))
+		start_pacer(e);
+}
+
+void zp_maybe_stall(struct zp_engine *e)
+{
+	struct timespec ts;
+
+	if (!e->cfg.stall_ms || !e->server ||
+	    zp_now_ns() < atomic_load(&e->stall_at_ns) ||
+	    atomic_exchange(&e->stalled, true))
 		return;
-	}
-	for (i = 0; i < e->n; i++)
-		zc_reactor_call(e->rx[i].r, start_fn, &e->rx[i]);
+	/* On purpose on the reactor thread: the whole reactor stalls, as a
+	 * page fault storm or a long handler would stall it. */
+	ts.tv_sec = e->cfg.stall_ms / 1000;
+	ts.tv_nsec = (long)(e->cfg.stall_ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
 }
 
 static void engine_stop(struct zp_engine *e)
 {
 	unsigned i;
 
+	/* The schedule ends at the deadline: nothing is pushed after. */
+	zp_pacer_join(&e->pacer);
 	if (e->rpc) {
 		zp_rpc_stop(e);
 		return;
@@ -270,6 +328,7 @@ static int collect_fn(void *arg)
 	ca->side->bytes_sent += rx->bytes_sent;
 	ca->side->bytes_received += rx->bytes_received;
 	ca->side->transactions += rx->transactions;
+	bench_ol_counts_add(&ca->side->ol, &rx->ol.n);
 	if (ca->hist)
 		zp_hist_merge(ca->hist, rx->hist);
 	zc_reactor_stats(rx->r, &st);
@@ -300,6 +359,7 @@ static void engine_collect(struct zp_engine *e, struct zp_side *side,
 	}
 	if (e->rpc)
 		zp_rpc_collect(e, side);
+	zp_tcpu_read(&e->tcpu, &side->threads);
 }
 
 /* ------------------------------------------------------------------------
@@ -340,7 +400,10 @@ void zp_reactor_config(const struct zp_test_cfg *cfg,
 static size_t pool_bytes_for(const struct zp_test_cfg *cfg)
 {
 	size_t rxbuf = cfg->rxbuf ? cfg->rxbuf : 64 * 1024;
-	size_t base = 4 * 128 * rxbuf, tmpl;
+	/* The stack's own rule, 4x the ring (stack.h), for a --rxring
+	 * deeper than the default's 128 buffers. */
+	size_t ring = cfg->rxring > 128 ? cfg->rxring : 128;
+	size_t base = 4 * ring * rxbuf, tmpl;
 
 	if (base < (64u << 20))
 		base = 64u << 20;
@@ -387,6 +450,8 @@ static int engine_create(struct zp_engine **out,
 		e->cpus = *cpus;
 	zp_latch_init(&e->connected);
 	zp_latch_init(&e->closed);
+	atomic_init(&e->stall_at_ns, UINT64_MAX);
+	zp_tcpu_init(&e->tcpu);
 	if (zp_test_is_rpc(cfg->test)) {
 		ret = zp_rpc_create(e);
 		if (ret)
@@ -405,6 +470,8 @@ static int engine_create(struct zp_engine **out,
 		ret = zp_consumer_start(&e->consumer, cfg->consumer_cpu);
 		if (ret)
 			goto err;
+		(void)zp_tcpu_register(&e->tcpu, "consumer",
+				       zp_consumer_thread(e->consumer));
 	}
 
 	zp_reactor_config(cfg, &rc);
@@ -449,6 +516,7 @@ static void engine_destroy(struct zp_engine *e)
 {
 	unsigned i;
 
+	zp_pacer_join(&e->pacer);
 	if (e->rpc)
 		zp_rpc_quiesce(e);
 	for (i = 0; i < e->n; i++)
@@ -480,13 +548,16 @@ static void engine_destroy(struct zp_engine *e)
 	if (e->rx) {
 		for (i = 0; i < e->cfg.reactors; i++) {
 			free(e->rx[i].hist);
+			zp_olq_fini(&e->rx[i].ol);
 			zp_item_cache_fini(&e->rx[i].items);
 		}
 		free(e->rx);
 	}
 	zp_rpc_free(e);
+	free(e->olqs);
 	zp_latch_destroy(&e->connected);
 	zp_latch_destroy(&e->closed);
+	zp_tcpu_destroy(&e->tcpu);
 	free(e);
 }
 

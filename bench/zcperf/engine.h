@@ -29,8 +29,10 @@
 #include "consumer.h"
 #include "hist.h"
 #include "latch.h"
+#include "openloop.h"
 #include "opts.h"
 #include "result.h"
+#include "threadcpu.h"
 
 struct zp_engine;
 struct zp_rctx;
@@ -46,6 +48,10 @@ struct zp_conn {
 	uint64_t got;                /* RR: bytes of the awaited message */
 	uint64_t t_start;            /* RR: when the request went out */
 	unsigned queued;             /* STREAM: sends not yet done */
+	/* TCP_RR --rate: the requests outstanding, oldest first, as
+	 * (intended, issued) pairs in a ring of -d; NULL in closed loop. */
+	uint64_t *ol_fifo;
+	unsigned ol_head, ol_n;
 };
 
 /* Per reactor, reactor thread only (see the Threads note). */
@@ -60,8 +66,13 @@ struct zp_rctx {
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
 	uint64_t transactions;
-	struct zp_counters tcp;   /* only its tcp_* fields: zp_note_tcp_info() */
+	struct zp_counters tcp;   /* its tcp_* fields (zp_note_tcp_info())
+				   * and rpc_* fields (test_rpc.c) only */
+	const struct zc_buf *shape_buf; /* RPC server: where the last */
+	uint32_t shape_end;             /* request ended (test_rpc.c) */
 	struct zp_item_cache items; /* hand-off nodes to the consumer */
+	struct zp_olq ol;         /* --rate (client): ring NULL otherwise */
+	struct zp_conn *ol_cursor; /* TCP_RR --rate: next conn to try */
 };
 
 /*
@@ -143,7 +154,23 @@ struct zp_engine {
 	unsigned expect_closed;       /* client: what `closed` must reach */
 	atomic_uint conn_failures;    /* failed connects, error closes, calls */
 	atomic_uint created;          /* zp_conns made (connects + accepts) */
+	struct zp_tcpu tcpu;          /* this side's threads' CPU clocks */
+	struct zp_pacer pacer;        /* --rate, client only */
+	struct zp_olq **olqs;         /* the pacer's queues */
+	/* --stall: when the server may stall (UINT64_MAX until the start;
+	 * its reactors read it), and whether it did */
+	_Atomic uint64_t stall_at_ns;
+	atomic_bool stalled;
 };
+
+static inline bool zp_open_loop(const struct zp_engine *e)
+{
+	return !e->server && e->cfg.rate > 0;
+}
+
+/* Server, reactor thread: sleep --stall ms if this is the first request
+ * past the middle of the run (at most once per run, whichever reactor). */
+void zp_maybe_stall(struct zp_engine *e);
 
 /* A reactor configuration from a test's: buffer, ring, socket-buffer,
  * free, poll, send and congestion settings, the rest zero (defaults).

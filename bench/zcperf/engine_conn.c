@@ -153,7 +153,17 @@ void zp_on_close(struct zc_conn *c, int err, void *ud)
 	}
 	if (!pc->connected)
 		zp_latch_add(&e->connected, 1);
+	/* TCP_RR --rate: what was outstanding here will not be answered. */
+	for (; pc->ol_fifo && pc->ol_n; pc->ol_n--) {
+		uint64_t *o = &pc->ol_fifo[2 * pc->ol_head];
+
+		zp_ol_done(&rx->ol, o[0], o[1], false);
+		pc->ol_head = (pc->ol_head + 1) % e->cfg.depth;
+	}
+	if (rx->ol_cursor == pc)
+		rx->ol_cursor = pc->next;
 	conn_unlink(pc);
+	free(pc->ol_fifo);
 	free(pc);
 	zp_latch_add(&e->closed, 1);
 }

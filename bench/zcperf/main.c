@@ -11,13 +11,15 @@
  *   zcperf -H 10.0.0.2 -t TCP_RR -r 64,64 --poll 50 -C 1 --server-cpus 0
  *   zcperf -H 10.0.0.2 -t RPC_RR -r 64,64 -P 16 -d 16 --csv
  *   zcperf -H 10.0.0.2 -t RPC_STREAM -m 1M -T 2
+ *   zcperf -H 10.0.0.2 -t RPC_RR -P 16 -d 16 --rate 50000 --arrival poisson
  *   zcperf --echo -p 7777                    the stack's raw echo server
  *
  * Files: opts.c (command line), ctl.c (control connection), server.c and
  * client.c (the two ends of a run), engine.c and engine_conn.c (reactors
  * and connections of one side), latch.c (waiting for them), test_stream.c
  * / test_rr.c / test_rpc.c (the test families),
- * consumer.c (the RFS consumer thread), hist.c (latency histogram), cpu.c
+ * consumer.c (the RFS consumer thread), openloop.c (--rate: the pacer
+ * and the reactors' schedules), hist.c (latency histogram), cpu.c
  * (utilisation and service demand), report.c (output), tour.c (loopback
  * runs), echo.c (--echo).
  */
@@ -26,6 +28,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "report.h"
@@ -121,6 +124,33 @@ int zp_server_main(const struct zp_opts *o)
 	return 0;
 }
 
+/*
+ * Every connection is a descriptor on each side (both here on loopback):
+ * take the hard limit of open files, and say so when even that is short
+ * of what -P and --idle need (the run then fails at connect or accept).
+ */
+static void raise_nofile(const struct zp_opts *o)
+{
+	rlim_t need = 64 + (rlim_t)(o->cfg.conns + o->cfg.idle) *
+				   (o->role == ZP_ROLE_LOCAL ? 2 : 1);
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (o->role != ZP_ROLE_SERVER && o->role != ZP_ROLE_ECHO &&
+	    rl.rlim_cur < need)
+		fprintf(stderr, "zcperf: open files limited to %llu, %llu "
+				"needed for -P %u --idle %u%s: raise ulimit -Hn\n",
+			(unsigned long long)rl.rlim_cur,
+			(unsigned long long)need, o->cfg.conns, o->cfg.idle,
+			o->role == ZP_ROLE_LOCAL ? " (both ends in this process)"
+						 : "");
+}
+
 int main(int argc, char **argv)
 {
 	struct zp_opts o;
@@ -133,6 +163,7 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? 0 : 2;
 	zp_tls_configure(&o);
+	raise_nofile(&o);
 	switch (o.role) {
 	case ZP_ROLE_SERVER:
 		ret = zp_server_main(&o);

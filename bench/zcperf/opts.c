@@ -28,6 +28,37 @@ static const char *const send_names[] = {
 	[ZP_SEND_ZC] = "zc",
 };
 
+static const char *const arrival_names[] = {
+	[ZP_ARRIVAL_CONST] = "const",
+	[ZP_ARRIVAL_POISSON] = "poisson",
+};
+
+/* Index of @name in @names (exact match), or -EINVAL. */
+static int name_index(const char *const *names, unsigned n, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(name, names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
+const char *zp_arrival_name(enum zp_arrival a)
+{
+	return (unsigned)a <= ZP_ARRIVAL_POISSON ? arrival_names[a] : "?";
+}
+
+int zp_arrival_parse(const char *name, enum zp_arrival *out)
+{
+	int i = name_index(arrival_names, ZP_ARRIVAL_POISSON + 1, name);
+
+	if (i < 0)
+		return i;
+	*out = (enum zp_arrival)i;
+	return 0;
+}
+
 const char *zp_test_name(enum zp_test t)
 {
 	return (unsigned)t < ZP_NTESTS ? test_names[t] : "?";
@@ -53,15 +84,12 @@ const char *zp_send_name(enum zp_send s)
 
 int zp_send_parse(const char *name, enum zp_send *out)
 {
-	unsigned i;
+	int i = name_index(send_names, ZP_SEND_ZC + 1, name);
 
-	for (i = 0; i <= ZP_SEND_ZC; i++) {
-		if (!strcmp(name, send_names[i])) {
-			*out = (enum zp_send)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	if (i < 0)
+		return i;
+	*out = (enum zp_send)i;
+	return 0;
 }
 
 int zp_parse_size(const char *s, uint64_t max, uint64_t *out)
@@ -233,6 +261,20 @@ const char *zp_cfg_check(const struct zp_test_cfg *cfg)
 		return "--consumer-cpu: no such CPU";
 	if (zc_free_mode_name((enum zc_free_mode)cfg->free_mode) == NULL)
 		return "--free: owner, local or locked";
+	if (!(cfg->rate >= 0) || cfg->rate > 1e8)
+		return "--rate: calls per second, 0 (closed loop) to 1e8";
+	if (cfg->rate > 0 && cfg->test != ZP_TCP_RR && cfg->test != ZP_RPC_RR &&
+	    cfg->test != ZP_RPC_STREAM)
+		return "--rate: TCP_RR, RPC_RR and RPC_STREAM only";
+	if (cfg->arrival != ZP_ARRIVAL_CONST &&
+	    cfg->arrival != ZP_ARRIVAL_POISSON)
+		return "--arrival: const or poisson";
+	if (cfg->stall_ms > 60000)
+		return "--stall: at most 60000 ms";
+	if (cfg->idle > ZP_MAX_IDLE)
+		return "--idle: at most 100000 connections";
+	if (cfg->idle && !(cfg->test == ZP_RPC_RR || cfg->test == ZP_RPC_STREAM))
+		return "--idle: RPC_RR and RPC_STREAM only";
 	return NULL;
 }
 
@@ -254,7 +296,19 @@ void zp_usage(FILE *f)
 "  -m, --msg-size SIZE     STREAM/MAERTS/RPC_STREAM message, K/M suffixes (default 64K)\n"
 "  -r, --rr REQ,RESP       TCP_RR/RPC_RR request and response sizes (default 64,64)\n"
 "  -P, --conns N           connections (default 1)\n"
-"  -d, --depth N           RPC_RR calls in flight per connection (default 1)\n"
+"  -d, --depth N           RPC_RR calls in flight per connection; with --rate, the\n"
+"                          most outstanding per connection in every test (default 1)\n"
+"      --rate N            open loop: N requests per second in all, sent on\n"
+"                          schedule whatever the answers do; latency from each\n"
+"                          request's intended send time (default 0: closed loop)\n"
+"      --arrival KIND      const | poisson gaps between --rate requests (default const)\n"
+"      --idle N            RPC tests: N more connections, opened (HELLO done) and\n"
+"                          kept idle through the run, beside the -P active ones;\n"
+"                          the server reports its accept rate and RSS per\n"
+"                          connection (default 0)\n"
+"      --stall MS          test aid: the server's handler sleeps MS once, in the\n"
+"                          middle of the run, so a stall shows in the percentiles\n"
+"                          (default 0)\n"
 "  -T, --reactors N        reactors (threads with their own ring) per side (default 1)\n"
 "  -C, --cpus LIST         pin this side's reactors, e.g. 0 or 0-1 (default: the\n"
 "                          affinity taskset gave, else unpinned; loopback: server 0,\n"
@@ -305,6 +359,10 @@ enum {
 	OPT_ECHO,
 	OPT_JSON,
 	OPT_CSV,
+	OPT_RATE,
+	OPT_ARRIVAL,
+	OPT_STALL,
+	OPT_IDLE,
 };
 
 static const struct option long_opts[] = {
@@ -335,6 +393,10 @@ static const struct option long_opts[] = {
 	{ "ca", required_argument, NULL, OPT_CA },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "csv", no_argument, NULL, OPT_CSV },
+	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "arrival", required_argument, NULL, OPT_ARRIVAL },
+	{ "stall", required_argument, NULL, OPT_STALL },
+	{ "idle", required_argument, NULL, OPT_IDLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -537,6 +599,32 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 			break;
 		case OPT_CSV:
 			o->out = ZP_OUT_CSV;
+			break;
+		case OPT_RATE: {
+			char *end;
+
+			cfg->rate = strtod(optarg, &end);
+			if (end == optarg || *end || !(cfg->rate >= 0))
+				return bad("--rate", optarg,
+					   "calls per second, e.g. 10000");
+			break;
+		}
+		case OPT_ARRIVAL: {
+			enum zp_arrival a;
+
+			if (zp_arrival_parse(optarg, &a))
+				return bad("--arrival", optarg,
+					   "const or poisson");
+			cfg->arrival = (int)a;
+			break;
+		}
+		case OPT_IDLE:
+			if (parse_u32(optarg, 0, ZP_MAX_IDLE, &cfg->idle))
+				return bad("--idle", optarg, "0 to 100000");
+			break;
+		case OPT_STALL:
+			if (parse_u32(optarg, 0, 60000, &cfg->stall_ms))
+				return bad("--stall", optarg, "0 to 60000 ms");
 			break;
 		case 'v':
 			o->verbose = true;

@@ -24,6 +24,7 @@
 #define ZP_MAX_DEPTH 4096u
 #define ZP_MAX_REACTORS 64u
 #define ZP_MAX_MSG (256u * 1024 * 1024)
+#define ZP_MAX_IDLE 100000u
 
 enum zp_test {
 	ZP_TCP_STREAM = 0, /* client sends -m sized messages */
@@ -53,6 +54,12 @@ enum zp_output {
 	ZP_OUT_CSV,
 };
 
+/* --arrival: the gaps between open-loop requests (openloop.h). */
+enum zp_arrival {
+	ZP_ARRIVAL_CONST = 0, /* every 1/rate seconds */
+	ZP_ARRIVAL_POISSON,   /* exponential gaps of mean 1/rate */
+};
+
 /* Everything a test needs; the control connection carries all of it. */
 struct zp_test_cfg {
 	enum zp_test test;
@@ -72,6 +79,10 @@ struct zp_test_cfg {
 	uint32_t poll_us;   /* busy-poll budget, 0 = sleep at once */
 	char cc[16];        /* TCP congestion control, "" = system default */
 	bool tls;           /* --tls: every connection runs TLS */
+	double rate;        /* --rate: calls/s in all, 0 = closed loop */
+	int arrival;        /* --arrival: enum zp_arrival */
+	uint32_t stall_ms;  /* --stall: server handler sleeps once, 0 = no */
+	uint32_t idle;      /* --idle: RPC connections open but unused */
 };
 
 struct zp_opts {
@@ -94,6 +105,8 @@ struct zp_opts {
 const char *zp_test_name(enum zp_test t);
 int zp_test_parse(const char *name, enum zp_test *out);
 const char *zp_send_name(enum zp_send s);
+const char *zp_arrival_name(enum zp_arrival a);
+int zp_arrival_parse(const char *name, enum zp_arrival *out);
 int zp_send_parse(const char *name, enum zp_send *out);
 
 /* "64K", "1M", "4096" -> bytes.  Returns 0 or -EINVAL / -ERANGE. */

@@ -24,6 +24,8 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->tcp_sndbuf_limited_us += src->tcp_sndbuf_limited_us;
 	dst->tcp_retrans += src->tcp_retrans;
 	dst->ktls_conns += src->ktls_conns;
+	dst->rpc_spanning += src->rpc_spanning;
+	dst->rpc_shared_buf += src->rpc_shared_buf;
 }
 
 /* kTLS used on either side. */
@@ -41,12 +43,63 @@ void zp_result_finish(struct zp_result *r)
 	}
 	r->client.service_demand = zp_service_demand(&r->client.cpu, r->bytes);
 	r->server.service_demand = zp_service_demand(&r->server.cpu, r->bytes);
+	{
+		const struct zp_side *rs = zp_recv_side(r);
+
+		r->recv_cpu_s_per_gib =
+			rs->bytes_received
+				? rs->threads.total_s /
+					  ((double)rs->bytes_received /
+					   (double)(1u << 30))
+				: 0;
+		r->recv_cpu_us_per_call =
+			r->transactions ? rs->threads.total_s * 1e6 /
+						  (double)r->transactions
+					: 0;
+	}
 	if (r->transactions) {
 		r->client.service_demand_tran =
 			r->client.cpu.busy_s * 1e6 / (double)r->transactions;
 		r->server.service_demand_tran =
 			r->server.cpu.busy_s * 1e6 / (double)r->transactions;
 	}
+}
+
+/* Server RSS per accepted connection (all idle then: -P and --idle),
+ * and what each active one added once traffic ran, in bytes. */
+static double rss_per_conn(const struct zp_result *r)
+{
+	const struct zp_side *s = &r->server;
+	double n = (double)r->cfg.conns + r->cfg.idle;
+
+	return s->rss_start_kb > s->rss_listen_kb && s->rss_listen_kb
+		       ? (double)(s->rss_start_kb - s->rss_listen_kb) * 1024 / n
+		       : 0;
+}
+
+static double rss_per_active(const struct zp_result *r)
+{
+	const struct zp_side *s = &r->server;
+
+	return s->rss_warm_kb > s->rss_start_kb
+		       ? (double)(s->rss_warm_kb - s->rss_start_kb) * 1024 /
+				 r->cfg.conns
+		       : 0;
+}
+
+static double accept_per_s(const struct zp_result *r)
+{
+	return r->server.accept_s > 0
+		       ? ((double)r->cfg.conns + r->cfg.idle) / r->server.accept_s
+		       : 0;
+}
+
+/* Open loop: what the schedule asked for, per requested second. */
+static double offered_per_s(const struct zp_result *r)
+{
+	return r->cfg.seconds > 0
+		       ? (double)r->client.ol.scheduled / r->cfg.seconds
+		       : 0;
 }
 
 static bool is_rr(enum zp_test t)
@@ -119,6 +172,28 @@ static void print_counters(FILE *f, const char *who, const struct zp_counters *k
 		(unsigned long long)k->drains, (unsigned long long)k->kicks);
 }
 
+static void print_open_loop(FILE *f, const struct zp_result *r)
+{
+	const struct bench_ol_counts *o = &r->client.ol;
+
+	fprintf(f, "  open loop  rate %.0f/s %s  offered %.1f/s  achieved %.1f/s\n",
+		r->cfg.rate, zp_arrival_name((enum zp_arrival)r->cfg.arrival),
+		offered_per_s(r), r->transactions_per_s);
+	fprintf(f, "  scheduled %llu = sent %llu + late %llu + failed %llu "
+		   "(of which unsent at the deadline %llu)  max send lag %.1f us\n",
+		(unsigned long long)o->scheduled, (unsigned long long)o->sent,
+		(unsigned long long)o->late, (unsigned long long)o->failed,
+		(unsigned long long)o->unsent, (double)o->max_lag_ns / 1e3);
+	if (o->late || o->unsent)
+		fprintf(f, "  NOTE: the sender fell behind its schedule: %llu "
+			   "requests went out over %llu us late, %llu never went "
+			   "out; their wait is in the latencies above\n",
+			(unsigned long long)o->late,
+			(unsigned long long)(ZP_LATE_NS / 1000),
+			(unsigned long long)o->unsent);
+	fprintf(f, "\n");
+}
+
 static void report_human(FILE *f, const struct zp_result *r)
 {
 	const struct zp_lat *l = &r->lat;
@@ -142,10 +217,24 @@ static void report_human(FILE *f, const struct zp_result *r)
 	fprintf(f, "              %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f  %llu\n\n",
 		l->min, l->mean, l->p50, l->p90, l->p99, l->p999, l->max,
 		(unsigned long long)l->samples);
+	if (r->cfg.rate > 0)
+		print_open_loop(f, r);
+	if (r->cfg.idle)
+		fprintf(f, "  connections  active %u  idle %u  accepted in %.3f s "
+			   "(%.0f/s)  server RSS %.0f B per connection, %.0f B "
+			   "more per active one\n\n",
+			r->cfg.conns, r->cfg.idle, r->server.accept_s,
+			accept_per_s(r), rss_per_conn(r), rss_per_active(r));
 	fprintf(f, "  counters %10s %10s %10s %10s %10s %10s\n", "zc_sends",
 		"notifs", "copied", "deferred", "drains", "kicks");
 	print_counters(f, "client", &r->client.ctr);
 	print_counters(f, "server", &r->server.ctr);
+	if (r->cfg.test == ZP_RPC_RR || r->cfg.test == ZP_RPC_STREAM)
+		fprintf(f, "  rpc requests spanning receive buffers %llu, "
+			   "beginning in the previous one's buffer %llu (of %llu)\n",
+			(unsigned long long)r->server.ctr.rpc_spanning,
+			(unsigned long long)r->server.ctr.rpc_shared_buf,
+			(unsigned long long)r->server.transactions);
 	fprintf(f, "\n");
 }
 
@@ -163,15 +252,30 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   service_demand_us_per_tran {client, server},
  *   counters {zc_sends, notifications, copied_notifications,
  *             deferred_frees, drains, kicks, rx_enobufs, tcp_busy_us,
- *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans}
+ *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans,
+ *             rpc_spanning, rpc_shared_buf (test_rpc.c)}
  *             (both sides summed),
  *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
  *           free, consumer_cpu, rxbuf, rxring, sockbuf, poll_us, cc,
  *           requested_seconds},
+ *   open_loop {rate, arrival, offered_per_s (scheduled / requested
+ *              seconds), achieved_per_s (answered / measured seconds),
+ *              scheduled, sent, late, failed, unsent, max_send_lag_us,
+ *              late_threshold_us} (openloop.h; all 0 in closed loop),
+ *   connections {active, idle, accept_s, accept_per_s (all -P and
+ *              --idle connections over the time from listen to the last
+ *              accept), server_rss_listen_kb, rss_per_conn_bytes (server
+ *              RSS growth from listen to GO over every connection),
+ *              rss_per_active_bytes (growth from GO to warm-up over -P)},
+ *   receive_cpu {side, seconds, s_per_gib, us_per_call}: CPU time of
+ *              the receiving side's threads (threadcpu.h) per GiB it
+ *              received and per transaction,
+ *   config {... rate, arrival, stall_ms},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
  *                   service_demand_us_per_kb, bytes_sent, bytes_received,
  *                   transactions, rss_start_kb, rss_warm_kb, rss_end_kb,
- *                   counters {...}}
+ *                   counters {...}, threads_cpu_s (sum),
+ *                   thread_cpu_s {reactor0, ..., consumer, worker}}
  */
 
 static void json_str(FILE *f, const char *s)
@@ -194,7 +298,8 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		   "\"copied_notifications\":%llu,\"deferred_frees\":%llu,"
 		   "\"drains\":%llu,\"kicks\":%llu,\"rx_enobufs\":%llu,"
 		   "\"tcp_busy_us\":%llu,\"tcp_rwnd_limited_us\":%llu,"
-		   "\"tcp_sndbuf_limited_us\":%llu,\"tcp_retrans\":%llu}",
+		   "\"tcp_sndbuf_limited_us\":%llu,\"tcp_retrans\":%llu,"
+		   "\"rpc_spanning\":%llu,\"rpc_shared_buf\":%llu}",
 		(unsigned long long)k->zc_sends,
 		(unsigned long long)k->notifications,
 		(unsigned long long)k->copied_notifications,
@@ -204,11 +309,15 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		(unsigned long long)k->tcp_busy_us,
 		(unsigned long long)k->tcp_rwnd_limited_us,
 		(unsigned long long)k->tcp_sndbuf_limited_us,
-		(unsigned long long)k->tcp_retrans);
+		(unsigned long long)k->tcp_retrans,
+		(unsigned long long)k->rpc_spanning,
+		(unsigned long long)k->rpc_shared_buf);
 }
 
 static void json_side(FILE *f, const struct zp_side *s)
 {
+	unsigned i;
+
 	fprintf(f, "{\"cpus\":");
 	json_str(f, s->cpus);
 	fprintf(f, ",\"cpu_util\":%.2f,\"cpu_seconds\":%.3f,"
@@ -225,7 +334,15 @@ static void json_side(FILE *f, const struct zp_side *s)
 		(unsigned long long)s->rss_warm_kb,
 		(unsigned long long)s->rss_end_kb);
 	json_counters(f, &s->ctr);
-	fputc('}', f);
+	fprintf(f, ",\"threads_cpu_s\":%.6f,\"thread_cpu_s\":{",
+		s->threads.total_s);
+	for (i = 0; i < s->threads.n; i++) {
+		if (i)
+			fputc(',', f);
+		json_str(f, s->threads.name[i]);
+		fprintf(f, ":%.6f", s->threads.cpu_s[i]);
+	}
+	fputs("}}", f);
 }
 
 static void report_json(FILE *f, const struct zp_result *r)
@@ -254,6 +371,32 @@ static void report_json(FILE *f, const struct zp_result *r)
 		r->client.cpu.util, r->server.cpu.util, r->client.service_demand,
 		r->server.service_demand, r->client.service_demand_tran,
 		r->server.service_demand_tran);
+	fprintf(f, "\"open_loop\":{\"rate\":%.3f,\"arrival\":\"%s\","
+		   "\"offered_per_s\":%.2f,\"achieved_per_s\":%.2f,"
+		   "\"scheduled\":%llu,\"sent\":%llu,\"late\":%llu,"
+		   "\"failed\":%llu,\"unsent\":%llu,\"max_send_lag_us\":%.3f,"
+		   "\"late_threshold_us\":%llu},",
+		c->rate, zp_arrival_name((enum zp_arrival)c->arrival),
+		offered_per_s(r), c->rate > 0 ? r->transactions_per_s : 0,
+		(unsigned long long)r->client.ol.scheduled,
+		(unsigned long long)r->client.ol.sent,
+		(unsigned long long)r->client.ol.late,
+		(unsigned long long)r->client.ol.failed,
+		(unsigned long long)r->client.ol.unsent,
+		(double)r->client.ol.max_lag_ns / 1e3,
+		(unsigned long long)(ZP_LATE_NS / 1000));
+	fprintf(f, "\"connections\":{\"active\":%u,\"idle\":%u,"
+		   "\"accept_s\":%.6f,\"accept_per_s\":%.1f,"
+		   "\"server_rss_listen_kb\":%llu,\"rss_per_conn_bytes\":%.1f,"
+		   "\"rss_per_active_bytes\":%.1f},",
+		c->conns, c->idle, r->server.accept_s, accept_per_s(r),
+		(unsigned long long)r->server.rss_listen_kb, rss_per_conn(r),
+		rss_per_active(r));
+	fprintf(f, "\"receive_cpu\":{\"side\":\"%s\",\"seconds\":%.6f,"
+		   "\"s_per_gib\":%.6f,\"us_per_call\":%.4f},",
+		zp_recv_side(r) == &r->client ? "client" : "server",
+		zp_recv_side(r)->threads.total_s, r->recv_cpu_s_per_gib,
+		r->recv_cpu_us_per_call);
 	fprintf(f, "\"counters\":");
 	json_counters(f, &total);
 	fprintf(f, ",\"config\":{\"msg_size\":%u,\"req_size\":%u,"
@@ -268,7 +411,12 @@ static void report_json(FILE *f, const struct zp_result *r)
 	fprintf(f, ",\"tls\":%s,\"cipher\":", c->tls ? "true" : "false");
 	json_str(f, c->tls ? zp_tls_cipher() : "-");
 	fprintf(f, ",\"ktls\":%s", ktls_used(r) ? "true" : "false");
-	fprintf(f, ",\"requested_seconds\":%.3f},\"client\":", c->seconds);
+	fprintf(f, ",\"requested_seconds\":%.3f,\"rate\":%.3f,"
+		   "\"arrival\":\"%s\",\"stall_ms\":%u,\"idle\":%u},"
+		   "\"client\":",
+		c->seconds, c->rate,
+		zp_arrival_name((enum zp_arrival)c->arrival), c->stall_ms,
+		c->idle);
 	json_side(f, &r->client);
 	fprintf(f, ",\"server\":");
 	json_side(f, &r->server);
@@ -297,14 +445,16 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 			   "rx_enobufs,msg_size,req_size,resp_size,conns,depth,reactors,"
 			   "send,free,consumer_cpu,rxbuf,poll_us,cc,rxring,"
 			   "tcp_busy_us,tcp_rwnd_limited_us,tcp_sndbuf_limited_us,"
-			   "tcp_retrans,sockbuf\n");
+			   "tcp_retrans,sockbuf,rate,arrival,ol_scheduled,"
+			   "ol_sent,ol_late,ol_failed,ol_unsent\n");
 	fprintf(f, "%s,", zp_test_name(c->test));
 	/* Labels are ours and never hold a comma; keep it that way. */
 	for (p = r->label; *p; p++)
 		fputc(*p == ',' ? ';' : *p, f);
 	fprintf(f, ",%.6f,%llu,%.4f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
 		   "%.2f,%.2f,%.4f,%.4f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
-		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u,%llu,%llu,%llu,%llu,%u\n",
+		   "%u,%u,%u,%u,%u,%u,%s,%s,%d,%u,%u,%s,%u,%llu,%llu,%llu,%llu,%u,"
+		   "%.3f,%s,%llu,%llu,%llu,%llu,%llu\n",
 		r->seconds, (unsigned long long)r->bytes, r->throughput_gbps,
 		(unsigned long long)r->transactions, r->transactions_per_s,
 		l->p50, l->p90, l->p99, l->p999, l->max, r->client.cpu.util,
@@ -320,7 +470,13 @@ static void report_csv(FILE *f, const struct zp_result *r, bool first)
 		(unsigned long long)k.tcp_busy_us,
 		(unsigned long long)k.tcp_rwnd_limited_us,
 		(unsigned long long)k.tcp_sndbuf_limited_us,
-		(unsigned long long)k.tcp_retrans, c->sockbuf);
+		(unsigned long long)k.tcp_retrans, c->sockbuf, c->rate,
+		zp_arrival_name((enum zp_arrival)c->arrival),
+		(unsigned long long)r->client.ol.scheduled,
+		(unsigned long long)r->client.ol.sent,
+		(unsigned long long)r->client.ol.late,
+		(unsigned long long)r->client.ol.failed,
+		(unsigned long long)r->client.ol.unsent);
 }
 
 void zp_report(FILE *f, enum zp_output out, const struct zp_result *r,

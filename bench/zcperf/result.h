@@ -20,7 +20,9 @@
 
 #include "cpu.h"
 #include "hist.h"
+#include "openloop.h"
 #include "opts.h"
+#include "threadcpu.h"
 
 /* The stack's counters, summed over a side's reactors. */
 struct zp_counters {
@@ -40,6 +42,11 @@ struct zp_counters {
 	uint64_t tcp_sndbuf_limited_us;
 	uint64_t tcp_retrans;
 	uint64_t ktls_conns;           /* connections whose keys went to kTLS */
+	/* RPC server, ECHO and SIZED: requests that spanned more than one
+	 * receive buffer, and requests that began in the buffer the previous
+	 * one ended in (a buffer shared by several RPCs). */
+	uint64_t rpc_spanning;
+	uint64_t rpc_shared_buf;
 };
 
 struct zp_side {
@@ -56,6 +63,13 @@ struct zp_side {
 				 * loopback: both sides then agree).  "RSS
 				 * stays flat" compares end with warm. */
 	struct zp_counters ctr;
+	struct bench_ol_counts ol; /* --rate, client side; zeros otherwise */
+	struct zp_thread_use threads; /* reactors, consumer, workers */
+	/* Server: RSS when it listened (before any data connection), and
+	 * the time from then until every connection (-P and --idle) was
+	 * accepted. */
+	uint64_t rss_listen_kb;
+	double accept_s;
 };
 
 struct zp_result {
@@ -69,7 +83,18 @@ struct zp_result {
 	double transactions_per_s;
 	struct zp_lat lat;       /* per transaction/call/message */
 	struct zp_side client, server;
+	/* The side that receives the test's data (the client for
+	 * TCP_MAERTS, else the server): its threads' CPU per GiB it
+	 * received and per transaction (threadcpu.h). */
+	double recv_cpu_s_per_gib;
+	double recv_cpu_us_per_call;
 };
+
+/* The receiving side of @r (see recv_cpu_s_per_gib). */
+static inline const struct zp_side *zp_recv_side(const struct zp_result *r)
+{
+	return r->cfg.test == ZP_TCP_MAERTS ? &r->client : &r->server;
+}
 
 /* How far into a run of @seconds each side samples rss_warm_kb: a tenth
  * of it, at least 1 s, at most half of it (pools and socket buffers grow

@@ -18,6 +18,21 @@
  * finishes after the deadline counts on the engine's `closed` latch, so
  * the run ends when every call sent was answered: bytes add up exactly.
  * RPC_STREAM is the same machinery with -m payloads both ways.
+ *
+ * With --rate (openloop.h) the slots are not reissued from their
+ * completions: a free slot takes the next intended time from the
+ * reactor's open-loop queue, and the client's reactor counts once on the
+ * `closed` latch when its last call after the deadline is answered.
+ * With --stall the server answers through SIZED even for equal sizes, so
+ * that the stall happens in a handler of ours.
+ *
+ * Equal sizes call ECHO, zcperf's own copy of the built-in echo method
+ * (the answer is the request's own receive-buffer views), so that the
+ * server can note how requests lie in receive buffers: how many spanned
+ * more than one buffer, and how many began in the buffer the previous
+ * request on that reactor ended in (a buffer shared by several RPCs: the
+ * BIG TCP shape).  The INLINE handlers note it; CONSUME, on a worker,
+ * does not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,23 +49,31 @@
 
 #define ZP_METHOD_SIZED (ZC_RPC_METHOD_USER + 1)
 #define ZP_METHOD_CONSUME (ZC_RPC_METHOD_USER + 2)
+#define ZP_METHOD_ECHO (ZC_RPC_METHOD_USER + 3)
 #define RPC_CONNECT_TIMEOUT_MS 5000u
 
 struct rpc_cctx;
 
 struct rpc_slot {
 	struct rpc_cctx *cc;
-	uint64_t t0;
+	uint64_t t0;       /* when it was sent; --rate: intended */
+	uint64_t t_issued; /* --rate: when it was really sent */
+	struct rpc_slot *next_free; /* --rate: cc->free_slots */
 };
 
 /* One client, on one reactor; fields are its reactor thread's. */
 struct rpc_cctx {
 	struct zp_rctx *rx;
 	struct zc_rpc_client *cl;
+	struct zc_rpc_client *idle_cl; /* --idle: connections never used */
 	unsigned conns;
 	unsigned nslots;
 	struct rpc_slot *slots;
 	bool stopping;
+	/* --rate only */
+	struct rpc_slot *free_slots;
+	unsigned inflight;
+	bool finished;     /* counted on the closed latch */
 };
 
 struct zp_rpc {
@@ -87,8 +110,8 @@ int zp_rpc_create(struct zp_engine *e)
 	}
 	if (e->cfg.consumer_cpu >= 0)
 		p->method = ZP_METHOD_CONSUME;
-	else if (p->req_len == p->resp_len)
-		p->method = ZC_RPC_METHOD_ECHO;
+	else if (p->req_len == p->resp_len && !e->cfg.stall_ms)
+		p->method = ZP_METHOD_ECHO;
 	else
 		p->method = ZP_METHOD_SIZED;
 	e->rpc = p;
@@ -122,7 +145,7 @@ int zp_rpc_prepare(struct zp_rctx *rx)
 
 	if (!e->server)
 		return zp_tmpl_make(rx, p->req_len);
-	if (p->method == ZC_RPC_METHOD_ECHO)
+	if (p->method == ZP_METHOD_ECHO)
 		return 0;
 	return zp_tmpl_make(rx, p->resp_len);
 }
@@ -141,6 +164,40 @@ static struct zp_rctx *rctx_of(struct zp_engine *e, struct zc_reactor *r)
 	return NULL;
 }
 
+/*
+ * Reactor thread: how @req lies in the receive buffers (see the top).
+ * "Began where the previous one ended": the same buffer, at or past the
+ * previous request's end, so a buffer recycled in between (which starts
+ * again at 0) is not mistaken for a shared one.
+ */
+static void note_shape(struct zp_rctx *rx, const struct zc_chain *req)
+{
+	unsigned n = zc_chain_nviews(req);
+	const struct zc_view *first, *last;
+
+	if (!n)
+		return;
+	first = zc_chain_view(req, 0);
+	last = zc_chain_view(req, n - 1);
+	if (n > 1)
+		rx->tcp.rpc_spanning++;
+	if (first->buf == rx->shape_buf && first->off >= rx->shape_end)
+		rx->tcp.rpc_shared_buf++;
+	rx->shape_buf = last->buf;
+	rx->shape_end = last->off + last->len;
+}
+
+/* ECHO: the built-in echo, plus note_shape(). */
+static void echo_handler(struct zc_rpc_call *call, struct zc_chain *req,
+			 void *arg)
+{
+	struct zp_rctx *rx = rctx_of(arg, zc_rpc_call_reactor(call));
+
+	if (rx)
+		note_shape(rx, req);
+	(void)zc_rpc_reply(call, req);
+}
+
 /* INLINE handler, or the tail of consume_handler() on a worker: the
  * template is read-only once prepared, so any thread may clone it. */
 static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
@@ -149,6 +206,9 @@ static void sized_handler(struct zc_rpc_call *call, struct zc_chain *req,
 	struct zp_rctx *rx = rctx_of(arg, zc_rpc_call_reactor(call));
 	struct zc_chain resp;
 
+	zp_maybe_stall(arg);
+	if (rx && zc_rpc_call_reactor(call) == zc_reactor_current())
+		note_shape(rx, req);
 	zc_chain_release(req);
 	zc_chain_init(&resp);
 	if (!rx || zc_chain_append_clone(&resp, &rx->tmpl)) {
@@ -163,7 +223,14 @@ static void consume_handler(struct zc_rpc_call *call, struct zc_chain *req,
 			    void *arg)
 {
 	struct zp_engine *e = arg;
+	/* Workers are the rpc server's threads, made per test: each counts
+	 * its CPU from its first call (threadcpu.h). */
+	static _Thread_local bool counted;
 
+	if (!counted) {
+		counted = true;
+		(void)zp_tcpu_register_self(&e->tcpu, "worker");
+	}
 	e->rpc->consumed += zp_chain_touch(req);
 	sized_handler(call, req, arg);
 }
@@ -186,6 +253,9 @@ int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
 	memset(&sc, 0, sizeof(sc));
 	sc.reactors = rs;
 	sc.nreactors = e->n;
+	/* One SO_REUSEPORT socket per reactor, as the TCP tests listen: the
+	 * kernel spreads the connections evenly over the reactors. */
+	sc.reuseport = true;
 	sc.max_message = msg_max(p);
 	if (e->cfg.tls && !(sc.tls = zp_tls_server()))
 		return -EINVAL;
@@ -201,6 +271,9 @@ int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
 	if (p->method == ZP_METHOD_SIZED)
 		ret = zc_rpc_server_register(p->srv, ZP_METHOD_SIZED, "sized",
 					     ZC_RPC_INLINE, 0, sized_handler, e);
+	else if (p->method == ZP_METHOD_ECHO)
+		ret = zc_rpc_server_register(p->srv, ZP_METHOD_ECHO, "echo",
+					     ZC_RPC_INLINE, 0, echo_handler, e);
 	else if (p->method == ZP_METHOD_CONSUME)
 		ret = zc_rpc_server_register(p->srv, ZP_METHOD_CONSUME,
 					     "consume", ZC_RPC_WORKER, 0,
@@ -228,19 +301,16 @@ unsigned zp_rpc_accepted(struct zp_engine *e)
 	return (unsigned)st.conns_accepted;
 }
 
+/*
+ * The run is over: drain rather than reset.  Every connection of the data
+ * port (the test's own and any other client's) gets GOAWAY, the calls it
+ * names are answered in full, then each closes gracefully.
+ */
 int zp_rpc_wait_closed(struct zp_engine *e, unsigned timeout_ms)
 {
-	struct zc_rpc_server_stats st;
-	unsigned waited = 0;
+	int ret = zc_rpc_server_drain(e->rpc->srv, timeout_ms);
 
-	for (;;) {
-		zc_rpc_server_stats(e->rpc->srv, &st);
-		if (!st.conns_open && !st.inflight)
-			return 0;
-		if (waited++ >= timeout_ms)
-			return -ETIMEDOUT;
-		usleep(1000);
-	}
+	return ret == -ETIMEDOUT ? ret : 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -254,12 +324,90 @@ static void slot_finished(struct rpc_cctx *cc)
 	zp_latch_add(&cc->rx->eng->closed, 1);
 }
 
+static void ol_finish_if_idle(struct rpc_cctx *cc)
+{
+	if (cc->stopping && !cc->inflight && !cc->finished) {
+		cc->finished = true;
+		slot_finished(cc);
+	}
+}
+
+static void ol_call_done(void *arg, int status, struct zc_chain *resp)
+{
+	struct rpc_slot *s = arg;
+	struct rpc_cctx *cc = s->cc;
+	struct zp_rctx *rx = cc->rx;
+	bool ok = status == ZC_RPC_OK;
+
+	if (ok) {
+		rx->bytes_received += zc_chain_len(resp);
+		zc_chain_release(resp);
+		/* From the intended time: the wait for a slot is latency. */
+		zp_hist_record(rx->hist, zp_now_ns() - s->t0);
+		rx->transactions++;
+	} else {
+		if (rx->eng->verbose)
+			fprintf(stderr, "zcperf: call failed: %s\n",
+				zc_rpc_status_name(status));
+		atomic_fetch_add(&rx->eng->conn_failures, 1);
+	}
+	zp_ol_done(&rx->ol, s->t0, s->t_issued, ok);
+	cc->inflight--;
+	s->next_free = cc->free_slots;
+	cc->free_slots = s;
+	zp_ol_pump(&rx->ol);
+	ol_finish_if_idle(cc);
+}
+
+/* zp_ol_issue_fn: send the call intended at @intended on a free slot. */
+static int ol_issue(struct zp_olq *q, uint64_t intended, void *arg)
+{
+	struct rpc_cctx *cc = arg;
+	struct zp_rctx *rx = cc->rx;
+	struct rpc_slot *s = cc->free_slots;
+	struct zc_chain req;
+	int ret;
+
+	if (!s)
+		return 0;
+	zc_chain_init(&req);
+	ret = zc_chain_append_clone(&req, &rx->tmpl);
+	if (!ret) {
+		s->t0 = intended;
+		s->t_issued = zp_now_ns();
+		ret = zc_rpc_call(cc->cl, rx->eng->rpc->method, &req, NULL,
+				  ol_call_done, s, NULL);
+	}
+	if (ret) {
+		if (rx->eng->verbose)
+			fprintf(stderr, "zcperf: rpc call: %s\n",
+				strerror(-ret));
+		zc_chain_release(&req);
+		return ret;
+	}
+	cc->free_slots = s->next_free;
+	cc->inflight++;
+	rx->bytes_sent += rx->tmpl_len;
+	return 1;
+}
+
 static void call_done(void *arg, int status, struct zc_chain *resp)
 {
 	struct rpc_slot *s = arg;
 	struct rpc_cctx *cc = s->cc;
 	struct zp_rctx *rx = cc->rx;
 
+	if (zc_rpc_status_retryable(status)) {
+		/* OVERLOADED or UNAVAILABLE: not processed, so not measured.
+		 * The server asks us to come back (the slot calls again), or,
+		 * as the run ends, its drain refused the call: not a failure. */
+		rx->bytes_sent -= rx->tmpl_len;
+		if (cc->stopping)
+			slot_finished(cc);
+		else
+			issue(s);
+		return;
+	}
 	if (status != ZC_RPC_OK) {
 		if (rx->eng->verbose)
 			fprintf(stderr, "zcperf: call failed: %s\n",
@@ -302,6 +450,42 @@ static void issue(struct rpc_slot *s)
 		return;
 	}
 	rx->bytes_sent += rx->tmpl_len;
+}
+
+/*
+ * --idle: one more client per reactor holding its share of the idle
+ * connections.  The stack connects them and exchanges HELLO; nothing
+ * calls through them, so on the server they are accepted, idle
+ * connections, the kind a busy server holds thousands of.
+ */
+static int connect_idle(struct zp_engine *e, const struct sockaddr *addr,
+			socklen_t len)
+{
+	struct zp_rpc *p = e->rpc;
+	unsigned i;
+
+	for (i = 0; i < e->n && e->cfg.idle; i++) {
+		struct zc_rpc_client_config ccfg;
+		unsigned n = e->cfg.idle / e->n + (i < e->cfg.idle % e->n);
+		int ret;
+
+		if (!n)
+			continue;
+		memset(&ccfg, 0, sizeof(ccfg));
+		ccfg.reactor = e->rx[i].r;
+		ccfg.addr = addr;
+		ccfg.addrlen = len;
+		ccfg.conns = n;
+		ccfg.max_message = msg_max(p);
+		ccfg.connect_timeout_ms = RPC_CONNECT_TIMEOUT_MS + e->cfg.idle;
+		ret = zc_rpc_client_create(&ccfg, &p->cc[i].idle_cl);
+		if (ret) {
+			fprintf(stderr, "zcperf: rpc idle client: %s\n",
+				strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
 }
 
 int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
@@ -351,26 +535,35 @@ int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 				strerror(-ret));
 			return ret;
 		}
-		e->expect_closed += cc->nslots;
+		/* --rate: one count per reactor, see ol_finish_if_idle(). */
+		e->expect_closed += zp_open_loop(e) ? 1 : cc->nslots;
 	}
+	ret = connect_idle(e, addr, len);
+	if (ret)
+		return ret;
 	/* Calls made before the connections are up would wait in the
 	 * client and count their wait as latency: start only once all are
-	 * connected. */
+	 * connected (--idle ones included: a millisecond more each). */
 	for (;;) {
 		unsigned ready = 0, want = 0;
 
 		for (i = 0; i < e->n; i++) {
 			struct zc_rpc_client_stats st;
 
-			if (!p->cc[i].cl)
-				continue;
-			zc_rpc_client_stats(p->cc[i].cl, &st);
-			ready += (unsigned)st.conns_open;
-			want += p->cc[i].conns;
+			if (p->cc[i].cl) {
+				zc_rpc_client_stats(p->cc[i].cl, &st);
+				ready += (unsigned)st.conns_open;
+				want += p->cc[i].conns;
+			}
+			if (p->cc[i].idle_cl) {
+				zc_rpc_client_stats(p->cc[i].idle_cl, &st);
+				ready += (unsigned)st.conns_open;
+			}
 		}
+		want += e->cfg.idle;
 		if (ready >= want)
 			return 0;
-		if (waited++ >= RPC_CONNECT_TIMEOUT_MS) {
+		if (waited++ >= RPC_CONNECT_TIMEOUT_MS + e->cfg.idle) {
 			fprintf(stderr, "zcperf: rpc: %u of %u connections up\n",
 				ready, want);
 			return -ETIMEDOUT;
@@ -384,6 +577,14 @@ static int start_fn(void *arg)
 	struct rpc_cctx *cc = arg;
 	unsigned j;
 
+	if (zp_open_loop(cc->rx->eng)) {
+		/* The pacer drives; every slot waits for an intended time. */
+		for (j = 0; j < cc->nslots; j++) {
+			cc->slots[j].next_free = cc->free_slots;
+			cc->free_slots = &cc->slots[j];
+		}
+		return zp_olq_init(&cc->rx->ol, cc->rx->r, ol_issue, cc);
+	}
 	for (j = 0; j < cc->nslots; j++)
 		issue(&cc->slots[j]);
 	return 0;
@@ -394,6 +595,11 @@ static int stop_fn(void *arg)
 	struct rpc_cctx *cc = arg;
 
 	cc->stopping = true;
+	if (zp_open_loop(cc->rx->eng)) {
+		if (cc->rx->ol.ring)
+			zp_ol_stop(&cc->rx->ol);
+		ol_finish_if_idle(cc);
+	}
 	return 0;
 }
 
@@ -448,6 +654,10 @@ void zp_rpc_quiesce(struct zp_engine *e)
 		if (p->cc[i].cl) {
 			zc_rpc_client_destroy(p->cc[i].cl);
 			p->cc[i].cl = NULL;
+		}
+		if (p->cc[i].idle_cl) {
+			zc_rpc_client_destroy(p->cc[i].idle_cl);
+			p->cc[i].idle_cl = NULL;
 		}
 	}
 }

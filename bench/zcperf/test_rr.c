@@ -8,7 +8,15 @@
  * or merged them.  At the deadline the client lets its current
  * transaction finish and closes gracefully, so every request sent is
  * answered: bytes == transactions * (REQ + RESP) on both sides.
+ *
+ * With --rate (openloop.h) the client sends on the pacer's schedule
+ * instead, up to -d requests outstanding per connection: the server
+ * answers in order, so the answers match the oldest request.  At the
+ * deadline a connection closes once its last answer is in.
  */
+#include <errno.h>
+#include <stdlib.h>
+
 #include "cpu.h"
 #include "engine.h"
 
@@ -25,11 +33,75 @@ static void send_request(struct zp_conn *pc)
 		fail(pc);
 }
 
+/* Open loop: an answer ends the oldest request outstanding on @pc. */
+static void ol_answer(struct zp_conn *pc)
+{
+	struct zp_rctx *rx = pc->rx;
+	unsigned depth = rx->eng->cfg.depth;
+	uint64_t *e = &pc->ol_fifo[2 * pc->ol_head];
+
+	zp_hist_record(rx->hist, zp_now_ns() - e[0]);
+	zp_ol_done(&rx->ol, e[0], e[1], true);
+	rx->transactions++;
+	pc->ol_head = (pc->ol_head + 1) % depth;
+	pc->ol_n--;
+}
+
+static void ol_client_data(struct zp_conn *pc, size_t len)
+{
+	struct zp_rctx *rx = pc->rx;
+	uint32_t resp = rx->eng->cfg.resp_size;
+
+	pc->got += len;
+	while (pc->got >= resp && pc->ol_n) {
+		pc->got -= resp;
+		ol_answer(pc);
+	}
+	if (pc->stopping) {
+		if (!pc->ol_n)
+			zc_conn_close(pc->c, ZC_CLOSE_GRACEFUL);
+		return;
+	}
+	zp_ol_pump(&rx->ol);
+}
+
+/* zp_ol_issue_fn: send on the next connection with room. */
+static int ol_issue(struct zp_olq *q, uint64_t intended, void *arg)
+{
+	struct zp_rctx *rx = arg;
+	unsigned depth = rx->eng->cfg.depth, tries = 0;
+	struct zp_conn *pc = rx->ol_cursor;
+	uint64_t *o;
+
+	for (;; pc = pc->next) {
+		if (!pc)
+			pc = rx->conns;
+		if (!pc || tries++ > rx->eng->cfg.conns)
+			return 0;
+		if (!pc->stopping && pc->ol_n < depth)
+			break;
+	}
+	rx->ol_cursor = pc->next;
+	if (zp_send_tmpl(pc, NULL, NULL)) {
+		fail(pc);
+		return -EIO;
+	}
+	o = &pc->ol_fifo[2 * ((pc->ol_head + pc->ol_n) % depth)];
+	o[0] = intended;
+	o[1] = zp_now_ns();
+	pc->ol_n++;
+	return 1;
+}
+
 static void client_data(struct zp_conn *pc, size_t len)
 {
 	struct zp_rctx *rx = pc->rx;
 	uint32_t resp = rx->eng->cfg.resp_size;
 
+	if (pc->ol_fifo) {
+		ol_client_data(pc, len);
+		return;
+	}
 	pc->got += len;
 	if (pc->got < resp)
 		return;
@@ -51,6 +123,7 @@ static void server_data(struct zp_conn *pc, size_t len)
 	pc->got += len;
 	while (pc->got >= req) {
 		pc->got -= req;
+		zp_maybe_stall(rx->eng);
 		if (zp_send_tmpl(pc, NULL, NULL)) {
 			fail(pc);
 			return;
@@ -81,15 +154,30 @@ static int prepare(struct zp_rctx *rx)
 
 static void start(struct zp_conn *pc)
 {
-	if (!pc->rx->eng->server)
+	struct zp_rctx *rx = pc->rx;
+
+	if (rx->eng->server)
+		return;
+	if (!zp_open_loop(rx->eng)) {
 		send_request(pc);
+		return;
+	}
+	/* The pacer drives the requests; the queue is made once per
+	 * reactor, the outstanding ring once per connection. */
+	pc->ol_fifo = calloc(2 * rx->eng->cfg.depth, sizeof(*pc->ol_fifo));
+	if (!pc->ol_fifo || (!rx->ol.ring &&
+			     zp_olq_init(&rx->ol, rx->r, ol_issue, rx)))
+		fail(pc);
 }
 
 static void stop(struct zp_conn *pc)
 {
 	/* The server follows the client's close. */
-	if (!pc->rx->eng->server)
-		pc->stopping = true;
+	if (pc->rx->eng->server)
+		return;
+	pc->stopping = true;
+	if (pc->ol_fifo && !pc->ol_n)
+		zc_conn_close(pc->c, ZC_CLOSE_GRACEFUL);
 }
 
 static const struct zc_conn_ops rr_ops = {

@@ -30,13 +30,17 @@ static void *watchdog_main(void *arg)
 {
 	for (;;) {
 		unsigned i, n = atomic_load(&nslots);
-		uint64_t now = zp_now_ns();
 
 		for (i = 0; i < n && i < SLOTS; i++) {
 			const char *what = atomic_load_explicit(
 				&slots[i].what, memory_order_acquire);
 			uint64_t since = atomic_load_explicit(
 				&slots[i].since_ns, memory_order_acquire);
+			/* The clock is read after the bracket's start: read
+			 * before, a bracket begun since (this thread may be
+			 * preempted between the two) made now - since wrap
+			 * around and look stuck. */
+			uint64_t now = zp_now_ns();
 
 			if (what && now - since > ZP_WATCH_LIMIT_S * 1000000000ull) {
 				fprintf(stderr, "zcperf: stuck for %u s in %s: a "

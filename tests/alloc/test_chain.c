@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/alloc/test_chain.c - chains: append, cut, consume, pull-up,
- * copy-out (alloc/chain.c).
+ * copy-out (alloc/chain.c), copy-in (alloc/copyin.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -397,4 +397,37 @@ Test(chain, pullup_off_owner_is_eperm)
 	on_thread(pullup_elsewhere, &p);
 	cr_assert_eq(p.rc, -EPERM);
 	check_chain(&master, 0, total);
+}
+
+/* zc_chain_copyin(): the bytes are copied (the source may change at
+ * once), appended as one view after what the chain held, and the copy is
+ * freed through the pool once the view is gone. */
+Test(chain, copyin_copies_and_appends)
+{
+	char src[] = "plain bytes, copied in";
+	size_t n = strlen(src);
+	char got[64];
+
+	cr_assert_eq(zc_chain_copyin(&master, pool, src, n), 0);
+	memset(src, 'x', n);
+	cr_assert_eq(zc_chain_len(&master), total + n);
+	cr_assert_eq(zc_chain_nviews(&master), NLAYOUT + 1);
+	cr_assert_eq(zc_chain_copyout(&master, total, got, sizeof(got)), n);
+	cr_assert_eq(memcmp(got, "plain bytes, copied in", n), 0);
+	cr_assert_eq(stats_of(pool).ext_wrapped, 1);
+	zc_chain_consume(&master, zc_chain_len(&master));
+	zc_pool_drain(pool);
+	cr_assert_eq(stats_of(pool).ext_released, 1);
+}
+
+Test(chain, copyin_errors_leave_chain_unchanged)
+{
+	char b = 1;
+
+	cr_assert_eq(zc_chain_copyin(&master, pool, &b, 0), -EINVAL);
+	cr_assert_eq(zc_chain_copyin(&master, pool, NULL, 1), -EINVAL);
+	cr_assert_eq(zc_chain_copyin(&master, NULL, &b, 1), -EINVAL);
+	cr_assert_eq(zc_chain_len(&master), total);
+	cr_assert_eq(zc_chain_nviews(&master), NLAYOUT);
+	cr_assert_eq(stats_of(pool).ext_wrapped, 0);
 }

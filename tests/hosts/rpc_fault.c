@@ -14,6 +14,8 @@
  *
  *   rpc_fault call ADDR PORT [--seconds S] [--deadline-ms D] [--size N]
  *                  [--inflight K] [--recover-ms R] [--rss-max-mb M]
+ *                  [--max-gap-ms G] [--no-failures]
+ *   rpc_fault call-many HOST:PORT,HOST:PORT,... [the same options]
  *       Keep K calls of N bytes in flight for S seconds, each with a
  *       deadline of D ms and a payload that is a function of its id.
  *       SIGUSR1 says "the fault is gone": from then on, a call started
@@ -21,7 +23,11 @@
  *       JSON summary and exits 0 only if: no answer was corrupted or
  *       delivered twice, every call ended exactly once and no later than
  *       its deadline plus SLACK_MS, RSS stayed under M MiB, and service came
- *       back after SIGUSR1 (when it was sent).
+ *       back after SIGUSR1 (when it was sent).  --max-gap-ms: no more than
+ *       G ms between two OK answers; --no-failures: every call OK.
+ *       call-many spreads the calls over several servers with a balancer
+ *       (round robin) and also prints how many sends each endpoint took in
+ *       all and since SIGUSR1.
  *
  * Both print the reason of a failure on stderr.
  */
@@ -255,6 +261,9 @@ static struct {
 	atomic_ulong max_late_ns;
 	atomic_ulong clear_ns;         /* SIGUSR1 time, 0 before */
 	atomic_ulong first_ok_ns;      /* first OK of a call started after */
+	atomic_ulong last_ok_ns, max_gap_ns; /* between OK answers */
+	struct zc_rpc_client *cli;     /* one server, or */
+	struct zc_rpc_balancer *bal;   /* several */
 } C;
 
 /* The payload of call @id: its id, then bytes of a generator seeded by it. */
@@ -300,6 +309,10 @@ static void on_done(void *arg, int status, struct zc_chain *resp)
 		atomic_fetch_add(&C.by_status[status], 1);
 	if (status == ZC_RPC_OK) {
 		if (answer_ok(id, resp)) {
+			uint64_t last = atomic_exchange(&C.last_ok_ns, t);
+
+			if (last && t - last > atomic_load(&C.max_gap_ns))
+				atomic_store(&C.max_gap_ns, t - last);
 			atomic_fetch_add(&C.ok, 1);
 			clear = atomic_load(&C.clear_ns);
 			if (clear && rc->start > clear &&
@@ -330,8 +343,7 @@ static void free_payload(void *arg, void *data)
 }
 
 /* 0, -EAGAIN (back-pressure: try later) or a fatal -errno. */
-static int start_call(struct zc_rpc_client *cli, struct zc_pool *pool,
-		      uint64_t id)
+static int start_call(struct zc_pool *pool, uint64_t id)
 {
 	struct zc_rpc_call_opts opts = { .timeout_us = C.deadline_ns / 1000 };
 	uint8_t *p = malloc(C.size);
@@ -354,8 +366,10 @@ static int start_call(struct zc_rpc_client *cli, struct zc_pool *pool,
 	}
 	C.recs[id].start = now_ns();
 	atomic_fetch_add(&C.inflight, 1);
-	ret = zc_rpc_call(cli, HOLD_ECHO, &req, &opts, on_done,
-			  (void *)(uintptr_t)id, NULL);
+	ret = C.bal ? zc_rpc_balancer_call(C.bal, HOLD_ECHO, &req, &opts,
+					   on_done, (void *)(uintptr_t)id) :
+		      zc_rpc_call(C.cli, HOLD_ECHO, &req, &opts, on_done,
+				  (void *)(uintptr_t)id, NULL);
 	if (ret) {
 		atomic_fetch_sub(&C.inflight, 1);
 		zc_chain_release(&req);
@@ -363,29 +377,61 @@ static int start_call(struct zc_rpc_client *cli, struct zc_pool *pool,
 	return ret;
 }
 
-static int call(int argc, char **argv)
+/* Sends per endpoint of the balancer, into @out (ZC_RPC_BALANCER_MAX). */
+static unsigned endpoint_sends(uint64_t *out)
+{
+	struct zc_rpc_balancer_stats st;
+
+	zc_rpc_balancer_stats(C.bal, &st);
+	for (unsigned i = 0; i < st.nendpoints; i++)
+		out[i] = st.endpoint[i].sent;
+	return st.nendpoints;
+}
+
+/* @many: argv[0] is a list of "host:port" targets; else ADDR PORT. */
+static int call(int argc, char **argv, bool many)
 {
 	struct zc_rpc_client_config cc = { 0 };
-	struct zc_rpc_client *cli;
 	struct zc_reactor *r;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	double seconds = 5;
-	unsigned inflight = 16, recover_ms = 0, rss_max_mb = 256;
+	unsigned inflight = 16, recover_ms = 0, rss_max_mb = 256, max_gap_ms = 0;
 	uint64_t next = 1, refused = 0, end, stop_wait;
+	uint64_t sends_clear[ZC_RPC_BALANCER_MAX] = { 0 };
+	uint64_t sends_end[ZC_RPC_BALANCER_MAX] = { 0 };
+	const char *targets[ZC_RPC_BALANCER_MAX];
+	unsigned ntargets = 0, nep = 0;
 	long rss, rss_max = 0;
-	bool ok = true;
+	bool ok = true, no_failures = false;
+	char *list = NULL;
 	sigset_t set;
+	int first;
 
 	C.size = 4096;
 	C.deadline_ns = 2000ull * 1000000;
-	if (argc < 2 || parse_addr(argv[0], argv[1], &ss, &sl)) {
-		fprintf(stderr, "call: ADDR PORT [options]\n");
+	if (many && argc >= 1) {
+		list = strdup(argv[0]);
+		for (char *t = strtok(list, ","); t && ntargets <
+		     ZC_RPC_BALANCER_MAX; t = strtok(NULL, ","))
+			targets[ntargets++] = t;
+		first = 1;
+	} else if (!many && argc >= 2 &&
+		   !parse_addr(argv[0], argv[1], &ss, &sl)) {
+		first = 2;
+	} else {
+		fprintf(stderr, "call: ADDR PORT [options] | "
+				"call-many TARGETS [options]\n");
 		return 2;
 	}
-	for (int i = 2; i + 1 < argc; i += 2) {
-		const char *o = argv[i], *v = argv[i + 1];
+	for (int i = first; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
 
+		if (!strcmp(o, "--no-failures")) {
+			no_failures = true;
+			continue;
+		}
+		i++;
 		if (!strcmp(o, "--seconds"))
 			seconds = atof(v);
 		else if (!strcmp(o, "--deadline-ms"))
@@ -398,6 +444,8 @@ static int call(int argc, char **argv)
 			recover_ms = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(o, "--rss-max-mb"))
 			rss_max_mb = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(o, "--max-gap-ms"))
+			max_gap_ms = (unsigned)strtoul(v, NULL, 10);
 		else {
 			fprintf(stderr, "call: unknown option %s\n", o);
 			return 2;
@@ -409,11 +457,20 @@ static int call(int argc, char **argv)
 	block_signals(&set);
 	if (!C.recs || zc_reactor_spawn(NULL, &r))
 		return 1;
-	cc.reactor = r;
-	cc.addr = (struct sockaddr *)&ss;
-	cc.addrlen = sl;
-	if (zc_rpc_client_create(&cc, &cli))
-		return 1;
+	if (many) {
+		struct zc_rpc_balancer_config bc = {
+			.reactor = r, .targets = targets, .ntargets = ntargets,
+		};
+
+		if (zc_rpc_balancer_create(&bc, &C.bal))
+			return 1;
+	} else {
+		cc.reactor = r;
+		cc.addr = (struct sockaddr *)&ss;
+		cc.addrlen = sl;
+		if (zc_rpc_client_create(&cc, &C.cli))
+			return 1;
+	}
 
 	end = now_ns() + (uint64_t)(seconds * 1e9);
 	while (now_ns() < end && next < MAX_CALLS) {
@@ -422,7 +479,7 @@ static int call(int argc, char **argv)
 		int ret = 0, sig;
 
 		while (atomic_load(&C.inflight) < inflight && next < MAX_CALLS &&
-		       !(ret = start_call(cli, zc_reactor_pool(r), next)))
+		       !(ret = start_call(zc_reactor_pool(r), next)))
 			next++;
 		if (ret == -EAGAIN)
 			refused++;
@@ -431,8 +488,11 @@ static int call(int argc, char **argv)
 			return 1;
 		}
 		sig = sigtimedwait(&set, NULL, &tick);
-		if (sig == SIGUSR1 && !atomic_load(&C.clear_ns))
+		if (sig == SIGUSR1 && !atomic_load(&C.clear_ns)) {
 			atomic_store(&C.clear_ns, now_ns());
+			if (C.bal)
+				endpoint_sends(sends_clear);
+		}
 		else if (sig == SIGTERM || sig == SIGINT)
 			break;
 		rss = rss_kb();
@@ -444,10 +504,13 @@ static int call(int argc, char **argv)
 	while (atomic_load(&C.inflight) && now_ns() < stop_wait)
 		usleep(1000);
 
+	if (C.bal)
+		nep = endpoint_sends(sends_end);
 	printf("{\"calls\": %lu, \"ok\": %lu, \"refused_eagain\": %lu, "
 	       "\"corrupted\": %lu, \"twice\": %lu, \"late\": %lu, "
 	       "\"max_late_ms\": %.1f, \"unfinished\": %u, \"rss_max_kb\": %ld, "
-	       "\"recovered_ms\": %.1f, \"status\": {",
+	       "\"recovered_ms\": %.1f, \"max_ok_gap_ms\": %.1f, "
+	       "\"status\": {",
 	       (unsigned long)(next - 1), atomic_load(&C.ok),
 	       (unsigned long)refused, atomic_load(&C.corrupted),
 	       atomic_load(&C.twice), atomic_load(&C.late),
@@ -455,11 +518,24 @@ static int call(int argc, char **argv)
 	       rss_max,
 	       atomic_load(&C.first_ok_ns) ?
 		       (atomic_load(&C.first_ok_ns) - atomic_load(&C.clear_ns)) /
-			       1e6 : -1.0);
+			       1e6 : -1.0,
+	       atomic_load(&C.max_gap_ns) / 1e6);
 	for (int s = 0; s < ZC_RPC_NSTATUS; s++)
 		printf("%s\"%s\": %lu", s ? ", " : "", zc_rpc_status_name(s),
 		       atomic_load(&C.by_status[s]));
-	printf("}}\n");
+	printf("}");
+	if (nep) {
+		printf(", \"endpoint_sends\": [");
+		for (unsigned i = 0; i < nep; i++)
+			printf("%s%lu", i ? ", " : "", (unsigned long)sends_end[i]);
+		printf("], \"endpoint_sends_since_signal\": [");
+		for (unsigned i = 0; i < nep; i++)
+			printf("%s%lu", i ? ", " : "", (unsigned long)
+			       (atomic_load(&C.clear_ns) ?
+					sends_end[i] - sends_clear[i] : 0));
+		printf("]");
+	}
+	printf("}\n");
 	fflush(stdout);
 
 #define CHECK(cond, ...) \
@@ -483,9 +559,21 @@ static int call(int argc, char **argv)
 		      "service not back within %u ms of the fault's end",
 		      recover_ms);
 	}
-	zc_rpc_client_destroy(cli);
+	CHECK(!max_gap_ms ||
+	      atomic_load(&C.max_gap_ns) <= (uint64_t)max_gap_ms * 1000000,
+	      "%.0f ms without an OK answer (bound %u ms)",
+	      atomic_load(&C.max_gap_ns) / 1e6, max_gap_ms);
+	CHECK(!no_failures || atomic_load(&C.ok) == next - 1,
+	      "%lu of %lu calls did not end OK",
+	      (unsigned long)(next - 1 - atomic_load(&C.ok)),
+	      (unsigned long)(next - 1));
+	if (C.bal)
+		zc_rpc_balancer_destroy(C.bal);
+	else
+		zc_rpc_client_destroy(C.cli);
 	CHECK(zc_reactor_destroy(r) == 0, "reactor destroy");
 	free(C.recs);
+	free(list);
 	return ok ? 0 : 1;
 }
 
@@ -494,9 +582,11 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "serve"))
 		return serve(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "call"))
-		return call(argc - 2, argv + 2);
+		return call(argc - 2, argv + 2, false);
+	if (argc >= 2 && !strcmp(argv[1], "call-many"))
+		return call(argc - 2, argv + 2, true);
 	fprintf(stderr, "usage: rpc_fault serve ADDR PORT [--zc] "
 			"[--inflight-bytes N] | "
-			"call ADDR PORT [options]\n");
+			"call ADDR PORT [options] | call-many TARGETS [options]\n");
 	return 2;
 }

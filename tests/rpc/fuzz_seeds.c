@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 		{ .type = ZC_FT_REQUEST, .method = 1, .len = 5, .id = 1,
 		  .deadline_us = 1000, .msg_len = 5 },
 		{ .type = ZC_FT_REQUEST, .flags = ZC_FF_MORE, .method = 256,
-		  .len = 100, .id = 2, .msg_len = 150 },
+		  .len = ZC_FRAG_MIN, .id = 2, .msg_len = ZC_FRAG_MIN + 50 },
 		{ .type = ZC_FT_RESPONSE, .method = 1, .len = 5, .id = 1,
 		  .msg_len = 5 },
 		{ .type = ZC_FT_ERROR, .status = 4, .len = 3, .id = 3,
@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 		{ .type = ZC_FT_GOAWAY, .id = 9, .len = 4, .msg_len = 4 },
 	};
 	static uint8_t stream[1 << 14];
-	uint8_t one[ZC_FRAME_HDR_LEN + 128];
+	uint8_t one[ZC_FRAME_HDR_LEN + ZC_FRAG_MIN];
 	size_t n = 0;
 	char name[32];
 

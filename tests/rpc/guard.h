@@ -11,6 +11,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Pages of room before the guard: a frame with a ZC_FRAG_MIN payload
+ * (4 KiB + its header) must fit. */
+#define GUARD_DATA_PAGES 2
+
 struct guard {
 	unsigned char *base;
 	size_t page;
@@ -19,18 +23,21 @@ struct guard {
 static inline int guard_init(struct guard *g)
 {
 	g->page = (size_t)sysconf(_SC_PAGESIZE);
-	g->base = mmap(NULL, 2 * g->page, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	g->base = mmap(NULL, (GUARD_DATA_PAGES + 1) * g->page,
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
 	if (g->base == MAP_FAILED)
 		return -1;
-	return mprotect(g->base + g->page, g->page, PROT_NONE);
+	return mprotect(g->base + GUARD_DATA_PAGES * g->page, g->page,
+			PROT_NONE);
 }
 
-/* Copy @len bytes (<= one page) so that the last one ends the page. */
+/* Copy @len bytes (<= GUARD_DATA_PAGES pages) so that the last one is
+ * the last byte before the guard page. */
 static inline const void *guard_place(struct guard *g, const void *p,
 				      size_t len)
 {
-	unsigned char *dst = g->base + g->page - len;
+	unsigned char *dst = g->base + GUARD_DATA_PAGES * g->page - len;
 
 	memcpy(dst, p, len);
 	return dst;
@@ -38,7 +45,7 @@ static inline const void *guard_place(struct guard *g, const void *p,
 
 static inline void guard_fini(struct guard *g)
 {
-	munmap(g->base, 2 * g->page);
+	munmap(g->base, (GUARD_DATA_PAGES + 1) * g->page);
 }
 
 #endif

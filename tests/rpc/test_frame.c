@@ -58,7 +58,7 @@ static void raw_put(uint8_t *p, const struct raw *r)
 /* Decode header + @plen payload bytes placed against the guard page. */
 static int decode_raw(const struct raw *r, size_t plen, struct zc_frame *f)
 {
-	static uint8_t buf[ZC_FRAME_HDR_LEN + 512];
+	static uint8_t buf[ZC_FRAME_HDR_LEN + ZC_FRAG_MIN];
 
 	raw_put(buf, r);
 	memset(buf + ZC_FRAME_HDR_LEN, 0xab, plen);
@@ -71,10 +71,10 @@ static const struct zc_frame samples[] = {
 	{ .type = ZC_FT_REQUEST, .method = 1, .len = 5, .id = 1,
 	  .deadline_us = 1000000, .msg_len = 5 },
 	{ .type = ZC_FT_REQUEST, .flags = ZC_FF_MORE, .method = 300,
-	  .len = 400, .id = UINT64_MAX, .msg_len = 200000 },
+	  .len = ZC_FRAG_MIN, .id = UINT64_MAX, .msg_len = 200000 },
 	{ .type = ZC_FT_REQUEST, .method = 2, .len = 0, .id = 9 },
 	{ .type = ZC_FT_RESPONSE, .method = 1, .len = 5, .id = 1, .msg_len = 5 },
-	{ .type = ZC_FT_RESPONSE, .flags = ZC_FF_MORE, .len = 300, .id = 2,
+	{ .type = ZC_FT_RESPONSE, .flags = ZC_FF_MORE, .len = ZC_FRAG_MIN, .id = 2,
 	  .msg_len = 1 << 30 },
 	{ .type = ZC_FT_ERROR, .status = 3, .method = 7, .id = 1 },
 	{ .type = ZC_FT_ERROR, .status = 7, .len = 11, .id = 4, .msg_len = 11 },
@@ -87,7 +87,7 @@ static const struct zc_frame samples[] = {
 
 Test(frame, roundtrip_every_type)
 {
-	uint8_t buf[ZC_FRAME_HDR_LEN + 512];
+	uint8_t buf[ZC_FRAME_HDR_LEN + ZC_FRAG_MIN];
 	bool seen[ZC_FT_LAST + 1] = { false };
 
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
@@ -118,7 +118,7 @@ Test(frame, roundtrip_every_type)
 
 Test(frame, every_prefix_is_partial)
 {
-	uint8_t buf[ZC_FRAME_HDR_LEN + 512];
+	uint8_t buf[ZC_FRAME_HDR_LEN + ZC_FRAG_MIN];
 
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
 		const struct zc_frame *s = &samples[i];
@@ -169,6 +169,18 @@ struct bad {
 
 #define M ZC_FRAME_MAGIC
 static const struct bad bads[] = {
+	/* Several rules broken: the first in PROTOCOL.md section 3's order
+	 * is the one reported. */
+	{ "magic before version", { 0x1234, 9, 2, 0, 0, 1, 0, 1, 0, 0 }, 0,
+	  -EPROTO },
+	{ "version before type", { M, 9, 42, 0, 0, 1, 0, 1, 0, 0 }, 0,
+	  -EPROTONOSUPPORT },
+	{ "type before length", { M, 1, 42, 0, 0, 1, 65537, 1, 0, 65537 }, 0,
+	  -EPROTO },
+	{ "flags before length", { M, 1, 2, 0x2, 0, 1, 65537, 1, 0, 65537 }, 0,
+	  -EPROTO },
+	{ "length before msg_len", { M, 1, 2, 0, 0, 1, 65537, 1, 0, 1 }, 0,
+	  -EMSGSIZE },
 	{ "magic low byte", { 0x5200, 1, 2, 0, 0, 1, 0, 1, 0, 0 }, 0, -EPROTO },
 	{ "magic high byte", { 0x005a, 1, 2, 0, 0, 1, 0, 1, 0, 0 }, 0, -EPROTO },
 	{ "magic swapped", { 0x5a52, 1, 2, 0, 0, 1, 0, 1, 0, 0 }, 0, -EPROTO },
@@ -198,11 +210,15 @@ static const struct bad bads[] = {
 	{ "request method 0", { M, 1, 2, 0, 0, 0, 0, 1, 0, 0 }, 0, -EPROTO },
 	{ "request status", { M, 1, 2, 0, 2, 1, 0, 1, 0, 0 }, 0, -EPROTO },
 	{ "request empty more", { M, 1, 2, 1, 0, 1, 0, 1, 0, 10 }, 0, -EPROTO },
+	{ "request short more", { M, 1, 2, 1, 0, 1, ZC_FRAG_MIN - 1, 1, 0,
+				  10000 }, 0, -EPROTO },
 	/* RESPONSE */
 	{ "response id 0", { M, 1, 3, 0, 0, 0, 0, 0, 0, 0 }, 0, -EPROTO },
 	{ "response status", { M, 1, 3, 0, 1, 0, 0, 1, 0, 0 }, 0, -EPROTO },
 	{ "response deadline", { M, 1, 3, 0, 0, 0, 0, 1, 9, 0 }, 0, -EPROTO },
 	{ "response empty more", { M, 1, 3, 1, 0, 0, 0, 1, 0, 5 }, 0,
+	  -EPROTO },
+	{ "response 1-byte more", { M, 1, 3, 1, 0, 0, 1, 1, 0, 5 }, 0,
 	  -EPROTO },
 	/* ERROR */
 	{ "error status 0", { M, 1, 4, 0, 0, 0, 0, 1, 0, 0 }, 0, -EPROTO },

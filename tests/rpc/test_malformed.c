@@ -6,122 +6,25 @@
  * connection is reset by us (the raw peer never closes first), with its
  * counter, while a real client keeps calling.
  * Also by hand: ping/pong, a too-large request skipped on a live
- * connection, fragments of two calls interleaved.
+ * connection, fragments of two calls interleaved, and a peer that never
+ * reads its answers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 
-#include "frame.h"
-#include "rpc_test.h"
-
-static int raw_connect(uint16_t port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons(port),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	/* Only bounds a failing test: a live connection then reads EAGAIN. */
-	struct timeval tv = { .tv_sec = 10 };
-	int one = 1;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-static void raw_send(int fd, const void *p, size_t len)
-{
-	cr_assert_eq(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-static void raw_frame(int fd, const struct zc_frame *f, const void *payload)
-{
-	uint8_t hdr[ZC_FRAME_HDR_LEN];
-
-	zc__frame_encode(hdr, f);
-	raw_send(fd, hdr, sizeof(hdr));
-	if (f->len)
-		raw_send(fd, payload, f->len);
-}
-
-static void raw_hello(int fd)
-{
-	uint8_t p[ZC_FRAME_HELLO_LEN];
-
-	zc__hello_encode(p, &(struct zc_hello){ .max_message = 1 << 20,
-						.max_frame = 65536 });
-	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_HELLO, .len = 16,
-					  .msg_len = 16 }, p);
-}
-
-/* Read one frame; returns 0, or -1 at EOF / error / timeout. */
-static int raw_read(int fd, struct zc_frame *f, uint8_t *payload, size_t cap)
-{
-	static const struct zc_frame_limits lim = { .max_frame = 1 << 20 };
-	uint8_t hdr[ZC_FRAME_HDR_LEN];
-	size_t got = 0;
-
-	while (got < sizeof(hdr)) {
-		ssize_t n = recv(fd, hdr + got, sizeof(hdr) - got, 0);
-
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	cr_assert_eq(zc__frame_decode_hdr(hdr, &lim, f), 0);
-	cr_assert_leq(f->len, cap);
-	for (got = 0; got < f->len;) {
-		ssize_t n = recv(fd, payload + got, f->len - got, 0);
-
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-/* Expect the server's HELLO first. */
-static void raw_expect_hello(int fd)
-{
-	uint8_t p[64];
-	struct zc_frame f;
-	struct zc_hello h;
-
-	cr_assert_eq(raw_read(fd, &f, p, sizeof(p)), 0);
-	cr_assert_eq(f.type, ZC_FT_HELLO);
-	cr_assert_eq(zc__hello_decode(p, f.len, &h), 0);
-	cr_assert_eq(h.max_frame, ZC_RPC_MAX_FRAME_DEFAULT);
-}
-
-/*
- * The server must reset the connection itself, with nothing sent first:
- * we never close nor shut down our side, so a graceful close would leave
- * the recv below waiting (and failing with EAGAIN at SO_RCVTIMEO) or
- * returning EOF, while an abort makes it fail with ECONNRESET.
- */
-static void raw_expect_reset(int fd, const char *what)
-{
-	uint8_t b;
-	ssize_t n;
-
-	errno = 0;
-	n = recv(fd, &b, 1, 0);
-	cr_assert_eq(n, -1, "%s: got %zd instead of a reset", what, n);
-	cr_assert_eq(errno, ECONNRESET, "%s: %s instead of a reset", what,
-		     strerror(errno));
-	close(fd);
-}
+#include "raw.h"
 
 struct bad_case {
 	const char *what;
@@ -139,7 +42,6 @@ struct bad_case {
 
 static const struct bad_case bads[] = {
 	{ "bad magic", true, { HDR(0x1234, 1, 2, 0, 0, 1, 0, 1, 0, 0) }, 32 },
-	{ "bad version", true, { HDR(0x525a, 9, 2, 0, 0, 1, 0, 1, 0, 0) }, 32 },
 	{ "unknown type", true, { HDR(0x525a, 1, 42, 0, 0, 1, 0, 1, 0, 0) },
 	  32 },
 	{ "frame over max_frame", true,
@@ -155,6 +57,15 @@ static const struct bad_case bads[] = {
 	  32 },
 	{ "short last fragment", true,
 	  { HDR(0x525a, 1, 2, 0, 0, 1, 2, 1, 0, 5), 'a', 'b' }, 34 },
+	/* Section 7 order: the sequence rules come before admission, so
+	 * these are malformed, not refused (unknown method, too large). */
+	{ "unfragmented msg_len > length, unknown method", true,
+	  { HDR(0x525a, 1, 2, 0, 0, 7, 2, 1, 0, 5), 'a', 'b' }, 34 },
+	{ "unfragmented msg_len > length, over max_message", true,
+	  { HDR(0x525a, 1, 2, 0, 0, 1, 2, 1, 0, 0x7fffffff), 'a', 'b' }, 34 },
+	/* Section 6: fragments but the last carry >= 4096 bytes. */
+	{ "1-byte fragment", true,
+	  { HDR(0x525a, 1, 2, 1, 0, 1, 1, 1, 0, 10), 'a' }, 33 },
 };
 
 static struct rt_tally t;
@@ -193,6 +104,113 @@ Test(malformed, each_closes_only_its_connection, .timeout = 60)
 	rt_stop(&e);
 }
 
+/*
+ * Section 4: a peer speaking another version gets GOAWAY protocol_error
+ * in version 1, then a graceful close (EOF); before, it got a reset.
+ * Fails on the code before this rule (ECONNRESET, no GOAWAY).
+ */
+Test(malformed, version_mismatch_gets_goaway, .timeout = 60)
+{
+	static const uint8_t v2[32] = { HDR(0x525a, 2, 2, 0, 0, 1, 0, 1, 0, 0) };
+	struct rt_opts o = { .cc = { .conns = 1 } };
+	struct zc_rpc_server_stats ss;
+	uint8_t p[128];
+	struct zc_frame f;
+	struct rt_env e;
+	int fd;
+
+	memset(&t, 0, sizeof(t));
+	rt_start(&e, &o);
+	fd = raw_connect(e.port);
+	raw_expect_hello(fd);
+	raw_hello(fd);
+	raw_send(fd, v2, sizeof(v2));
+	cr_assert_eq(raw_read(fd, &f, p, sizeof(p)), 0, "no GOAWAY");
+	cr_assert_eq(f.type, ZC_FT_GOAWAY);
+	cr_assert_eq(f.status, ZC_RPC_PROTOCOL_ERROR);
+	raw_expect_eof(fd, "after GOAWAY");
+	close(fd);
+	zc_rpc_server_stats(e.srv, &ss);
+	cr_assert_eq(ss.conns_protocol_error, 1);
+	/* Others are served. */
+	cr_assert_eq(rt_echo_async(e.cli, &t, 1000, 1, 0, NULL), 0);
+	cr_assert(rt_wait(&t, 1, 10));
+	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), 1);
+	rt_stop(&e);
+}
+
+#define M_BIG	(ZC_RPC_METHOD_USER + 40)
+#define BIG_LEN	(32u << 20)
+
+/* Answers BIG_LEN pattern bytes: long enough to still be streaming when
+ * the peer reacts to its first fragment. */
+static void big_handler(struct zc_rpc_call *call, struct zc_chain *req,
+			void *arg)
+{
+	struct zc_chain resp;
+
+	zc_chain_release(req);
+	rt_chain(zc_reactor_pool(zc_rpc_call_reactor(call)), &resp, BIG_LEN,
+		 7);
+	(void)zc_rpc_reply(call, &resp);
+}
+
+static void big_setup(struct zc_rpc_server *s, void *arg)
+{
+	cr_assert_eq(zc_rpc_server_register(s, M_BIG, "big", ZC_RPC_INLINE,
+					    0, big_handler, NULL), 0);
+}
+
+/*
+ * Sections 6 and 7: an id still in use (its answer streaming) or already
+ * used is malformed: the connection is reset and counted, and the answer
+ * does not go on with two messages under one id.  Fails on the code
+ * before (the server answered both: 64 MiB arrive, no reset).
+ */
+Test(malformed, reused_id_resets, .timeout = 60)
+{
+	struct rt_opts o = { .cc = { .conns = 1 }, .setup = big_setup };
+	struct zc_rpc_server_stats ss;
+	static uint8_t p[1 << 17];
+	size_t got = 0;
+	struct zc_frame f;
+	struct rt_env e;
+	int fd;
+
+	memset(&t, 0, sizeof(t));
+	rt_start(&e, &o);
+	fd = raw_open(e.port);
+	raw_request(fd, 1, M_BIG, 0, 0, 0);
+	cr_assert_eq(raw_read(fd, &f, p, sizeof(p)), 0);
+	cr_assert(f.type == ZC_FT_RESPONSE && f.id == 1 &&
+		  (f.flags & ZC_FF_MORE));
+	raw_request(fd, 1, M_BIG, 0, 0, 0);	/* same id, still streaming */
+	/* What was sent before the reuse arrived still comes; then the
+	 * reset, well before both answers (64 MiB) could. */
+	errno = 0;
+	while (raw_read(fd, &f, p, sizeof(p)) == 0) {
+		cr_assert_neq(f.flags & ZC_FF_MORE, 0, "an answer completed");
+		got += f.len;
+		cr_assert_lt(got, 2 * (size_t)BIG_LEN);
+	}
+	cr_assert_eq(errno, ECONNRESET, "%s", strerror(errno));
+	close(fd);
+
+	/* Reused after its answer: ids must increase. */
+	fd = raw_open(e.port);
+	raw_request(fd, 5, ZC_RPC_METHOD_ECHO, 0, 10, 10);
+	cr_assert_eq(raw_read(fd, &f, p, sizeof(p)), 0);
+	cr_assert(f.type == ZC_FT_RESPONSE && f.id == 5);
+	raw_request(fd, 5, ZC_RPC_METHOD_ECHO, 0, 10, 10);
+	raw_expect_reset(fd, "id 5 again");
+	zc_rpc_server_stats(e.srv, &ss);
+	cr_assert_eq(ss.conns_protocol_error, 2);
+	cr_assert_eq(rt_echo_async(e.cli, &t, 1000, 1, 0, NULL), 0);
+	cr_assert(rt_wait(&t, 1, 10));
+	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), 1);
+	rt_stop(&e);
+}
+
 Test(malformed, by_hand_ping_too_large_interleaved, .timeout = 60)
 {
 	struct rt_opts o = { .sc = { .max_message = 100000 }, .no_client = true };
@@ -203,9 +221,7 @@ Test(malformed, by_hand_ping_too_large_interleaved, .timeout = 60)
 	int fd;
 
 	rt_start(&e, &o);
-	fd = raw_connect(e.port);
-	raw_hello(fd);
-	raw_expect_hello(fd);
+	fd = raw_open(e.port);
 
 	/* PING answered by PONG with the same 8 bytes. */
 	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_PING, .len = 8,
@@ -227,23 +243,30 @@ Test(malformed, by_hand_ping_too_large_interleaved, .timeout = 60)
 	cr_assert_eq(f.id, 1);
 	cr_assert_eq(f.status, ZC_RPC_TOO_LARGE);
 
-	/* Two echo calls whose fragments interleave: A1 B1 A2 B2. */
+	/* Two echo calls whose fragments interleave: A1 B1 A2 B2 (each
+	 * non-final fragment of ZC_FRAG_MIN bytes, the least allowed). */
+	memset(big, 'a', ZC_FRAG_MIN);
+	memset(big + ZC_FRAG_MIN, 'W', ZC_FRAG_MIN);
 	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_REQUEST, .method = 1,
-		.flags = ZC_FF_MORE, .len = 3, .id = 2, .msg_len = 6 }, "abc");
+		.flags = ZC_FF_MORE, .len = ZC_FRAG_MIN, .id = 2,
+		.msg_len = ZC_FRAG_MIN + 3 }, big);
 	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_REQUEST, .method = 1,
-		.flags = ZC_FF_MORE, .len = 2, .id = 3, .msg_len = 4 }, "WX");
+		.flags = ZC_FF_MORE, .len = ZC_FRAG_MIN, .id = 3,
+		.msg_len = ZC_FRAG_MIN + 2 }, big + ZC_FRAG_MIN);
 	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_REQUEST, .method = 1,
-		.len = 3, .id = 2, .msg_len = 6 }, "def");
+		.len = 3, .id = 2, .msg_len = ZC_FRAG_MIN + 3 }, "def");
 	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_REQUEST, .method = 1,
-		.len = 2, .id = 3, .msg_len = 4 }, "YZ");
+		.len = 2, .id = 3, .msg_len = ZC_FRAG_MIN + 2 }, "YZ");
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(raw_read(fd, &f, p, sizeof(p)), 0);
 		cr_assert_eq(f.type, ZC_FT_RESPONSE);
 		if (f.id == 2)
-			cr_assert(f.len == 6 && !memcmp(p, "abcdef", 6));
+			cr_assert(f.len == ZC_FRAG_MIN + 3 && p[0] == 'a' &&
+				  !memcmp(p + ZC_FRAG_MIN, "def", 3));
 		else
-			cr_assert(f.id == 3 && f.len == 4 &&
-				  !memcmp(p, "WXYZ", 4));
+			cr_assert(f.id == 3 && f.len == ZC_FRAG_MIN + 2 &&
+				  p[0] == 'W' &&
+				  !memcmp(p + ZC_FRAG_MIN, "YZ", 2));
 	}
 	/* CANCEL of an unknown id is not an error. */
 	raw_frame(fd, &(struct zc_frame){ .type = ZC_FT_CANCEL, .id = 99 },
@@ -377,5 +400,70 @@ Test(malformed, client_side, .timeout = 60)
 	cr_assert_geq(cs.protocol_errors, 1);
 	zc_rpc_client_destroy(cli);
 	close(rs.lfd);
+	rt_stop(&e);
+}
+
+/* Send echo calls of 64 KiB on @fd, never reading, until the server
+ * resets the connection or @seconds pass; true on the reset.  Between
+ * writes a real client's call must still be answered. */
+static bool flood_until_reset(struct rt_env *e, int fd, unsigned seconds)
+{
+	static uint8_t msg[ZC_FRAME_HDR_LEN + 65536];
+	struct timespec ts;
+	uint64_t end, id = 1;
+	size_t off = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = (uint64_t)ts.tv_sec + seconds;
+	cr_assert_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		struct rt_tally nb;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((uint64_t)ts.tv_sec >= end)
+			return false;
+		if (!off)
+			zc__frame_encode(msg, &(struct zc_frame){
+				.type = ZC_FT_REQUEST, .method = 1, .id = id++,
+				.len = 65536, .msg_len = 65536 });
+		n = send(fd, msg + off, sizeof(msg) - off, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return true;
+		if (n > 0)
+			off = (off + (size_t)n) % sizeof(msg);
+		memset(&nb, 0, sizeof(nb));
+		cr_assert_eq(rt_echo_async(e->cli, &nb, 100, (uint32_t)id, 0,
+					   NULL), 0);
+		cr_assert(rt_wait(&nb, 1, 5), "the neighbour's call stalled");
+		cr_assert_eq(atomic_load(&nb.by_status[ZC_RPC_OK]), 1);
+		poll(&pfd, 1, 10);
+	}
+}
+
+Test(malformed, non_reader_stops_only_itself, .timeout = 60)
+{
+	/* The peer's receive buffer is small, so the server's send queue
+	 * fills at once: past tx_budget the server stops reading it, and
+	 * 300 ms of zero window later the kernel resets it. */
+	struct rt_opts o = { .sc = { .unwritable_timeout_ms = 300,
+				     .tx_budget = 1 << 20 },
+			     .cc = { .conns = 1 } };
+	struct zc_rpc_server_stats ss;
+	int small = 4096, fd;
+	struct rt_env e;
+
+	rt_start(&e, &o);
+	fd = raw_connect(e.port);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	raw_expect_hello(fd);
+	raw_hello(fd);
+	cr_assert(flood_until_reset(&e, fd, 30), "never reset");
+	close(fd);
+	zc_rpc_server_stats(e.srv, &ss);
+	cr_assert_eq(ss.conns_unwritable, 1);
+	cr_assert_gt(ss.tx_budget_stops, 0);
+	cr_assert_eq(ss.conns_protocol_error, 0);
 	rt_stop(&e);
 }

@@ -11,6 +11,7 @@ HDR = struct.Struct("<HBBHHIIQII")  # magic ver type flags status method len id 
 MAGIC, VERSION = 0x525A, 1
 HELLO, REQUEST, RESPONSE, ERROR, CANCEL, PING, PONG, GOAWAY = range(1, 9)
 MORE = 1
+FRAG_MIN = 4096  # smallest fragment that may carry MORE
 
 
 def frame(ftype, payload=b"", flags=0, status=0, method=0, rid=0, deadline=0, msg_len=None):
@@ -67,15 +68,17 @@ def session(sock):
     big = bytes(i % 251 for i in range(200000))
     sock.sendall(request(sock, 1, 1, b"hello", max_frame, deadline_us=1000000))
     sock.sendall(request(sock, 2, 1, big, max_frame))
-    # Two calls interleaved fragment by fragment: A1 B1 A2 B2.
-    sock.sendall(frame(REQUEST, b"abc", MORE, method=1, rid=3, msg_len=6) +
-                 frame(REQUEST, b"WX", MORE, method=1, rid=4, msg_len=4) +
-                 frame(REQUEST, b"def", method=1, rid=3, msg_len=6) +
-                 frame(REQUEST, b"YZ", method=1, rid=4, msg_len=4))
+    # Two calls interleaved fragment by fragment: A1 B1 A2 B2.  Every
+    # fragment but a message's last carries at least 4096 bytes.
+    a1, b1 = b"a" * FRAG_MIN, b"W" * FRAG_MIN
+    sock.sendall(frame(REQUEST, a1, MORE, method=1, rid=3, msg_len=FRAG_MIN + 3) +
+                 frame(REQUEST, b1, MORE, method=1, rid=4, msg_len=FRAG_MIN + 2) +
+                 frame(REQUEST, b"def", method=1, rid=3, msg_len=FRAG_MIN + 3) +
+                 frame(REQUEST, b"YZ", method=1, rid=4, msg_len=FRAG_MIN + 2))
     sock.sendall(frame(REQUEST, b"?", method=7, rid=5))
     sock.sendall(frame(PING, b"12345678"))
 
-    want = {1: b"hello", 2: big, 3: b"abcdef", 4: b"WXYZ"}
+    want = {1: b"hello", 2: big, 3: a1 + b"def", 4: b1 + b"YZ"}
     got, parts, errors, pong = {}, {}, {}, False
     while len(got) + len(errors) < 5 or not pong:
         ftype, flags, status, rid, msg_len, payload = read_frame(sock)

@@ -21,16 +21,7 @@
 #include <zcrpc/stack.h>
 #include <zcrpc/tls.h>
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define ZC_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define ZC_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef ZC_TEST_SANITIZED
-#define ZC_TEST_SANITIZED 0
-#endif
+#include "../common/sanitized.h"
 
 /* Stream bytes. */
 void hs_fill(uint64_t seed, uint64_t pos, void *dst, size_t len);

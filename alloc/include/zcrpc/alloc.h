@@ -280,6 +280,13 @@ ZC_API void zc_pool_stats(const struct zc_pool *pool,
 
 /* Buffer size of the pool. */
 ZC_API size_t zc_pool_buf_size(const struct zc_pool *pool);
+/* The byte cap of the pool (its configured max_bytes). */
+ZC_API size_t zc_pool_max_bytes(const struct zc_pool *pool);
+/* Any thread.  Bytes the pool can still hand out before -ENOBUFS: the cap
+ * less the buffers out now (a snapshot; released buffers waiting on the
+ * defer list still count as out).  Users that keep received buffers for
+ * long compare it to the cap to decide when to copy instead. */
+ZC_API size_t zc_pool_headroom(const struct zc_pool *pool);
 
 /* -------------------------------------------------------------------------
  * Buffers (the tracker)
@@ -346,6 +353,9 @@ ZC_API uint32_t zc_buf_inflight(const struct zc_buf *buf);
 
 /* True when the caller's reference is the only one: it may write. */
 ZC_API bool zc_buf_is_exclusive(const struct zc_buf *buf);
+
+/* True for zc_buf_wrap() memory, false for the pool's own buffers. */
+ZC_API bool zc_buf_is_external(const struct zc_buf *buf);
 
 /*
  * Index of the slab holding @buf's data, for io_uring fixed-buffer sends
@@ -488,6 +498,21 @@ ZC_API void zc_chain_consume(struct zc_chain *c, size_t n);
  */
 ZC_API ZC_MUST_CHECK int zc_chain_pullup(struct zc_chain *c, size_t n,
 					 struct zc_pool *pool);
+
+/*
+ * Any thread.  Copy @len bytes of @data into new heap memory and append
+ * one view of it to @c: the one-call way to build a request or answer
+ * from plain bytes off the reactor (in place of malloc, zc_buf_wrap(),
+ * zc_view_adopt() and zc_chain_append()).  @pool is the pool whose owner
+ * thread frees the copy once the last view and the last send are done
+ * (for an RPC client, zc_reactor_pool() of its reactor).  @data stays the
+ * caller's and may be reused at once.  Returns 0, or -EINVAL (NULL
+ * argument, @len 0 or over UINT32_MAX), -ENOMEM; on error @c is
+ * unchanged.
+ */
+ZC_API ZC_MUST_CHECK int zc_chain_copyin(struct zc_chain *c,
+					 struct zc_pool *pool,
+					 const void *data, size_t len);
 
 /* Copy up to @len bytes from offset @off of @c into @dst; returns bytes. */
 ZC_API size_t zc_chain_copyout(const struct zc_chain *c, size_t off,

@@ -114,9 +114,9 @@ typedef bool (*zc_rpc_authorize_fn)(void *arg, uint32_t method,
 				    const struct zc_tls_peer *peer);
 
 struct zc_rpc_server_config {
-	/* Reactors that accept and serve connections (one listener each, on
-	 * the same port with SO_REUSEPORT).  Borrowed: they must outlive the
-	 * server. Required. */
+	/* Reactors that accept and serve connections (one listener each on
+	 * the same socket, or see reuseport).  Borrowed: they must outlive
+	 * the server. Required. */
 	struct zc_reactor *const *reactors;
 	unsigned nreactors;
 	/* Worker threads for ZC_RPC_WORKER methods; pinned to the CPUs in
@@ -137,6 +137,20 @@ struct zc_rpc_server_config {
 	 * rx_budget is reached) until calls finish; nothing fails.  Must be
 	 * >= max_message. [256 MiB, or 2 x max_message if larger] */
 	size_t max_inflight_bytes;
+	/* Per connection: request bytes (msg_len of each call admitted and
+	 * not yet answered, partial messages included).  A new request
+	 * that would pass it waits unparsed while calls of this connection
+	 * are being served (its socket is no longer read: TCP pushes back
+	 * on that peer alone), and is answered OVERLOADED when only
+	 * unfinished messages hold the budget (waiting would never end).
+	 * One message is always admitted when the connection holds none.
+	 * [max(max_message, max_inflight_bytes / 2)] */
+	size_t max_inflight_bytes_conn;
+	/* The last part of max_inflight_bytes that only single-frame
+	 * requests (msg_len <= max_frame) may use, so that large or
+	 * unfinished messages of some peers never keep small calls of the
+	 * others out. [max_inflight_bytes / 8] */
+	size_t reserve_bytes;
 	/* Per connection: answer bytes queued in rpc plus not yet released
 	 * by the stack.  Above it the server stops parsing that connection's
 	 * requests (so its receive budget fills and the stack stops reading)
@@ -151,18 +165,76 @@ struct zc_rpc_server_config {
 	 * call is allowed] */
 	zc_rpc_authorize_fn authorize;
 	void *authorize_arg;
+	/*
+	 * Timeouts in milliseconds, enforced by the server's ticker thread
+	 * on the reactors (resolution 100 ms; 10 ms for call deadlines and
+	 * the drain); ZC_RPC_TIMEOUT_OFF turns one off.  Each connection
+	 * they close is logged with its reason and counted in
+	 * conns_timed_out (linger resets in lingered).
+	 * hello_timeout_ms - the peer's HELLO must arrive within it after
+	 *                    accept, or the connection is reset. [10000]
+	 * idle_timeout_ms  - a connection with no call in flight, nothing to
+	 *                    send and no byte received for this long gets
+	 *                    GOAWAY and is closed gracefully. [300000]
+	 * stall_timeout_ms - a frame begun, or a message with fragments
+	 *                    still to come, that receives nothing for this
+	 *                    long resets the connection (the clock stops
+	 *                    while the server itself has stopped reading
+	 *                    that connection). [30000]
+	 * linger_ms        - after the server closes gracefully (drain, idle,
+	 *                    half-close, version mismatch), a peer that has
+	 *                    not closed its side within it is reset; with
+	 *                    ZC_RPC_TIMEOUT_OFF such a peer keeps its
+	 *                    connection, and a drain waits for it. [2000]
+	 */
+	unsigned hello_timeout_ms;
+	unsigned idle_timeout_ms;
+	unsigned stall_timeout_ms;
+	unsigned linger_ms;
+	/* Per reactor: receive-ring bytes that requests may keep as views
+	 * (zero-copy, each view counting its whole ring buffer).  Beyond
+	 * it, and for messages over 1 MiB or in many fragments, request
+	 * bytes are copied into memory of their own as they arrive, so the
+	 * ring is never drained by peers holding its buffers.
+	 * [a quarter of the reactor's pool_bytes] */
+	size_t rx_pin_max;
+	/* A connection whose peer takes no byte for this long while we have
+	 * bytes to send (zero window, or data unacknowledged) is reset by
+	 * the kernel (TCP_USER_TIMEOUT), logged and counted in
+	 * conns_unwritable.  Until then a peer that does not read only
+	 * stops itself: past tx_budget we stop reading its requests and
+	 * its PINGs.  ZC_RPC_TIMEOUT_OFF keeps the kernel's own limits.
+	 * [30000 ms] */
+	unsigned unwritable_timeout_ms;
+	/* One socket per reactor with SO_REUSEPORT (the kernel hashes
+	 * connections evenly over them) instead of one socket they all
+	 * accept on (where the reactor whose accept the kernel wakes first
+	 * takes the connection, which can be uneven).  Beware: any process
+	 * of the same user may then bind the port too and take a share of
+	 * the connections.  Not for Unix sockets. [false: a port already in
+	 * use fails -EADDRINUSE] */
+	bool reuseport;
 };
 
+/* A timeout of the server config that never fires. */
+#define ZC_RPC_TIMEOUT_OFF UINT32_MAX
+
 /*
- * Any thread.  Create a stopped server.  Returns 0 and *@out, or -EINVAL
+ * Any thread.  Create a stopped server, with its worker threads and its
+ * ticker thread (the timers of every reactor of the server; it wakes
+ * them 10 times a second while they have connections, 100 times while a
+ * drain or a call deadline needs it).  Returns 0 and *@out, or -EINVAL
  * (no reactors, max_frame outside [4 KiB, 16 MiB], max_message over
- * max_inflight_bytes), -ENOMEM, a pthread error.  The caller owns the
- * server and must zc_rpc_server_destroy() it.
+ * max_inflight_bytes, reserve_bytes not below max_inflight_bytes),
+ * -ENOMEM, a pthread error.  The caller owns the server and must
+ * zc_rpc_server_destroy() it.
  *
- * Memory: give the server's reactors an rx_budget (zc_reactor_config) of
- * at least max_frame + 32 bytes: it is what makes a paused connection
- * stop reading.  Without one, bytes of paused connections keep arriving
- * into receive buffers.
+ * Memory: every connection gets a receive budget of 2 x (max_frame + 32)
+ * bytes (zc_conn_set_rx_budget(); a smaller rx_budget of the reactor is
+ * kept): it is what makes a paused connection stop reading.  What one
+ * peer can make the server hold is bounded by its receive budget, its
+ * max_inflight_bytes_conn of requests and its tx_budget of answers and
+ * control replies; docs/ARCHITECTURE.md ("Memory a peer can hold").
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_server_create(
 	const struct zc_rpc_server_config *cfg, struct zc_rpc_server **out);
@@ -183,33 +255,94 @@ ZC_API ZC_MUST_CHECK int zc_rpc_server_register(struct zc_rpc_server *s,
 						void *arg);
 
 /*
- * Any thread except the server's reactors.  Listen on @addr on every
- * reactor (port 0 picks one).  Returns 0, -EBUSY (already listening), or
- * zc_listen()'s errors (then no listener is left open).
+ * Any thread except the server's reactors; on the only reactor of a
+ * one-reactor server (an embedder's loop thread) it runs inline.  Listen
+ * on @addr (IPv4, IPv6 or Unix; port 0 picks one) on every reactor.
+ * Returns 0, -EBUSY (already listening), -EINVAL (reuseport with a Unix
+ * socket), -EAFNOSUPPORT, or zc_listen()'s errors: -EADDRINUSE when the
+ * port is taken (then no listener is left open).  Unix socket files: see
+ * zc_listen() (created by the bind, removed at close).
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_server_listen(struct zc_rpc_server *s,
 					      const struct sockaddr *addr,
 					      socklen_t addrlen);
 
-/* Bound port (host order), 0 when not listening. */
+/*
+ * Any thread except the server's reactors (and not a reactor's for a
+ * host name, which is resolved here on the calling thread).  Listen on
+ * @addr, a string of zc_addr_resolve() with ZC_ADDR_PASSIVE:
+ * "127.0.0.1:0", "localhost:7000" (its first address), "[::1]:7000",
+ * ":7000" (every address), "unix:/run/app.sock", "unix:@app".  Returns
+ * zc_rpc_server_listen()'s and zc_addr_resolve()'s errors.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_listen_str(struct zc_rpc_server *s,
+						  const char *addr);
+
+/* Bound port (host order), 0 when not listening or on a Unix socket. */
 ZC_API uint16_t zc_rpc_server_port(const struct zc_rpc_server *s);
 
 /*
- * Any thread except the server's reactors.  Graceful drain: stop
- * accepting, send GOAWAY on every connection (requests arriving after it
- * are answered UNAVAILABLE), wait up to @timeout_ms for the calls in
- * flight to be answered, then mark the rest cancelled (answered
- * CANCELLED) and close every connection gracefully.  Returns 0 when every
- * call finished in time, -ETIMEDOUT when some were cancelled.
+ * Any thread.  The bound address, as a string a client can be given
+ * ("127.0.0.1:41234", "[::1]:7000", "unix:@app"; a wildcard reads "[::]:
+ * PORT" or "0.0.0.0:PORT").  Returns its length, -ENOTCONN (not
+ * listening) or zc_addr_format()'s errors.
+ */
+ZC_API int zc_rpc_server_address(const struct zc_rpc_server *s, char *buf,
+				 size_t size);
+
+/*
+ * Completion of a drain: on the reactor thread that closed the last
+ * connection, once.  @result is 0 when every call up to each GOAWAY was
+ * answered in full, -ETIMEDOUT when the deadline cut some.
+ */
+typedef void (*zc_rpc_drain_fn)(void *arg, int result);
+
+/*
+ * Any thread, the server's reactor threads included (it never blocks).
+ * Start a graceful drain: stop accepting, send GOAWAY on every connection
+ * naming the last request id it will answer (requests arriving after it
+ * are answered UNAVAILABLE), and close each connection gracefully once
+ * every call up to that id is answered and its answer fully handed to the
+ * kernel.  At @timeout_ms the calls still open are answered CANCELLED
+ * (the handlers see zc_rpc_call_cancelled()), answers still being sent
+ * are cut by an ERROR cancelled frame (PROTOCOL.md section 8), and the
+ * connections close as soon as that is sent; a peer that does not close
+ * within linger_ms after that is reset.  @done(@arg, result) runs once
+ * when every connection is closed (handlers of cancelled calls may still
+ * be running: zc_rpc_server_destroy() waits for them).
+ * Returns 0, or -EALREADY (a drain or destroy started before: @done
+ * will not run).
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_server_drain_start(struct zc_rpc_server *s,
+						   unsigned timeout_ms,
+						   zc_rpc_drain_fn done,
+						   void *arg);
+
+/*
+ * Blocking zc_rpc_server_drain_start(): any thread except the server's
+ * reactors (there it returns -EDEADLK at once and does nothing: use
+ * zc_rpc_server_drain_start() and keep running the reactor).  Returns
+ * the drain's result (0 or -ETIMEDOUT), or -EALREADY.
  */
 ZC_API int zc_rpc_server_drain(struct zc_rpc_server *s, unsigned timeout_ms);
 
 /*
- * Any thread except the server's reactors.  Abort what is left (as drain
- * with timeout 0, closing with RST), wait for every handler to answer
- * (handlers must answer even cancelled calls), join the workers, free.
+ * Abort what is left (every connection reset, the handlers of calls in
+ * flight see zc_rpc_call_cancelled()), wait for every handler to answer
+ * (handlers must answer even cancelled calls), join the workers and the
+ * ticker, free.  Not from inside a callback of this server (a handler,
+ * the drain's done).
+ * From a thread that is not one of the server's reactors: blocks until
+ * done and returns 0.
+ * From the reactor thread of a one-reactor server (an embedder running
+ * zc_reactor_run_once() on its own thread): never blocks.  Returns 0
+ * when the server is freed, or -EBUSY when connections, calls or queued
+ * work still need the loop: run zc_reactor_run_once() and call again
+ * (nothing is repeated; the server stays valid until 0).
+ * From a reactor thread of a server with several reactors: -EDEADLK at
+ * once, nothing done.
  */
-ZC_API void zc_rpc_server_destroy(struct zc_rpc_server *s);
+ZC_API int zc_rpc_server_destroy(struct zc_rpc_server *s);
 
 /*
  * Any thread, once per call.  Answer @call with @resp, moving its views
@@ -276,8 +409,28 @@ struct zc_rpc_server_stats {
 	uint64_t dropped_answers;	/* answers to calls already gone */
 	uint64_t tx_budget_stops;	/* parsing paused by tx_budget */
 	uint64_t rx_budget_stops;	/* ... by max_inflight_bytes */
+	uint64_t conns_unwritable;	/* reset after unwritable_timeout_ms */
+	uint64_t rx_copied;		/* request bytes copied out of the
+					 * receive ring (rx_pin_max) */
 	uint64_t inflight;		/* calls being served */
 	uint64_t inflight_bytes;	/* request bytes held by them */
+	uint64_t conns_timed_out;	/* closed by hello/idle/stall timeout */
+	uint64_t expired_reasm;		/* deadline passed mid-reassembly */
+	uint64_t lingered;		/* reset: peer did not close in linger */
+	uint64_t drain_cut;		/* calls and answers cut by a drain
+					 * deadline (ERROR cancelled) */
+};
+
+/*
+ * Latency percentiles in nanoseconds, from log-linear histograms kept
+ * without locks on the hot path: each value is the top of the bucket
+ * holding that sample, so within 6.25 % above the true value (never above
+ * max_ns, which is exact).  All zero before the first sample.
+ */
+struct zc_rpc_latency {
+	uint64_t count;			/* samples */
+	uint64_t p50_ns, p90_ns, p99_ns, p999_ns;
+	uint64_t max_ns;
 };
 
 /* Any thread.  Snapshot of the server counters. */
@@ -288,6 +441,17 @@ ZC_API void zc_rpc_server_stats(const struct zc_rpc_server *s,
 ZC_API int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
 				      uint32_t method,
 				      struct zc_rpc_method_stats *out);
+/*
+ * Any thread.  Latency of @method's calls on the server since it was
+ * created: from the receive that brought the request's first frame (one
+ * clock read per receive) to its answer queued on the connection
+ * (handler time included; one clock read per call), every call admitted and
+ * answered whatever its status (requests refused OVERLOADED on arrival
+ * are not).  Returns 0, or -ENOENT when not registered.
+ */
+ZC_API int zc_rpc_server_method_latency(const struct zc_rpc_server *s,
+					uint32_t method,
+					struct zc_rpc_latency *out);
 
 /* =========================================================================
  * Client: one peer, a small pool of multiplexed connections.
@@ -307,7 +471,8 @@ struct zc_rpc_client_config {
 	/* Reactor running the connections and callbacks.  Borrowed.
 	 * Required. */
 	struct zc_reactor *reactor;
-	/* The peer. Copied. Required. */
+	/* The peer, exactly one of addr, target and addrs.  addr: one
+	 * address (IPv4, IPv6 or Unix), copied. */
 	const struct sockaddr *addr;
 	socklen_t addrlen;
 	/* Connections kept open to the peer. [2] */
@@ -341,25 +506,61 @@ struct zc_rpc_client_config {
 	 * connect_timeout_ms.  Borrowed: it must outlive the client.
 	 * [NULL: plaintext] */
 	struct zc_tls_ctx *tls;
+	/* The peer as a string instead of addr: "localhost:7000",
+	 * "10.0.0.1:7000", "[::1]:7000", "unix:/run/app.sock", "unix:@app"
+	 * (zc_addr_resolve()).  Resolved once, by zc_rpc_client_create() on
+	 * the calling thread; not kept.  Each connection tries the
+	 * candidates in turn (IPv6 and IPv4 alternating, as the resolver
+	 * ranks them) before it backs off, and keeps to the one that
+	 * answered.  [NULL] */
+	const char *target;
+	/* Or candidates resolved by the caller (its own resolver), tried in
+	 * this order as target's are; copied.  At most ZC_ADDR_MAX.
+	 * [NULL, 0] */
+	const struct zc_addr *addrs;
+	unsigned naddrs;
+	/* Every call waits for ready (see zc_rpc_call_opts). [false] */
+	bool wait_for_ready;
 };
 
 /*
- * Any thread except the client's reactor.  Create the client and start
- * connecting.  Returns 0 and *@out, -EINVAL, -ENOMEM, a pthread error.
+ * Any thread (on the client's reactor thread the start runs inline;
+ * not on any reactor's for a host name in target: it is resolved here).
+ * Create the client and start connecting.  Returns 0 and *@out, -EINVAL
+ * (no reactor; not exactly one of addr, target and addrs; an address too
+ * short for its family; a malformed target; naddrs 0 or over
+ * ZC_ADDR_MAX), -EAFNOSUPPORT (a family other than IPv4, IPv6, Unix),
+ * zc_addr_resolve()'s errors (-ENOENT: the name does not resolve, ...),
+ * -ENOMEM, a pthread error.  The caller owns the client and must
+ * zc_rpc_client_destroy() it.
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_client_create(
 	const struct zc_rpc_client_config *cfg, struct zc_rpc_client **out);
 
 /*
- * Any thread except the client's reactor.  Fail every call still pending
- * with UNAVAILABLE (callbacks run first), close the connections, free.
+ * Fail every call still pending with UNAVAILABLE (callbacks run first),
+ * close the connections, join the client's ticker, free.
+ * From any thread but the client's reactor: blocks until done, returns 0.
+ * From the client's reactor thread (an embedder running
+ * zc_reactor_run_once() on its own thread): never blocks.  Returns 0
+ * when the client is freed, or -EBUSY when connections or queued work
+ * still need the loop: run zc_reactor_run_once() and call again (the
+ * client stays valid, and refuses new calls, until 0).
  */
-ZC_API void zc_rpc_client_destroy(struct zc_rpc_client *c);
+ZC_API int zc_rpc_client_destroy(struct zc_rpc_client *c);
 
 struct zc_rpc_call_opts {
 	/* Budget for the whole call in microseconds, sent on the wire.
 	 * [0: none] */
 	uint64_t timeout_us;
+	/* Wait for ready: while no connection is up (connecting, or backing
+	 * off between attempts), the call waits in the client until one is,
+	 * up to its deadline (then DEADLINE_EXCEEDED; without a deadline,
+	 * until the client is destroyed), instead of failing UNAVAILABLE as
+	 * soon as no connection is up or connecting.  A call already sent
+	 * on a connection that is lost still fails UNAVAILABLE (it may have
+	 * been served).  [false, or the client's wait_for_ready] */
+	bool wait_for_ready;
 };
 
 /*
@@ -378,6 +579,38 @@ ZC_API ZC_MUST_CHECK int zc_rpc_call(struct zc_rpc_client *c, uint32_t method,
 				     const struct zc_rpc_call_opts *opts,
 				     zc_rpc_done_fn done, void *arg,
 				     struct zc_rpc_pending **pending);
+
+/*
+ * Why a call ended as it did, beyond its status: what a caller logs.
+ */
+struct zc_rpc_error {
+	int status;		/* the call's status */
+	/* -errno behind it, 0 when none: for "no connection" and "deadline
+	 * exceeded while connecting" the last connect failure
+	 * (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, -EPROTO: the peer sent
+	 * no valid HELLO in time, ...); for "connection lost" the
+	 * connection's error (-ECONNRESET, ...). */
+	int err;
+	/* A stable short text, one of: "ok", "cancelled", "deadline
+	 * exceeded", "deadline exceeded while connecting", "no connection",
+	 * "connection lost", "server going away", "answered by the server"
+	 * (the status came from the server), "too large for the server",
+	 * "client closing", "client out of memory", "protocol error".
+	 * Static: never freed. */
+	const char *reason;
+	/* The address of that connect failure ("[::1]:7000", "unix:/x"),
+	 * or "" */
+	char peer[ZC_PEER_MAX];
+};
+
+/*
+ * Why the call being completed failed: valid inside a zc_rpc_done_fn
+ * (reactor thread) for the completion running, and on the thread that
+ * called zc_rpc_call_sync() for its last call that returned a status,
+ * until its next one.  NULL elsewhere.  The struct belongs to the
+ * library: copy what you keep.
+ */
+ZC_API const struct zc_rpc_error *zc_rpc_call_error(void);
 
 /*
  * Any thread.  Cancel the call: if it has not completed yet it completes
@@ -418,6 +651,126 @@ struct zc_rpc_client_stats {
 /* Any thread.  Snapshot of the client counters. */
 ZC_API void zc_rpc_client_stats(const struct zc_rpc_client *c,
 				struct zc_rpc_client_stats *out);
+/*
+ * Any thread.  Latency of the client's calls since it was created: from
+ * zc_rpc_call() (one clock read per call) to the completion (the receive
+ * that brought the answer: one clock read per receive), waiting for a
+ * connection included, every completed call whatever its status.
+ */
+ZC_API void zc_rpc_client_latency(const struct zc_rpc_client *c,
+				  struct zc_rpc_latency *out);
+
+/* =========================================================================
+ * Balancer: one client over several servers.
+ *
+ * A balancer keeps one zc_rpc_client per endpoint, all on one reactor, and
+ * sends each call to one of them by its policy.  An endpoint is taken out
+ * of rotation when a call or a health check finds it unreachable, draining
+ * (GOAWAY) or failing, and put back when a later health check succeeds
+ * (checks of an endpoint that is out back off, doubling from eject_ms).
+ * The health check is an empty call to the built-in echo method with a
+ * timeout: it proves the server dispatches calls, not only that its socket
+ * answers.
+ *
+ * Retries: a call that failed where the server cannot have run it (no
+ * connection, refused by GOAWAY, OVERLOADED, UNAVAILABLE answered by the
+ * server) is sent again to another endpoint, up to max_attempts in all and
+ * within its deadline; the caller sees only the last outcome.  A call
+ * whose connection was lost after it was sent may have run: it is retried
+ * only if its method is listed as idempotent, else reported (at most once).
+ * The request's views are kept (shared, not copied) until the call ends.
+ */
+#define ZC_RPC_BALANCER_MAX 16u
+
+enum zc_rpc_balance {
+	/* Each call to the next endpoint in rotation. */
+	ZC_RPC_BALANCE_ROUND_ROBIN = 0,
+	/* Of two endpoints drawn at random, the one with fewer calls in
+	 * flight (power of two choices). */
+	ZC_RPC_BALANCE_LEAST_OUTSTANDING = 1,
+};
+
+struct zc_rpc_balancer;
+
+struct zc_rpc_balancer_config {
+	/* Reactor of every endpoint's client.  Borrowed.  Required. */
+	struct zc_reactor *reactor;
+	/* Endpoints as strings (zc_addr_resolve(): "host:port", "[v6]:port",
+	 * "unix:/path"), resolved by zc_rpc_balancer_create() on the calling
+	 * thread; copied.  1 to ZC_RPC_BALANCER_MAX.  Required. */
+	const char *const *targets;
+	unsigned ntargets;
+	enum zc_rpc_balance policy;	/* [ROUND_ROBIN] */
+	/* Template of each endpoint's client (reactor and the address fields
+	 * are ignored), or NULL for the defaults. */
+	const struct zc_rpc_client_config *client;
+	/* Health checks: every health_interval_ms, each endpoint in rotation
+	 * is checked, waiting up to health_timeout_ms for its connection
+	 * and answer [1000, 500].  An endpoint found unreachable, draining
+	 * or failing is out of rotation for eject_ms, doubled per failed
+	 * check in a row up to 8 x eject_ms [500]; then it is checked, and
+	 * calls may try it again. */
+	unsigned health_interval_ms;
+	unsigned health_timeout_ms;
+	unsigned eject_ms;
+	/* Sends per call at most, the first included. [3] */
+	unsigned max_attempts;
+	/* Methods that may run twice: retried even after their connection was
+	 * lost once sent.  Copied. [none] */
+	const uint32_t *idempotent;
+	unsigned nidempotent;
+};
+
+/*
+ * Any thread but a reactor's (names are resolved here).  Create the
+ * balancer, its clients (which start connecting) and its health-check
+ * thread.  Returns 0 and *@out, -EINVAL (no reactor, no targets or more
+ * than ZC_RPC_BALANCER_MAX, a client config refused), -EDEADLK (on a
+ * reactor thread), zc_rpc_client_create()'s errors (the failing target is
+ * logged), -ENOMEM.  The caller owns the balancer and must
+ * zc_rpc_balancer_destroy() it.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_balancer_create(
+	const struct zc_rpc_balancer_config *cfg,
+	struct zc_rpc_balancer **out);
+
+/*
+ * Any thread but the balancer's reactor (-EDEADLK).  Stop the health
+ * checks, fail every call still pending with UNAVAILABLE (not retried),
+ * destroy the clients, free.  Returns 0.
+ */
+ZC_API int zc_rpc_balancer_destroy(struct zc_rpc_balancer *b);
+
+/*
+ * Any thread.  zc_rpc_call() over the balancer's endpoints: @req's views
+ * are moved in on success (on error @req is untouched), @done runs once on
+ * the reactor thread with the final outcome, and zc_rpc_call_error()
+ * inside it says why, for the last endpoint tried.  Returns 0, or
+ * -EINVAL, -EAGAIN (the chosen endpoint's tx_budget is full), -ESHUTDOWN
+ * (being destroyed), -ENOMEM.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_balancer_call(struct zc_rpc_balancer *b,
+					      uint32_t method,
+					      struct zc_chain *req,
+					      const struct zc_rpc_call_opts *opts,
+					      zc_rpc_done_fn done, void *arg);
+
+struct zc_rpc_balancer_stats {
+	uint64_t calls;		/* accepted by zc_rpc_balancer_call() */
+	uint64_t retries;	/* sends after the first, all calls */
+	uint64_t ejections;	/* endpoints taken out of rotation */
+	unsigned nendpoints;
+	struct {
+		bool in_rotation;
+		uint64_t sent;		/* sends to it, retries included */
+		uint64_t ok;		/* calls it answered OK */
+		uint32_t inflight;
+	} endpoint[ZC_RPC_BALANCER_MAX];
+};
+
+/* Any thread.  Snapshot of the counters (endpoints in config order). */
+ZC_API void zc_rpc_balancer_stats(const struct zc_rpc_balancer *b,
+				  struct zc_rpc_balancer_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * zcrpc/zcrpc.h - the umbrella header: buffers (alloc.h), reactors and
- * connections (stack.h), RPC server and client (rpc.h).
+ * connections (stack.h), RPC server and client (rpc.h), and the version
+ * (version.h).
  */
 #ifndef ZCRPC_ZCRPC_H
 #define ZCRPC_ZCRPC_H
@@ -9,5 +10,6 @@
 #include <zcrpc/alloc.h>
 #include <zcrpc/stack.h>
 #include <zcrpc/rpc.h>
+#include <zcrpc/version.h>
 
 #endif /* ZCRPC_ZCRPC_H */

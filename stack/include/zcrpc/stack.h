@@ -141,7 +141,7 @@ enum {
 	 * before the kernel's notification.  This is the bug the seeds warn
 	 * about; tests/stack use it to prove their corruption check can fail.
 	 */
-	ZC_REACTOR_UNSAFE_EARLY_RELEASE = 1u << 31,
+	ZC_REACTOR_UNSAFE_EARLY_RELEASE = 1 << 30,
 };
 
 /*
@@ -424,10 +424,64 @@ struct zc_conn_ops {
 	void (*on_close)(struct zc_conn *c, int err, void *ud);
 };
 
+/* -------------------------------------------------------------------------
+ * Addresses from strings
+ *
+ *   "127.0.0.1:7000", "localhost:7000", "[::1]:7000", "[fe80::1%eth0]:7000"
+ *   ":7000" or "*:7000" (listening only: every address, "[::]" dual stack)
+ *   "unix:/run/app.sock"   a Unix domain socket file
+ *   "unix:@app"            a Linux abstract Unix socket (no file)
+ *
+ * A port is required (a number, or a service name); an IPv6 address needs
+ * its brackets.  Unix sockets carry no port; their connections always send
+ * with plain send (zero-copy does not apply to them, ZC_SEND_* is ignored).
+ */
+
+/* One socket address of a family zcrpc serves (IPv4, IPv6, Unix). */
+struct zc_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/* Candidates a client keeps from one name. */
+#define ZC_ADDR_MAX 16u
+
+/* zc_addr_resolve() flags */
+enum {
+	/* For listening: accept the wildcard ":port" / "*:port". */
+	ZC_ADDR_PASSIVE = 1 << 0,
+};
+
+/*
+ * Any thread but a reactor's for host names: a name goes through
+ * getaddrinfo(), which may block on DNS (numeric addresses and unix: never
+ * block).  Parse @str and write up to @max candidates to @out in the order
+ * to try them: the resolver's order within each family, IPv6 and IPv4
+ * alternating from the resolver's first (Happy Eyeballs, RFC 8305).
+ * Returns how many (>= 1), or -EINVAL (malformed, no port, wildcard without
+ * ZC_ADDR_PASSIVE), -ENAMETOOLONG (unix path), -ENOENT (the name does not
+ * resolve), -EAGAIN (resolver temporarily failed), -EAFNOSUPPORT, -ENOMEM,
+ * -EDEADLK (a host name, on a reactor thread).
+ */
+ZC_API ZC_MUST_CHECK int zc_addr_resolve(const char *str, unsigned flags,
+					 struct zc_addr *out, unsigned max);
+
+/*
+ * Any thread.  Write @sa as zc_addr_resolve() reads it ("10.0.0.1:80",
+ * "[::1]:80", "unix:/path", "unix:@name") into @buf, NUL-terminated.
+ * Returns the length, or -ENOSPC (truncated), -EAFNOSUPPORT, -EINVAL.
+ */
+ZC_API int zc_addr_format(const struct sockaddr *sa, socklen_t len,
+			  char *buf, size_t size);
+
 /* zc_listen() flags */
 enum {
-	/* SO_REUSEPORT, so that one listener per reactor shares a port. */
-	ZC_LISTEN_REUSEPORT = 1u << 0,
+	/* SO_REUSEPORT, so that one listener per reactor shares a port (the
+	 * kernel spreads connections over them).  Beware: any process of
+	 * the same user may then bind the port too and take a share of its
+	 * connections.  Without it a port in use fails with -EADDRINUSE.
+	 * Not for Unix sockets (-EINVAL). */
+	ZC_LISTEN_REUSEPORT = 1 << 0,
 };
 
 /*
@@ -439,11 +493,14 @@ typedef void (*zc_accept_fn)(struct zc_listener *l, struct zc_conn *c,
 			     void *ud);
 
 /*
- * Reactor thread only.  Bind and listen on @addr (IPv4 or IPv6, port 0
- * picks one: see zc_listener_port()) with multishot accept.
- * Returns 0 and *@out, or -EINVAL, -EADDRINUSE, other socket -errno,
- * -ENOMEM, -ESHUTDOWN (reactor torn down by a failed destroy).  The listener is the caller's until zc_listener_close() or
- * reactor teardown.
+ * Reactor thread only.  Bind and listen on @addr (IPv4, IPv6 or Unix; port
+ * 0 picks one: see zc_listener_port()) with multishot accept.  A Unix
+ * socket file is created by the bind (an existing file, even a stale one,
+ * fails with -EADDRINUSE: remove it first) and removed when the listener
+ * closes.  Returns 0 and *@out, or -EINVAL (bad flags, REUSEPORT on Unix),
+ * -EAFNOSUPPORT (another family), -EADDRINUSE, other socket -errno,
+ * -ENOMEM, -ESHUTDOWN (reactor torn down by a failed destroy).  The
+ * listener is the caller's until zc_listener_close() or reactor teardown.
  */
 ZC_API ZC_MUST_CHECK int zc_listen(struct zc_reactor *r,
 				   const struct sockaddr *addr,
@@ -451,20 +508,37 @@ ZC_API ZC_MUST_CHECK int zc_listen(struct zc_reactor *r,
 				   zc_accept_fn on_accept, void *ud,
 				   struct zc_listener **out);
 
-/* Bound port of a listener, host order (any thread). */
+/*
+ * Reactor thread only.  Accept on @fd, a bound and listening stream socket
+ * that stays the caller's: the listener works on its own dup() of it.
+ * For more reactors on one socket without SO_REUSEPORT (each accepts part
+ * of the connections), or a socket inherited from a service manager.
+ * Returns 0 and *@out, or -EINVAL (not a listening stream socket), a
+ * dup() error, -ENOMEM, -ESHUTDOWN.  Owned as zc_listen()'s.
+ */
+ZC_API ZC_MUST_CHECK int zc_listen_fd(struct zc_reactor *r, int fd,
+				      zc_accept_fn on_accept, void *ud,
+				      struct zc_listener **out);
+
+/* Bound port of a listener, host order, 0 for Unix sockets (any
+ * thread). */
 ZC_API uint16_t zc_listener_port(const struct zc_listener *l);
+/* Its socket, for getsockname() and zc_listen_fd() (do not accept on it
+ * or close it). */
+ZC_API int zc_listener_fd(const struct zc_listener *l);
 
 /* Reactor thread only.  Stop accepting and free the listener once the
  * kernel lets go of it; existing connections are not touched. */
 ZC_API void zc_listener_close(struct zc_listener *l);
 
 /*
- * Reactor thread only.  Connect to @addr asynchronously, giving up after
- * @timeout_ms (0: no timeout of ours).  Returns 0 and *@out (may be NULL
+ * Reactor thread only.  Connect to @addr (IPv4, IPv6 or Unix; one address:
+ * zc_addr_resolve() gives the candidates of a name) asynchronously, giving
+ * up after @timeout_ms (0: no timeout of ours).  Returns 0 and *@out (may be NULL
  * if not wanted): then exactly one of ops->on_connect / ops->on_close
  * reports the outcome, and sends may be queued at once (they go out once
- * connected).  Returns -EINVAL, -ENOMEM, -ESHUTDOWN or a socket() /
- * setsockopt() error: nothing is called back.
+ * connected).  Returns -EINVAL, -EAFNOSUPPORT (another family), -ENOMEM,
+ * -ESHUTDOWN or a socket() / setsockopt() error: nothing is called back.
  */
 ZC_API ZC_MUST_CHECK int zc_connect(struct zc_reactor *r,
 				    const struct sockaddr *addr,
@@ -534,6 +608,8 @@ ZC_API void zc_conn_recv_done(struct zc_conn *c, size_t n);
 /* Reactor thread only.  Set this connection's receive budget in bytes
  * (0: none), overriding the reactor's rx_budget. */
 ZC_API void zc_conn_set_rx_budget(struct zc_conn *c, size_t bytes);
+/* Any thread.  This connection's receive budget in bytes (0: none). */
+ZC_API size_t zc_conn_rx_budget(const struct zc_conn *c);
 
 /* Any thread.  Keep the conn struct alive past on_close (for
  * zc_conn_recv_done() from consumer threads); drop with zc_conn_put(). */
@@ -556,6 +632,67 @@ enum zc_close_how {
  * call).  Calling it again, or after EOF/errors, is harmless; ABORT may
  * follow GRACEFUL to cut it short. */
 ZC_API void zc_conn_close(struct zc_conn *c, enum zc_close_how how);
+
+/* -------------------------------------------------------------------------
+ * Logging: one process-wide sink for the messages of every layer.
+ */
+
+enum zc_log_level {
+	ZC_LOG_ERROR = 0,	/* zcrpc cannot go on (a reactor loop failed) */
+	ZC_LOG_WARN,		/* a connection or resource problem handled
+				 * (malformed peer closed, accept retried) */
+	ZC_LOG_INFO,		/* connects that failed, goaways */
+	ZC_LOG_DEBUG,		/* connections opened and closed */
+};
+
+/* Room for any peer zc_conn_peer() writes, NUL included. */
+#define ZC_PEER_MAX 128
+
+struct zc_log_record {
+	enum zc_log_level level;
+	/* Stable short reason, a static string to match on: "protocol
+	 * error", "accept failed", "connect failed", "goaway", "cannot pin",
+	 * "reactor failed", "connected", "log" (text from older call
+	 * sites). */
+	const char *reason;
+	/* The connection's peer as zc_addr_format() writes it, "" when the
+	 * message is about no connection. */
+	const char *peer;
+	/* Free text with the details (errno text, fd, ...). */
+	const char *msg;
+};
+
+/* Called on the thread that logs (any zcrpc thread, concurrently); the
+ * record and its strings are valid during the call only.  It must not
+ * call back into zcrpc. */
+typedef void (*zc_log_fn)(void *arg, const struct zc_log_record *rec);
+
+struct zc_log_sink {
+	zc_log_fn fn;
+	void *arg;
+	/* The most verbose level passed to fn; finer messages cost one
+	 * atomic load and are not formatted. */
+	enum zc_log_level level;
+};
+
+/*
+ * Any thread.  Send zcrpc's messages to @sink, borrowed: it must stay
+ * valid and unchanged until replaced (a static const one is simplest).
+ * NULL (or a NULL fn) restores the default: messages up to ZC_LOG_WARN
+ * written to stderr as one line each, "zcrpc: LEVEL: PEER: REASON: TEXT".
+ * A message racing the change goes to the old sink or the new one.
+ */
+ZC_API void zc_log_set(const struct zc_log_sink *sink);
+
+/* "error", "warn", "info", "debug"; "?" for another value. */
+ZC_API const char *zc_log_level_name(enum zc_log_level level);
+
+/*
+ * Any thread, while the connection is open (hold zc_conn_get() from
+ * other threads).  Write @c's peer address as zc_addr_format() does.
+ * Returns the length, or -ENOTCONN, zc_addr_format()'s errors.
+ */
+ZC_API int zc_conn_peer(const struct zc_conn *c, char *buf, size_t size);
 
 /* -------------------------------------------------------------------------
  * Echo mode: the smallest server on the stack.  Every byte received is
