@@ -13,6 +13,7 @@ set(ZC_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/zcrpc)
 install(FILES
   ${PROJECT_SOURCE_DIR}/alloc/include/zcrpc/alloc.h
   ${PROJECT_SOURCE_DIR}/stack/include/zcrpc/stack.h
+  ${PROJECT_SOURCE_DIR}/stack/include/zcrpc/tls.h
   ${PROJECT_SOURCE_DIR}/rpc/include/zcrpc/rpc.h
   ${PROJECT_SOURCE_DIR}/rpc/include/zcrpc/zcrpc.h
   ${ZC_GENERATED_INCLUDE}/zcrpc/version.h
@@ -44,6 +45,11 @@ install(FILES ${PROJECT_BINARY_DIR}/zcrpcConfig.cmake
 
 # zcrpc.pc finds the prefix from its own place, so the same file works
 # under --prefix P, /usr/local and the .deb's /usr.
+if(ZC_WITH_TLS)
+  set(ZC_PC_REQUIRES_PRIVATE "liburing libssl libcrypto")
+else()
+  set(ZC_PC_REQUIRES_PRIVATE "liburing")
+endif()
 file(RELATIVE_PATH ZC_PC_UP /r/${CMAKE_INSTALL_LIBDIR}/pkgconfig /r)
 string(REGEX REPLACE "/$" "" ZC_PC_UP "${ZC_PC_UP}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/zcrpc.pc.in
@@ -75,7 +81,11 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# pkg-config and static linking need liburing's headers and .pc file.
+# pkg-config and static linking need liburing's headers and .pc file,
+# and with TLS OpenSSL's (libssl-dev: headers, libssl.a, libssl.pc).
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "liburing-dev")
+if(ZC_WITH_TLS)
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libssl-dev (>= 3.0)")
+endif()
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 include(CPack)

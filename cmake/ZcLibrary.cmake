@@ -24,6 +24,9 @@ if(ZC_BUILD_SHARED)
   target_include_directories(zcrpc PUBLIC ${ZC_PUBLIC_INCLUDES})
   target_link_libraries(zcrpc PUBLIC Threads::Threads
                         PRIVATE liburing::liburing zcrpc_build_flags)
+  if(ZC_WITH_TLS)
+    target_link_libraries(zcrpc PRIVATE OpenSSL::SSL OpenSSL::Crypto)
+  endif()
 endif()
 
 if(ZC_BUILD_STATIC)
@@ -43,8 +46,13 @@ if(ZC_BUILD_STATIC)
   set_target_properties(zcrpc_static PROPERTIES OUTPUT_NAME zcrpc
                         EXPORT_NAME static LINKER_LANGUAGE C)
   target_include_directories(zcrpc_static PUBLIC ${ZC_PUBLIC_INCLUDES})
+  # PRIVATE on an archive still reaches its consumers' link line
+  # ($<LINK_ONLY:...> in the exported interface).
   target_link_libraries(zcrpc_static PUBLIC Threads::Threads
                         PRIVATE liburing::liburing)
+  if(ZC_WITH_TLS)
+    target_link_libraries(zcrpc_static PRIVATE OpenSSL::SSL OpenSSL::Crypto)
+  endif()
 endif()
 
 if(TARGET zcrpc_static AND (NOT BUILD_SHARED_LIBS OR NOT TARGET zcrpc))

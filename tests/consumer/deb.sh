@@ -22,6 +22,13 @@ die() { echo "deb: FAIL: $*" >&2; exit 1; }
 
 (cd "$build" && cpack -G DEB >/dev/null)
 deb=$(ls "$build"/zcrpc_*.deb)
+# Built with TLS, the package pulls OpenSSL: the runtime library through
+# shlibdeps, libssl-dev for pkg-config --static and find_dependency.
+if grep -q '^ZC_WITH_TLS:BOOL=ON$' "$build/CMakeCache.txt"; then
+  depends=$(dpkg-deb -f "$deb" Depends)
+  case $depends in *libssl3*libssl-dev*|*libssl-dev*libssl3*) ;;
+    *) die "the package does not depend on OpenSSL: $depends" ;; esac
+fi
 echo "--- deb: apt-get install $deb"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
 # shellcheck disable=SC2046

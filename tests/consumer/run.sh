@@ -33,7 +33,7 @@ if nm -g --defined-only "$libdir/libzcrpc.a" | grep -v ' zc_' | grep ' [TDBR] ';
 fi
 
 step "headers: C17 -pedantic -Werror, C++11..20"
-for h in alloc stack rpc version zcrpc; do
+for h in alloc stack tls rpc version zcrpc; do
   echo "#include <zcrpc/$h.h>" > "$tmp/h.c"
   "$cc" -std=c17 -pedantic -Werror -Wall -Wextra -I"$prefix/include" \
         -fsyntax-only "$tmp/h.c" || die "zcrpc/$h.h as C17"
