@@ -7,7 +7,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,31 +139,9 @@ void zc__tls_free(struct zc_conn *c)
 }
 
 /* -------------------------------------------------------------------------
- * Failure: one line naming the peer and the reason, a counter, the close
+ * Failure: one log line (the peer, a stable reason, OpenSSL's detail), a
+ * counter, the close
  */
-
-static void peer_name(const struct zc_conn *c, char *buf, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (!getpeername(c->fd, (struct sockaddr *)&ss, &sl)) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-			port = ntohs(a->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-			port = ntohs(a->sin6_port);
-		}
-	}
-	snprintf(buf, len, "%s:%u", host, port);
-}
 
 /*
  * A handshake that fails has just queued our alert in tls->tx: write it
@@ -192,7 +169,6 @@ static void send_alert(struct zc_conn *c)
 static void fail(struct zc_conn *c, int err, const char *why)
 {
 	struct zc__tls *t = c->tls;
-	char peer[64];
 
 	if (t->st == ZC__TLS_FAILED)
 		return;
@@ -201,10 +177,10 @@ static void fail(struct zc_conn *c, int err, const char *why)
 		if (err == -ETIMEDOUT)
 			ZC__STAT_INC(c->r, tls_timeouts);
 	}
-	peer_name(c, peer, sizeof(peer));
-	fprintf(stderr, "zcrpc: tls: %s %s: %s (%s)\n",
-		t->st == ZC__TLS_UP ? "session with" : "handshake with", peer,
-		why, strerror(-err));
+	zc__logc(ZC_LOG_WARN, c,
+		 t->st == ZC__TLS_UP ? "tls session failed"
+				     : "tls handshake failed",
+		 "%s (%s)", why, strerror(-err));
 	t->st = ZC__TLS_FAILED;
 	ERR_clear_error();
 	zc__conn_fail(c, err);
@@ -514,9 +490,9 @@ int zc__tls_accept(struct zc_conn *c, struct zc_tls_ctx *ctx)
 
 		ZC__STAT_INC(r, tls_refused);
 		if (!(n & (n - 1)))
-			fprintf(stderr, "zcrpc: tls: %u handshakes running, "
-				"connection refused (%llu so far)\n", r->tls_hs,
-				(unsigned long long)n);
+			zc__logc(ZC_LOG_WARN, c, "tls handshake refused",
+				 "%u handshakes running (%llu refused so far)",
+				 r->tls_hs, (unsigned long long)n);
 		return -EBUSY;
 	}
 	ret = session_new(c, ctx, NULL);

@@ -652,8 +652,9 @@ struct zc_log_record {
 	enum zc_log_level level;
 	/* Stable short reason, a static string to match on: "protocol
 	 * error", "accept failed", "connect failed", "goaway", "cannot pin",
-	 * "reactor failed", "connected", "log" (text from older call
-	 * sites). */
+	 * "reactor failed", "connected", "tls handshake failed", "tls
+	 * session failed", "tls handshake refused" (zcrpc/tls.h), "log"
+	 * (text from older call sites). */
 	const char *reason;
 	/* The connection's peer as zc_addr_format() writes it, "" when the
 	 * message is about no connection. */
