@@ -4,9 +4,9 @@
 One page per public function (ZC_API declarations and static inline
 functions), whose text is the comment above it in the header (ownership,
 threads, errors: the headers say them for every function), and one page per
-header (zcrpc_alloc(3), zcrpc_stack(3), zcrpc_rpc(3), zcrpc_version(3)) with
-its DOC blocks and the list of its functions.  The pages are kept in man/man3
-beside the sources and installed with the headers.
+header (zcrpc_alloc(3), zcrpc_stack(3), zcrpc_tls(3), zcrpc_rpc(3),
+zcrpc_version(3)) with its DOC blocks and the list of its functions.  The
+pages are kept in man/man3 beside the sources and installed with the headers.
 
   tools/gen_man.py            rewrite man/man3
   tools/gen_man.py --check    fail if man/man3 is not what the headers say,
@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADERS = [
     ("alloc", "alloc/include/zcrpc/alloc.h"),
     ("stack", "stack/include/zcrpc/stack.h"),
+    ("tls", "stack/include/zcrpc/tls.h"),
     ("rpc", "rpc/include/zcrpc/rpc.h"),
     ("version", "cmake/version.h.in"),
 ]
