@@ -126,6 +126,8 @@ mc_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 #define cr_assert_geq(a, b, ...)   MC_CHECK((a) >= (b), #a " >= " #b, __VA_ARGS__)
 #define cr_assert_null(p, ...)	   MC_CHECK((p) == NULL, #p " == NULL", __VA_ARGS__)
 #define cr_assert_not_null(p, ...) MC_CHECK((p) != NULL, #p " != NULL", __VA_ARGS__)
+#define cr_assert_fail(...)					\
+	mc_fail(__FILE__, __LINE__, "cr_assert_fail", "" __VA_ARGS__)
 #define cr_assert_str_eq(a, b, ...) \
 	MC_CHECK(!strcmp((a), (b)), #a " eq " #b, __VA_ARGS__)
 #define cr_log_info(...) (printf("[----] " __VA_ARGS__), putchar('\n'))
