@@ -251,10 +251,10 @@ static int reactor_setup(struct zc_reactor *r)
 	pc.free_mode = r->cfg.free_mode;
 	pc.kick = pool_kick;
 	pc.kick_arg = r;
-	if (r->features & ZC__F_FIXED_BUFS) {
-		pc.on_slab = zc__on_slab;
-		pc.on_slab_arg = r;
-	}
+	/* Always: a new slab also arms trimming (stack/trim.c). */
+	pc.on_slab = zc__on_slab;
+	pc.on_slab_release = zc__on_slab_release;
+	pc.on_slab_arg = r;
 	ret = zc_pool_create(&pc, &r->pool);
 	if (ret)
 		goto err_efd;
@@ -640,6 +640,9 @@ static int wait_events(struct zc_reactor *r, long timeout_us)
 
 	if (r->dirty && (timeout_us < 0 || timeout_us > ZC__STARVED_WAIT_US))
 		timeout_us = ZC__STARVED_WAIT_US;
+	/* A grown pool is trimmed by a batch: wake for it (stack/trim.c). */
+	if (r->trim_wake && (timeout_us < 0 || timeout_us > ZC__TRIM_PERIOD_US))
+		timeout_us = ZC__TRIM_PERIOD_US;
 	if (timeout_us == 0 || io_uring_cq_ready(&r->ring))
 		return get_events(r);
 	if (r->cfg.busy_poll_us && busy_poll(r))
@@ -684,6 +687,8 @@ static int reactor_batch(struct zc_reactor *r, long timeout_us)
 	zc_pool_drain(r->pool);
 	zc__rxring_refill(r);
 	service_dirty(r);
+	if (r->trim_armed)
+		zc__trim_tick(r);
 	return (int)n;
 }
 

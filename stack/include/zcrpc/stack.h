@@ -292,7 +292,9 @@ ZC_API int zc_reactor_run(struct zc_reactor *r);
  * Reactor thread only (create mode).  Run one batch: submit, wait up to
  * @timeout_us for a completion (0: do not wait, <0: wait without limit),
  * run the handlers, drain the pool, refill the ring.  Returns the number
- * of completions handled (0 on timeout), or a fatal -errno.
+ * of completions handled (0 on timeout), or a fatal -errno.  While the
+ * pool holds memory to give back after a peak, a wait is cut to 0.5 s so
+ * that the batch can trim it (returning 0 then, as on a timeout).
  */
 ZC_API int zc_reactor_run_once(struct zc_reactor *r, long timeout_us);
 

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/rpc/test_trim.c - a server's memory comes back after a burst: the
+ * server reactor's pool, grown by many concurrent calls, is trimmed back
+ * to about its floor (the receive ring's worth) once the burst is over,
+ * and the server still answers afterwards (stack/trim.c, alloc/trim.c).
+ */
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "rpc_test.h"
+
+static struct rt_tally t;
+
+static size_t mapped(struct zc_reactor *r)
+{
+	struct zc_pool_stats ps;
+
+	zc_pool_stats(zc_reactor_pool(r), &ps);
+	return (size_t)ps.bytes_mapped;
+}
+
+static uint64_t in_use(struct zc_reactor *r)
+{
+	struct zc_pool_stats ps;
+
+	zc_pool_stats(zc_reactor_pool(r), &ps);
+	return ps.in_use;
+}
+
+static bool trimmed_once(void *arg)
+{
+	struct zc_pool_stats ps;
+
+	zc_pool_stats(zc_reactor_pool(arg), &ps);
+	return ps.slabs_trimmed > 0;
+}
+
+struct back_arg {
+	struct zc_reactor *r;
+	size_t bound;
+};
+
+static bool back_near_floor(void *arg)
+{
+	struct back_arg *a = arg;
+
+	return mapped(a->r) <= a->bound;
+}
+
+Test(trim, pool_given_back_after_a_burst, .timeout = 120)
+{
+	/* Enough calls at once that the server's pool maps most of its
+	 * 64 MiB: received bytes and answers staged in pool buffers. */
+	enum { N = 64, LEN = 1u << 20 };
+	struct rt_opts o = {
+		.sc = { .max_inflight_bytes = (size_t)N * LEN + (64u << 20),
+			.max_inflight_bytes_conn = (size_t)N * LEN },
+		.cc = { .conns = 8, .tx_budget = (size_t)N * LEN },
+	};
+	struct zc_reactor_stats st;
+	struct back_arg a;
+	struct rt_env e;
+	size_t peak;
+
+	memset(&t, 0, sizeof(t));
+	rt_start(&e, &o);
+	for (unsigned round = 0; round < 4; round++)
+		for (unsigned i = 0; i < N; i++)
+			cr_assert_eq(rt_echo_async(e.cli, &t, LEN, i, 0, NULL), 0);
+	zc_reactor_stats(e.srv_r[0], &st);
+	cr_assert(rt_wait(&t, 4 * N, 60), "answered %u of %u",
+		  atomic_load(&t.done), 4 * N);
+	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), 4 * N);
+	zc_reactor_stats(e.srv_r[0], &st);
+	peak = (size_t)st.pool.bytes_mapped;
+	cr_log_info("server pool: %zu B mapped after the burst", peak);
+	/* The burst grew the pool beyond what trimming keeps. */
+	a.r = e.srv_r[0];
+	a.bound = ZC_RX_RING_BYTES_DEFAULT + (2u << 20); /* floor + a slab */
+	cr_assert_gt(peak, 2 * a.bound, "the burst did not grow the pool");
+	/* The first trims after the burst give back what its receive ring
+	 * does not pin, and mark the rest as draining. */
+	cr_assert(rt_wait_for(trimmed_once, a.r, 10), "no trim after 10 s");
+	/* Light traffic then, one call at a time, each call
+	 * about one receive buffer: it turns over the buffers of the ring,
+	 * which a burst leaves spread over many slabs. */
+	for (unsigned i = 0; i < 200; i++) {
+		memset(&t, 0, sizeof(t));
+		cr_assert_eq(rt_echo_async(e.cli, &t, 60000, i, 0, NULL), 0);
+		cr_assert(rt_wait(&t, 1, 10));
+		cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), 1);
+	}
+	/* Then idle: given back within a few trim periods. */
+	cr_assert(rt_wait_for(back_near_floor, &a, 10),
+		  "still %zu B mapped 10 s after the burst (%llu buffers in use)",
+		  mapped(a.r), (unsigned long long)in_use(a.r));
+
+	/* A new burst maps slabs again, at the indices the trims emptied
+	 * (registered again for zero-copy sends): every byte comes back. */
+	memset(&t, 0, sizeof(t));
+	for (unsigned i = 0; i < N / 4; i++)
+		cr_assert_eq(rt_echo_async(e.cli, &t, LEN, i, 0, NULL), 0);
+	cr_assert(rt_wait(&t, N / 4, 60));
+	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), N / 4);
+	cr_assert_eq(atomic_load(&t.bad), 0);
+	zc_reactor_stats(e.srv_r[0], &st);
+	cr_log_info("server: %llu slabs trimmed, %llu fixed zero-copy sends",
+		    (unsigned long long)st.pool.slabs_trimmed,
+		    (unsigned long long)st.tx_zc_fixed);
+	rt_stop(&e);
+}
