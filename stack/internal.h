@@ -87,6 +87,7 @@ enum {
 	ZC__F_RECV_MULTISHOT = 1u << 7,
 	ZC__F_SINGLE_ISSUER = 1u << 8,
 	ZC__F_RXRING_INC = 1u << 9,
+	ZC__F_RECV_MSHOT_LIM = 1u << 10,
 };
 
 /* Counters: written by the reactor thread, read anywhere. */

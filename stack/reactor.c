@@ -117,6 +117,8 @@ static int apply_defaults(struct zc_reactor_config *c)
 								ZC__POOL_MIN;
 	if (c->pool_bytes < ring_bytes + c->rxbuf_size)
 		return -EINVAL;
+	if (!c->rx_batch_bytes)
+		c->rx_batch_bytes = ring_bytes / 4;
 	if (c->send_mode > ZC_SEND_ZC || c->free_mode > ZC_FREE_LOCKED ||
 	    c->wake > ZC_WAKE_MSG_RING)
 		return -EINVAL;
@@ -190,6 +192,9 @@ static void probe_ops(struct zc_reactor *r)
 	/* Multishot recv has no probe bit: assumed, and dropped by the first
 	 * receive that the kernel rejects with -EINVAL. */
 	r->features |= ZC__F_RECV_MULTISHOT;
+	/* Likewise the multishot byte limit (see arm_recv()). */
+	if (r->cfg.rx_batch_bytes <= UINT32_MAX)
+		r->features |= ZC__F_RECV_MSHOT_LIM;
 }
 
 static void pool_kick(void *arg);
