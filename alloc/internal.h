@@ -37,6 +37,9 @@ struct zc_buf {
 	void *data;
 	uint32_t cap;
 	uint8_t kind;	   /* enum zc__buf_kind */
+	/* ZC__BUF_POOL: its slab is to be given back (trim.c), so an owner
+	 * return parks it on the pool's draining list.  Owner-written. */
+	bool draining;
 	uint32_t slab;	   /* ZC__BUF_POOL: index of the slab */
 	union {
 		struct { /* ZC__BUF_EXT */
@@ -121,6 +124,8 @@ struct zc_pool {
 	void (*kick)(void *arg);
 	void *kick_arg;
 	int (*on_slab)(void *arg, unsigned index, void *base, size_t len);
+	void (*on_slab_release)(void *arg, unsigned index, void *base,
+				size_t len);
 	void *on_slab_arg;
 	/* The owner thread's token (see zc__self()). */
 	_Atomic(const void *) owner;
@@ -137,8 +142,21 @@ struct zc_pool {
 	 * allocated again, and the next one is prefetched then.
 	 */
 	struct zc_buf *free_chains;
+	/*
+	 * Free buffers of draining slabs: the ones a trim wanted to give back
+	 * but could not, because some of their buffers were in use (an idle
+	 * receive ring's, a held view).  Handed out only when nothing else is
+	 * free, so those slabs empty as their buffers come back, and the next
+	 * trim gives them back.
+	 */
+	struct zc_buf *draining;
+	/* Slot i is slab index i; a slot whose base is NULL was trimmed and
+	 * is reused by the next slab mapped (so indices stay below the most
+	 * slabs ever mapped at once, the size of a fixed-buffer table). */
 	struct zc__slab *slabs;
 	uint32_t nslabs;
+	/* Most pool buffers in use at once since the last zc_pool_trim(). */
+	uint64_t in_use_hwm;
 	uint32_t slabs_cap;
 	pthread_mutex_t lock;	/* ZC_FREE_LOCKED only */
 
@@ -155,6 +173,7 @@ struct zc_pool {
 	_Atomic uint64_t ext_released;
 	_Atomic uint64_t in_use;	  /* pool buffers; LOCKED: under lock */
 	_Atomic uint64_t bytes_mapped;	  /* slabs */
+	_Atomic uint64_t slabs_trimmed;
 
 	/* ---- written by other threads: own cache lines ---- */
 	/* Defer list head of pool buffers (pointer + depth), see
@@ -212,6 +231,8 @@ void zc__pool_put_buf(struct zc_pool *pool, struct zc_buf *buf);
  * buffers (OWNER mode, owner thread). */
 void zc__pool_adopt_chain(struct zc_pool *pool, struct zc_buf *top,
 			  uint32_t n);
+/* pool.c: unmap slab @i and free its headers (none on a free list). */
+void zc__slab_unmap(struct zc_pool *pool, uint32_t i);
 /* pool.c: free a ZC__BUF_LOCAL buffer, any thread. */
 void zc__pool_free_local(struct zc_pool *pool, struct zc_buf *buf);
 

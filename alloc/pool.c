@@ -101,6 +101,7 @@ int zc_pool_create(const struct zc_pool_config *cfg, struct zc_pool **out)
 	pool->kick = c.kick;
 	pool->kick_arg = c.kick_arg;
 	pool->on_slab = c.on_slab;
+	pool->on_slab_release = c.on_slab_release;
 	pool->on_slab_arg = c.on_slab_arg;
 	atomic_init(&pool->owner, zc__self());
 	*out = pool;
@@ -178,10 +179,9 @@ int zc_pool_destroy(struct zc_pool *pool)
 	/* A pusher that made the list reach the cap may still be calling
 	 * kick and counting it; it holds no buffer any more, so wait. */
 	zc__defer_quiesce(pool);
-	for (uint32_t i = 0; i < pool->nslabs; i++) {
-		munmap(pool->slabs[i].base, pool->slabs[i].len);
-		free(pool->slabs[i].hdrs);
-	}
+	for (uint32_t i = 0; i < pool->nslabs; i++)
+		if (pool->slabs[i].base)
+			zc__slab_unmap(pool, i);
 	free(pool->slabs);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
@@ -217,29 +217,35 @@ void zc_pool_stats(const struct zc_pool *pool, struct zc_pool_stats *out)
 		out->bytes_mapped = zc__cnt(&p->bytes_mapped);
 		out->in_use = zc__cnt(&p->in_use);
 	}
+	out->slabs_trimmed = zc__cnt(&p->slabs_trimmed);
 }
 
 /* ------------------------------------------------------------------------
  * Slabs (owner thread; LOCKED: under the lock)
  */
 
-static int slab_grow(struct zc_pool *pool)
+void zc__slab_unmap(struct zc_pool *pool, uint32_t i)
 {
-	size_t mapped = zc__cnt(&pool->bytes_mapped);
-	size_t len = pool->slab_bytes;
+	struct zc__slab *s = &pool->slabs[i];
+
+	munmap(s->base, s->len);
+	free(s->hdrs);
+	zc__cnt_add(&pool->bytes_mapped, -(int64_t)s->len);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The lowest slot a trim emptied, else a new one at the end. */
+static int slab_slot(struct zc_pool *pool, uint32_t *out)
+{
 	struct zc__slab *s;
-	struct zc_buf *hdrs;
-	uint32_t nbufs;
-	void *base;
-	int ret;
+	uint32_t i;
 
-	if (mapped + pool->buf_size > pool->max_bytes)
-		return -ENOBUFS;
-	/* The last slab may be short so the byte cap holds exactly. */
-	if (len > pool->max_bytes - mapped)
-		len = (pool->max_bytes - mapped) / pool->buf_size * pool->buf_size;
-	nbufs = (uint32_t)(len / pool->buf_size);
-
+	for (i = 0; i < pool->nslabs; i++) {
+		if (!pool->slabs[i].base) {
+			*out = i;
+			return 0;
+		}
+	}
 	if (pool->nslabs == pool->slabs_cap) {
 		uint32_t cap = pool->slabs_cap ? pool->slabs_cap * 2 : 8;
 
@@ -249,6 +255,29 @@ static int slab_grow(struct zc_pool *pool)
 		pool->slabs = s;
 		pool->slabs_cap = cap;
 	}
+	*out = pool->nslabs;
+	return 0;
+}
+
+static int slab_grow(struct zc_pool *pool)
+{
+	size_t mapped = zc__cnt(&pool->bytes_mapped);
+	size_t len = pool->slab_bytes;
+	struct zc__slab *s;
+	struct zc_buf *hdrs;
+	uint32_t nbufs, idx;
+	void *base;
+	int ret;
+
+	if (mapped + pool->buf_size > pool->max_bytes)
+		return -ENOBUFS;
+	/* The last slab may be short so the byte cap holds exactly. */
+	if (len > pool->max_bytes - mapped)
+		len = (pool->max_bytes - mapped) / pool->buf_size * pool->buf_size;
+	nbufs = (uint32_t)(len / pool->buf_size);
+	ret = slab_slot(pool, &idx);
+	if (ret < 0)
+		return ret;
 	hdrs = aligned_alloc(ZC__CACHELINE, (size_t)nbufs * sizeof(*hdrs));
 	if (!hdrs)
 		return -ENOMEM;
@@ -263,7 +292,7 @@ static int slab_grow(struct zc_pool *pool)
 		goto err_free_hdrs;
 	}
 	if (pool->on_slab) {
-		ret = pool->on_slab(pool->on_slab_arg, pool->nslabs, base, len);
+		ret = pool->on_slab(pool->on_slab_arg, idx, base, len);
 		if (ret < 0)
 			goto err_unmap;
 	}
@@ -278,11 +307,13 @@ static int slab_grow(struct zc_pool *pool)
 		b->data = (char *)base + (size_t)i * pool->buf_size;
 		b->cap = (uint32_t)pool->buf_size;
 		b->kind = ZC__BUF_POOL;
-		b->slab = pool->nslabs;
+		b->slab = idx;
 		b->next = pool->free;
 		pool->free = b;
 	}
-	s = &pool->slabs[pool->nslabs++];
+	if (idx == pool->nslabs)
+		pool->nslabs++;
+	s = &pool->slabs[idx];
 	s->base = base;
 	s->len = len;
 	s->hdrs = hdrs;
@@ -352,6 +383,11 @@ static int alloc_pooled(struct zc_pool *pool, struct zc_buf **out)
 		zc__defer_take_pool(pool);
 		b = pool->free;
 	}
+	/* Better a buffer of a slab meant to go than a new slab. */
+	if (!b && pool->draining) {
+		b = pool->free = pool->draining;
+		pool->draining = NULL;
+	}
 	if (!b) {
 		ret = slab_grow(pool);
 		if (ret < 0) {
@@ -370,6 +406,8 @@ static int alloc_pooled(struct zc_pool *pool, struct zc_buf **out)
 	/* Relaxed: the buffer is private until the caller publishes it. */
 	atomic_store_explicit(&b->ref, ZC__REF_VIEW, memory_order_relaxed);
 	zc__cnt_add(&pool->in_use, 1);
+	if (zc__cnt(&pool->in_use) > pool->in_use_hwm)
+		pool->in_use_hwm = zc__cnt(&pool->in_use);
 	zc__cnt_add(&pool->allocated, 1);
 	*out = b;
 	return 0;
@@ -410,21 +448,31 @@ void zc__pool_adopt_chain(struct zc_pool *pool, struct zc_buf *top,
 	pool->free_chains = top;
 }
 
+/* The list an owner-side return goes to (owner, or under the lock). */
+static struct zc_buf **put_list(struct zc_pool *pool, struct zc_buf *buf)
+{
+	return buf->draining ? &pool->draining : &pool->free;
+}
+
 void zc__pool_put_buf(struct zc_pool *pool, struct zc_buf *buf)
 {
+	struct zc_buf **list;
+
 	assert(buf->kind == ZC__BUF_POOL);
 	if (pool->mode == ZC_FREE_LOCKED) {
 		pthread_mutex_lock(&pool->lock);
-		buf->next = pool->free;
-		pool->free = buf;
+		list = put_list(pool, buf);
+		buf->next = *list;
+		*list = buf;
 		zc__cnt_add(&pool->in_use, -1);
 		zc__cnt_add(&pool->released_locked, 1);
 		pthread_mutex_unlock(&pool->lock);
 		return;
 	}
 	assert(zc__on_owner(pool));
-	buf->next = pool->free;
-	pool->free = buf;
+	list = put_list(pool, buf);
+	buf->next = *list;
+	*list = buf;
 	assert(zc__cnt(&pool->in_use) > 0);
 	zc__cnt_add(&pool->in_use, -1);
 }

@@ -125,9 +125,15 @@ static void arm_recv(struct zc_conn *c)
 	struct zc_reactor *r = c->r;
 	struct io_uring_sqe *sqe = zc__sqe(r);
 
-	if (r->features & ZC__F_RECV_MULTISHOT)
+	if (r->features & ZC__F_RECV_MULTISHOT) {
 		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-	else
+		/* The multishot ends after this many bytes (the kernel's
+		 * optlen, file_index in older liburing): re-armed once per
+		 * batch, one connection takes at most that share of the
+		 * ring per batch (see rx_batch_bytes in stack.h). */
+		if (r->features & ZC__F_RECV_MSHOT_LIM)
+			sqe->file_index = (unsigned)r->cfg.rx_batch_bytes;
+	} else
 		io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = 0;
@@ -231,6 +237,9 @@ void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 		c->recv_armed = false;
 		c->recv_cancelling = false;
 		c->ops_inflight--;
+		/* Data and no MORE: the per-batch byte limit ended it. */
+		if (res > 0 && (r->features & ZC__F_RECV_MSHOT_LIM))
+			ZC__STAT_INC(r, rx_batch_limits);
 	}
 	if (res == 0) {
 		c->eof = true;
@@ -239,6 +248,9 @@ void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 		 * until the ring is refilled and the receive re-armed. */
 		c->recv_starved = true;
 		ZC__STAT_INC(r, rx_enobufs);
+	} else if (res == -EINVAL && (r->features & ZC__F_RECV_MSHOT_LIM)) {
+		/* A kernel without multishot byte limits: receive without. */
+		r->features &= ~ZC__F_RECV_MSHOT_LIM;
 	} else if (res == -EINVAL && (r->features & ZC__F_RECV_MULTISHOT)) {
 		r->features &= ~ZC__F_RECV_MULTISHOT;
 	} else if (res < 0 && res != -ECANCELED) {

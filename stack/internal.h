@@ -92,6 +92,7 @@ enum {
 	ZC__F_RECV_MULTISHOT = 1u << 7,
 	ZC__F_SINGLE_ISSUER = 1u << 8,
 	ZC__F_RXRING_INC = 1u << 9,
+	ZC__F_RECV_MSHOT_LIM = 1u << 10,
 };
 
 /* Counters: written by the reactor thread, read anywhere. */
@@ -180,6 +181,14 @@ struct zc_reactor {
 	/* Fixed buffers: slab i is registered when fixed_ok[i]. */
 	uint8_t *fixed_ok;
 	unsigned fixed_n;
+
+	/* Pool trimming (trim.c): armed when a slab is mapped, disarmed when
+	 * a trim leaves only the floor; next check on the coarse clock.
+	 * trim_wake: an idle reactor wakes up to trim. */
+	bool trim_armed;
+	bool trim_wake;
+	unsigned trim_idle;	/* trims in a row that gave nothing back */
+	long long trim_next_us;
 
 	bool torn_down;
 	unsigned tls_hs;      /* TLS handshakes running (tls.c) */
@@ -315,6 +324,14 @@ struct zc_buf *zc__rxring_recv(struct zc_reactor *r, unsigned bid,
 bool zc__rxring_has_bufs(const struct zc_reactor *r);
 int zc__fixed_init(struct zc_reactor *r);
 int zc__on_slab(void *arg, unsigned index, void *base, size_t len);
+void zc__on_slab_release(void *arg, unsigned index, void *base, size_t len);
+
+/* trim.c: how long a reactor with a grown pool may sleep, in us. */
+#define ZC__TRIM_PERIOD_US 500000
+/* trim.c: fruitless trims in a row after which trimming is disarmed. */
+#define ZC__TRIM_TRIES 4
+/* trim.c, end of batch: give slabs back once a period. */
+void zc__trim_tick(struct zc_reactor *r);
 
 /* conn.c */
 struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd);

@@ -117,6 +117,8 @@ static int apply_defaults(struct zc_reactor_config *c)
 								ZC__POOL_MIN;
 	if (c->pool_bytes < ring_bytes + c->rxbuf_size)
 		return -EINVAL;
+	if (!c->rx_batch_bytes)
+		c->rx_batch_bytes = ring_bytes / 4;
 	if (c->send_mode > ZC_SEND_ZC || c->free_mode > ZC_FREE_LOCKED ||
 	    c->wake > ZC_WAKE_MSG_RING)
 		return -EINVAL;
@@ -190,6 +192,9 @@ static void probe_ops(struct zc_reactor *r)
 	/* Multishot recv has no probe bit: assumed, and dropped by the first
 	 * receive that the kernel rejects with -EINVAL. */
 	r->features |= ZC__F_RECV_MULTISHOT;
+	/* Likewise the multishot byte limit (see arm_recv()). */
+	if (r->cfg.rx_batch_bytes <= UINT32_MAX)
+		r->features |= ZC__F_RECV_MSHOT_LIM;
 }
 
 static void pool_kick(void *arg);
@@ -251,10 +256,10 @@ static int reactor_setup(struct zc_reactor *r)
 	pc.free_mode = r->cfg.free_mode;
 	pc.kick = pool_kick;
 	pc.kick_arg = r;
-	if (r->features & ZC__F_FIXED_BUFS) {
-		pc.on_slab = zc__on_slab;
-		pc.on_slab_arg = r;
-	}
+	/* Always: a new slab also arms trimming (stack/trim.c). */
+	pc.on_slab = zc__on_slab;
+	pc.on_slab_release = zc__on_slab_release;
+	pc.on_slab_arg = r;
 	ret = zc_pool_create(&pc, &r->pool);
 	if (ret)
 		goto err_efd;
@@ -643,6 +648,9 @@ static int wait_events(struct zc_reactor *r, long timeout_us)
 
 	if (r->dirty && (timeout_us < 0 || timeout_us > ZC__STARVED_WAIT_US))
 		timeout_us = ZC__STARVED_WAIT_US;
+	/* A grown pool is trimmed by a batch: wake for it (stack/trim.c). */
+	if (r->trim_wake && (timeout_us < 0 || timeout_us > ZC__TRIM_PERIOD_US))
+		timeout_us = ZC__TRIM_PERIOD_US;
 	if (timeout_us == 0 || io_uring_cq_ready(&r->ring))
 		return get_events(r);
 	if (r->cfg.busy_poll_us && busy_poll(r))
@@ -687,6 +695,8 @@ static int reactor_batch(struct zc_reactor *r, long timeout_us)
 	zc_pool_drain(r->pool);
 	zc__rxring_refill(r);
 	service_dirty(r);
+	if (r->trim_armed)
+		zc__trim_tick(r);
 	return (int)n;
 }
 

@@ -195,15 +195,38 @@ int zc__fixed_init(struct zc_reactor *r)
 }
 
 /* Pool callback, owner thread: a new slab is mapped.  A slab that cannot
- * be registered is simply sent from without the fixed flag. */
+ * be registered is simply sent from without the fixed flag.  Either way
+ * the pool grew, so the reactor trims it again once idle (stack/trim.c). */
 int zc__on_slab(void *arg, unsigned index, void *base, size_t len)
 {
 	struct zc_reactor *r = arg;
 	struct iovec iov = { .iov_base = base, .iov_len = len };
 
+	r->trim_armed = true;
+	r->trim_wake = true;
 	if (index < r->fixed_n &&
 	    io_uring_register_buffers_update_tag(&r->ring, index, &iov, NULL,
 						 1) == 1)
 		r->fixed_ok[index] = 1;
 	return 0;
+}
+
+/* Pool callback, owner thread: slab @index is about to be unmapped (none
+ * of its buffers is referenced, so no send names it).  Its table slot is
+ * emptied first, so the kernel drops its pin of the pages; the slot is
+ * filled again by zc__on_slab() when the pool reuses the index. */
+void zc__on_slab_release(void *arg, unsigned index, void *base, size_t len)
+{
+	struct zc_reactor *r = arg;
+	struct iovec iov = { .iov_base = NULL, .iov_len = 0 };
+
+	(void)base;
+	(void)len;
+	if (index >= r->fixed_n || !r->fixed_ok[index])
+		return;
+	r->fixed_ok[index] = 0;
+	/* A failed update leaves the pages pinned by the kernel, no longer
+	 * reachable by us: safe to unmap, only not given back. */
+	(void)io_uring_register_buffers_update_tag(&r->ring, index, &iov, NULL,
+						   1);
 }

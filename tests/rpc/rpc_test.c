@@ -249,3 +249,11 @@ bool rt_wait_for(bool (*cond)(void *), void *arg, unsigned seconds)
 	}
 	return cond(arg);
 }
+
+void *rt_drain_main(void *arg)
+{
+	struct rt_drain *d = arg;
+
+	d->ret = zc_rpc_server_drain(d->s, d->timeout_ms);
+	return NULL;
+}

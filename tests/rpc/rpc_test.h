@@ -89,6 +89,15 @@ int rt_call_async(struct zc_rpc_client *cli, uint32_t method,
 		  struct rt_tally *t, size_t len, uint32_t seed,
 		  size_t expect_len, uint64_t timeout_us, unsigned tag,
 		  struct zc_rpc_pending **pending);
+/* zc_rpc_server_drain(s, timeout_ms) on a thread of its own:
+ * pthread_create(&th, NULL, rt_drain_main, &d); its result lands in ret. */
+struct rt_drain {
+	struct zc_rpc_server *s;
+	unsigned timeout_ms;
+	int ret;
+};
+void *rt_drain_main(void *arg);
+
 /* Wait (polling, up to @seconds) until @t has @n completions. */
 bool rt_wait(struct rt_tally *t, unsigned n, unsigned seconds);
 /* Wait until @cond(@arg) holds, up to @seconds. */

@@ -130,17 +130,12 @@ static void teardown(void)
 		rt_stop(&env[i]);
 }
 
-static void *drain_one(void *arg)
-{
-	return (void *)(intptr_t)zc_rpc_server_drain(arg, 3000);
-}
-
 Test(balancer, kill_restart_and_drain, .timeout = 120)
 {
 	struct zc_rpc_balancer_stats st;
+	struct rt_drain d;
 	uint64_t sent2;
 	pthread_t t;
-	void *rc;
 
 	setup(ZC_RPC_BALANCE_ROUND_ROBIN);
 	/* Round robin, everyone up: an even spread. */
@@ -181,10 +176,11 @@ Test(balancer, kill_restart_and_drain, .timeout = 120)
 
 	/* Drain server 1 under load: GOAWAY, and no call fails. */
 	atomic_store(&lost, 0);
-	cr_assert_eq(pthread_create(&t, NULL, drain_one, env[1].srv), 0);
+	d = (struct rt_drain){ .s = env[1].srv, .timeout_ms = 3000 };
+	cr_assert_eq(pthread_create(&t, NULL, rt_drain_main, &d), 0);
 	run_calls(600);
-	pthread_join(t, &rc);
-	cr_assert_eq((intptr_t)rc, 0, "drain: %ld", (long)(intptr_t)rc);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.ret, 0, "drain: %d", d.ret);
 	run_calls(300);
 	cr_assert_eq(atomic_load(&lost), 0, "a drain cost calls");
 	cr_assert_eq(atomic_load(&other_fail), 0);

@@ -23,20 +23,6 @@ static void setup(struct zc_rpc_server *s, void *arg)
 
 static struct rt_tally t;
 
-struct drain_arg {
-	struct zc_rpc_server *s;
-	unsigned timeout_ms;
-	int ret;
-};
-
-static void *drain_main(void *arg)
-{
-	struct drain_arg *d = arg;
-
-	d->ret = zc_rpc_server_drain(d->s, d->timeout_ms);
-	return NULL;
-}
-
 static bool got_goaway(void *arg)
 {
 	struct zc_rpc_client_stats cs;
@@ -49,7 +35,7 @@ Test(drain, goaway_finishes_inflight, .timeout = 60)
 {
 	struct rt_opts o = { .cc = { .conns = 1 }, .setup = setup };
 	struct zc_rpc_server_stats ss;
-	struct drain_arg d;
+	struct rt_drain d;
 	struct rt_env e;
 	pthread_t th;
 
@@ -60,8 +46,8 @@ Test(drain, goaway_finishes_inflight, .timeout = 60)
 		cr_assert_eq(rt_call_async(e.cli, M_PARK, &t, 10, i, SIZE_MAX,
 					   0, i, NULL), 0);
 	cr_assert(rt_wait_for(park_has, (void *)3, 10));
-	d = (struct drain_arg){ .s = e.srv, .timeout_ms = 10000 };
-	cr_assert_eq(pthread_create(&th, NULL, drain_main, &d), 0);
+	d = (struct rt_drain){ .s = e.srv, .timeout_ms = 10000 };
+	cr_assert_eq(pthread_create(&th, NULL, rt_drain_main, &d), 0);
 	cr_assert(rt_wait_for(got_goaway, e.cli, 10));
 	/* New calls: the old connection takes none, the listener is gone,
 	 * so they fail retryable (not processed). */

@@ -165,20 +165,6 @@ static void neighbour_check(struct neighbour *nb)
 
 /* ---- item 7: drain ----------------------------------------------------- */
 
-struct drain_arg {
-	struct zc_rpc_server *s;
-	unsigned timeout_ms;
-	int ret;
-};
-
-static void *drain_main(void *arg)
-{
-	struct drain_arg *d = arg;
-
-	d->ret = zc_rpc_server_drain(d->s, d->timeout_ms);
-	return NULL;
-}
-
 static bool answer_cut(void *arg)
 {
 	struct zc_rpc_server_stats ss;
@@ -224,7 +210,7 @@ Test(promises, drain_answers_every_call_in_full, .timeout = 120)
 	for (int round = 0; round < 3; round++) {
 		struct rt_opts o = { .no_client = true, .setup = setup };
 		static struct seen sn;
-		struct drain_arg d;
+		struct rt_drain d;
 		struct writer w;
 		pthread_t th;
 		struct rt_env e;
@@ -240,8 +226,8 @@ Test(promises, drain_answers_every_call_in_full, .timeout = 120)
 		cr_assert_geq(seen_read(fd, &sn), 1);
 		w = (struct writer){ .fd = fd, .next_id = 5 };
 		cr_assert_eq(pthread_create(&w.th, NULL, writer_main, &w), 0);
-		d = (struct drain_arg){ .s = e.srv, .timeout_ms = 10000 };
-		cr_assert_eq(pthread_create(&th, NULL, drain_main, &d), 0);
+		d = (struct rt_drain){ .s = e.srv, .timeout_ms = 10000 };
+		cr_assert_eq(pthread_create(&th, NULL, rt_drain_main, &d), 0);
 		/* Read until GOAWAY and every call up to its id is done. */
 		for (;;) {
 			bool all = sn.goaway;
@@ -289,7 +275,7 @@ Test(promises, drain_deadline_cuts_answer_with_error, .timeout = 60)
 {
 	struct rt_opts o = { .no_client = true, .setup = setup };
 	static struct seen sn;
-	struct drain_arg d;
+	struct rt_drain d;
 	struct rt_env e;
 	pthread_t th;
 	int fd;
@@ -298,8 +284,8 @@ Test(promises, drain_deadline_cuts_answer_with_error, .timeout = 60)
 	raw_sized(fd, 1, 32u << 20);
 	cr_assert_eq(seen_read(fd, &sn), 1);
 	/* We read nothing more until the drain has cut the answer. */
-	d = (struct drain_arg){ .s = e.srv, .timeout_ms = 100 };
-	cr_assert_eq(pthread_create(&th, NULL, drain_main, &d), 0);
+	d = (struct rt_drain){ .s = e.srv, .timeout_ms = 100 };
+	cr_assert_eq(pthread_create(&th, NULL, rt_drain_main, &d), 0);
 	cr_assert(rt_wait_for(answer_cut, e.srv, 10));
 	while (seen_read(fd, &sn) >= 0)
 		;

@@ -91,8 +91,8 @@
  *                          zc_pool_drain() }  (end of every batch)
  *                   zc_pool_destroy()         (-EBUSY while buffers live)
  *   owner only:     zc_buf_alloc(), zc_chain_pullup() when it must copy
- *                   (both -EPERM elsewhere), zc_pool_destroy() (-EPERM
- *                   elsewhere), zc_pool_drain() (a no-op returning 0
+ *                   (both -EPERM elsewhere), zc_pool_destroy() and
+ *                   zc_pool_trim() (-EPERM elsewhere), zc_pool_drain() (a no-op returning 0
  *                   elsewhere), zc_pool_set_kick() (before sharing).
  *   any thread:     zc_view_*, zc_chain_* but pullup, zc_buf_get/put,
  *                   zc_buf_inflight_get/put, zc_buf_wrap, zc_pool_stats,
@@ -191,6 +191,15 @@ struct zc_pool_config {
 	 * value.  May be NULL.  Never called in ZC_FREE_LOCAL mode. */
 	int (*on_slab)(void *arg, unsigned index, void *base, size_t len);
 	void *on_slab_arg;
+	/* Called on the owner thread by zc_pool_trim() for each slab it gives
+	 * back, before the slab is unmapped, so that the layer above removes
+	 * it from wherever on_slab put it (io_uring's fixed-buffer table).
+	 * Every buffer of the slab is free when it is called: no view, no
+	 * in-flight send, nothing in a receive ring (see zc_pool_trim()).
+	 * Its index may be handed to on_slab again for a later slab.  Gets
+	 * on_slab_arg.  May be NULL.  Not called by zc_pool_destroy(). */
+	void (*on_slab_release)(void *arg, unsigned index, void *base,
+				size_t len);
 };
 
 /*
@@ -215,6 +224,7 @@ struct zc_pool_stats {
 	uint64_t ext_released;     /* external release callbacks run */
 	uint64_t in_use;           /* pool buffers handed out, not yet back */
 	uint64_t bytes_mapped;     /* slab bytes mapped (or malloc'ed, LOCAL) */
+	uint64_t slabs_trimmed;    /* slabs given back by zc_pool_trim() */
 };
 
 /* -------------------------------------------------------------------------
@@ -277,6 +287,30 @@ ZC_API ZC_MUST_CHECK int zc_pool_destroy(struct zc_pool *pool);
 /* Snapshot of the counters; callable from any thread. */
 ZC_API void zc_pool_stats(const struct zc_pool *pool,
 			  struct zc_pool_stats *out);
+
+/*
+ * Owner thread only (-EPERM elsewhere).  Give memory back after a peak:
+ * unmap slabs none of whose buffers is referenced, while the pool keeps
+ * at least the larger of @floor bytes and the most buffer bytes in use at
+ * once since the previous zc_pool_trim() (the high-water mark, reset by
+ * each call).  So a caller that trims once per period gives back what
+ * the last period did not need, and keeps what a steady load uses.
+ * Deferred pool buffers are taken back first.  For each slab given back,
+ * on_slab_release runs, then the slab is unmapped and its headers freed;
+ * the free list keeps none of them.  Returns the number of slabs given
+ * back (0 in ZC_FREE_LOCAL mode, which has no slabs), or -ENOMEM.
+ *
+ * The rule that makes this safe: a slab is unmapped only when every one of
+ * its buffers is on the free list, that is when its last reference (view,
+ * clone, zc_buf_get(), in-flight send) has been dropped.  Memory lent to
+ * the kernel must therefore hold a reference for as long as the kernel
+ * may touch it: a provided-buffer ring holds one per buffer it stocks, a
+ * zero-copy send one in-flight reference until its notification.  A
+ * buffer handed to the kernel without a reference could be unmapped under
+ * it.  Registered memory (on_slab) is unregistered by on_slab_release
+ * before the unmap.
+ */
+ZC_API int zc_pool_trim(struct zc_pool *pool, size_t floor);
 
 /* Buffer size of the pool. */
 ZC_API size_t zc_pool_buf_size(const struct zc_pool *pool);

@@ -190,6 +190,13 @@ struct zc_reactor_config {
 	 * it the connection stops reading (others go on) until credit comes
 	 * back. [0: no budget, zc_conn_recv_done() is then optional] */
 	size_t rx_budget;
+	/* Most bytes one connection receives per batch: its multishot
+	 * receive ends there and is re-armed at the end of the batch, so a
+	 * bulk sender cannot empty the receive ring shared with every other
+	 * connection of the reactor (issue 15).  Needs a kernel that takes a
+	 * multishot receive's byte limit; on others receives are unlimited.
+	 * Above UINT32_MAX: no limit. [rx_ring_entries x rxbuf_size / 4] */
+	size_t rx_batch_bytes;
 	/* SO_SNDBUF and SO_RCVBUF for every socket of this reactor (listeners
 	 * too, so accepted sockets start with them), in setsockopt()'s units:
 	 * the kernel doubles the value and caps it at net.core.wmem_max /
@@ -240,6 +247,7 @@ struct zc_reactor_stats {
 	uint64_t rx_cqes;          /* receive completions with data */
 	uint64_t rx_arms;          /* receives (re)armed */
 	uint64_t rx_enobufs;       /* receives ended by an empty ring */
+	uint64_t rx_batch_limits;  /* receives ended by rx_batch_bytes */
 	uint64_t rx_budget_stops;  /* receives stopped by the budget */
 	uint64_t rx_ring_refills;  /* buffers given to the ring */
 	uint64_t rx_buf_shared;    /* receives that left their buffer in the
@@ -299,7 +307,9 @@ ZC_API int zc_reactor_run(struct zc_reactor *r);
  * Reactor thread only (create mode).  Run one batch: submit, wait up to
  * @timeout_us for a completion (0: do not wait, <0: wait without limit),
  * run the handlers, drain the pool, refill the ring.  Returns the number
- * of completions handled (0 on timeout), or a fatal -errno.
+ * of completions handled (0 on timeout), or a fatal -errno.  While the
+ * pool holds memory to give back after a peak, a wait is cut to 0.5 s so
+ * that the batch can trim it (returning 0 then, as on a timeout).
  */
 ZC_API int zc_reactor_run_once(struct zc_reactor *r, long timeout_us);
 
