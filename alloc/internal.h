@@ -61,6 +61,10 @@ struct zc_buf {
 
 _Static_assert(sizeof(struct zc_buf) == ZC__CACHELINE, "one line per header");
 
+/* Size classes of large regions: ZC_LARGE_MIN << 0 .. << 15 (4 GiB). */
+#define ZC__LARGE_CLASSES 16
+struct zc__large;
+
 struct zc__slab {
 	void *base;	      /* mmap()ed, page aligned */
 	size_t len;
@@ -159,6 +163,14 @@ struct zc_pool {
 	uint64_t in_use_hwm;
 	uint32_t slabs_cap;
 	pthread_mutex_t lock;	/* ZC_FREE_LOCKED only */
+	/* Cached large regions by size class (large.c); the trim period
+	 * they were cached in is compared with large_gen. */
+	struct zc__large *large_free[ZC__LARGE_CLASSES];
+	/* Regions to give back, a slice at a time (zc_pool_reclaim()). */
+	struct zc__large *large_unmap;
+	size_t large_unmap_bytes;
+	size_t large_cache_max;
+	uint32_t large_gen;
 
 	/*
 	 * Owner-written counters, read by zc_pool_stats() from anywhere:
@@ -174,6 +186,11 @@ struct zc_pool {
 	_Atomic uint64_t in_use;	  /* pool buffers; LOCKED: under lock */
 	_Atomic uint64_t bytes_mapped;	  /* slabs */
 	_Atomic uint64_t slabs_trimmed;
+	_Atomic uint64_t large_cached;	  /* bytes of cached large regions */
+	_Atomic uint64_t large_reused;	  /* large allocations from the cache */
+	/* Bytes of large regions mapped (in use or cached): mapped off the
+	 * owner too, so a locked add. */
+	_Atomic uint64_t large_bytes;
 
 	/* ---- written by other threads: own cache lines ---- */
 	/* Defer list head of pool buffers (pointer + depth), see
@@ -238,6 +255,11 @@ void zc__pool_free_local(struct zc_pool *pool, struct zc_buf *buf);
 
 /* buf.c: run an external buffer's callback and free its header (owner). */
 void zc__ext_finish(struct zc_pool *pool, struct zc_buf *buf);
+
+/* large.c: retire the cached large regions no allocation took since the
+ * previous call, and start a new period; returns how many went.  With
+ * @all (destroy): unmap every cached and retired region now. */
+unsigned zc__large_trim(struct zc_pool *pool, bool all);
 
 /* defer.c: push @buf (no references left) onto @pool's defer list. */
 void zc__defer_push(struct zc_pool *pool, struct zc_buf *buf);

@@ -95,6 +95,8 @@ int zc_pool_create(const struct zc_pool_config *cfg, struct zc_pool **out)
 	}
 	pool->buf_size = c.buf_size;
 	pool->max_bytes = c.max_bytes;
+	pool->large_cache_max = c.large_cache_bytes ? c.large_cache_bytes :
+						      c.max_bytes;
 	pool->slab_bytes = c.slab_bytes;
 	pool->defer_max = c.defer_max;
 	pool->mode = c.free_mode;
@@ -179,6 +181,7 @@ int zc_pool_destroy(struct zc_pool *pool)
 	/* A pusher that made the list reach the cap may still be calling
 	 * kick and counting it; it holds no buffer any more, so wait. */
 	zc__defer_quiesce(pool);
+	zc__large_trim(pool, true);
 	for (uint32_t i = 0; i < pool->nslabs; i++)
 		if (pool->slabs[i].base)
 			zc__slab_unmap(pool, i);
@@ -210,6 +213,9 @@ void zc_pool_stats(const struct zc_pool *pool, struct zc_pool_stats *out)
 	out->released_locked = zc__cnt(&p->released_locked);
 	out->ext_wrapped = zc__cnt(&p->ext_wrapped);
 	out->ext_released = zc__cnt(&p->ext_released);
+	out->large_bytes = zc__cnt(&p->large_bytes);
+	out->large_cached = zc__cnt(&p->large_cached);
+	out->large_reused = zc__cnt(&p->large_reused);
 	if (p->mode == ZC_FREE_LOCAL) {
 		out->bytes_mapped = zc__cnt(&p->local_bytes);
 		out->in_use = out->bytes_mapped / p->buf_size;

@@ -148,6 +148,7 @@ int zc_pool_trim(struct zc_pool *pool, size_t floor)
 
 	if (!zc__on_owner(pool))
 		return -EPERM;
+	zc__large_trim(pool, false);
 	if (pool->mode == ZC_FREE_LOCAL)
 		return 0;
 	if (pool->mode == ZC_FREE_OWNER)

@@ -229,9 +229,6 @@ int zc__reasm_add(struct zc__reasm *ra, struct zc_chain *msg,
 int zc__reasm_finish(struct zc__reasm *ra, struct zc_chain *msg);
 /* Drop the heap memory of an unfinished message. */
 void zc__reasm_release(struct zc__reasm *ra);
-/* Heap memory of @len bytes wrapped into @pool's tracker: one reference
- * for the caller, who may write it while it holds the only one. */
-int zc__heap_buf(struct zc_pool *pool, size_t len, struct zc_buf **out);
 /* Replace @c's views by one view of a heap copy; nothing changes on
  * error (-ENOMEM). */
 int zc__chain_to_heap(struct zc_chain *c, struct zc_pool *pool);

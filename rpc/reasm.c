@@ -21,47 +21,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "internal.h"
-
-/* From this size heap memory is mapped on its own, so that freeing it
- * gives it back to the system at once (malloc would keep a peak). */
-#define HEAP_MMAP_MIN (128u * 1024)
-
-static void heap_release(void *arg, void *data)
-{
-	size_t len = (size_t)(uintptr_t)arg;
-
-	if (len >= HEAP_MMAP_MIN)
-		munmap(data, len);
-	else
-		free(data);
-}
-
-int zc__heap_buf(struct zc_pool *pool, size_t len, struct zc_buf **out)
-{
-	void *mem;
-	int ret;
-
-	if (!len || len > UINT32_MAX)
-		return -EINVAL;
-	if (len >= HEAP_MMAP_MIN) {
-		mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (mem == MAP_FAILED)
-			return -ENOMEM;
-	} else {
-		mem = malloc(len);
-		if (!mem)
-			return -ENOMEM;
-	}
-	ret = zc_buf_wrap(pool, mem, len, heap_release, (void *)(uintptr_t)len,
-			  out);
-	if (ret)
-		heap_release((void *)(uintptr_t)len, mem);
-	return ret;
-}
 
 size_t zc__chain_pinned(const struct zc_chain *c, uint32_t from)
 {
@@ -86,7 +47,7 @@ int zc__chain_to_heap(struct zc_chain *c, struct zc_pool *pool)
 
 	if (!len)
 		return 0;
-	ret = zc__heap_buf(pool, len, &b);
+	ret = zc_buf_alloc_large(pool, len, &b);
 	if (ret)
 		return ret;
 	zc_chain_copyout(c, 0, zc_buf_data(b), len);
@@ -122,7 +83,7 @@ void zc__reasm_release(struct zc__reasm *ra)
 static int to_copy_mode(struct zc__reasm *ra, struct zc_chain *msg,
 			uint32_t msg_len, struct zc_pool *pool)
 {
-	int ret = zc__heap_buf(pool, msg_len, &ra->heap);
+	int ret = zc_buf_alloc_large(pool, msg_len, &ra->heap);
 
 	if (ret)
 		return ret;

@@ -176,11 +176,11 @@ static int stage_reserve(struct zc__tx *tx, struct zc_chain *out,
 	 * buffer each, which the pool would keep mapped after the burst. */
 	if (!tx->warm) {
 		tx->warm = true;
-		ret = zc__heap_buf(tx->pool, STAGE_FIRST, &tx->stage);
+		ret = zc_buf_alloc_large(tx->pool, STAGE_FIRST, &tx->stage);
 	} else {
 		ret = zc_buf_alloc(tx->pool, &tx->stage);
 		if (ret)
-			ret = zc__heap_buf(tx->pool, STAGE_HEAP, &tx->stage);
+			ret = zc_buf_alloc_large(tx->pool, STAGE_HEAP, &tx->stage);
 	}
 	if (ret)
 		return ret;

@@ -238,7 +238,8 @@ void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 		c->recv_cancelling = false;
 		c->ops_inflight--;
 		/* Data and no MORE: the per-batch byte limit ended it. */
-		if (res > 0 && (r->features & ZC__F_RECV_MSHOT_LIM))
+		c->rx_heavy = res > 0 && (r->features & ZC__F_RECV_MSHOT_LIM);
+		if (c->rx_heavy)
 			ZC__STAT_INC(r, rx_batch_limits);
 	}
 	if (res == 0) {

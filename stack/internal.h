@@ -188,6 +188,7 @@ struct zc_reactor {
 	bool trim_armed;
 	bool trim_wake;
 	unsigned trim_idle;	/* trims in a row that gave nothing back */
+	bool reclaim_pending;	/* retired large regions left to unmap */
 	long long trim_next_us;
 
 	bool torn_down;
@@ -246,6 +247,7 @@ struct zc_conn {
 	bool recv_armed;
 	bool recv_cancelling;
 	bool recv_starved;    /* ended by an empty ring */
+	bool rx_heavy;	      /* ended by rx_batch_bytes: more is waiting */
 	bool eof;
 	bool shut_wr;
 	bool send_inflight;
@@ -332,6 +334,14 @@ void zc__on_slab_release(void *arg, unsigned index, void *base, size_t len);
 #define ZC__TRIM_TRIES 4
 /* trim.c, end of batch: give slabs back once a period. */
 void zc__trim_tick(struct zc_reactor *r);
+/* trim.c: arm the trim when the pool caches large regions. */
+void zc__trim_arm_large(struct zc_reactor *r);
+/* trim.c, end of batch: unmap a slice of retired large regions (a batch
+ * that handled events is @busy). */
+#define ZC__RECLAIM_SLICE (1u << 20)
+#define ZC__RECLAIM_IDLE (16u << 20)
+#define ZC__RECLAIM_WAIT_US 1000
+void zc__reclaim_tick(struct zc_reactor *r, bool busy);
 
 /* conn.c */
 struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd);

@@ -19,6 +19,9 @@
 #define ZC__RXBUF_DEFAULT (64u * 1024)
 #define ZC__POOL_MIN (64ull << 20)
 #define ZC__SNDQ_DEFAULT (4u << 20)
+#define ZC__TX_SLICE_DEFAULT (256u << 10)
+/* Most bytes one send request may carry (the CQE result is an int). */
+#define ZC__SEND_MAX (1u << 30)
 #define ZC__BATCH 64u
 /* Longest sleep while connections stay dirty (e.g. starved of receive
  * buffers): returns normally wake us (a remote release onto an empty defer
@@ -126,6 +129,10 @@ static int apply_defaults(struct zc_reactor_config *c)
 		c->zc_threshold = ZC_ZC_THRESHOLD_DEFAULT;
 	if (!c->sndq_max)
 		c->sndq_max = ZC__SNDQ_DEFAULT;
+	if (!c->tx_slice_bytes)
+		c->tx_slice_bytes = ZC__TX_SLICE_DEFAULT;
+	if (c->tx_slice_bytes > ZC__SEND_MAX)
+		return -EINVAL;
 	if (c->sock_sndbuf > INT_MAX || c->sock_rcvbuf > INT_MAX)
 		return -EINVAL;
 	return 0;
@@ -590,20 +597,52 @@ static unsigned reap(struct zc_reactor *r)
 	return total;
 }
 
+/* A connection whose service will move a full slice: its receive ended
+ * at rx_batch_bytes with more waiting, or a send slice is queued. */
+static bool conn_heavy(const struct zc_conn *c)
+{
+	return c->rx_heavy || c->sq_bytes >= c->r->cfg.tx_slice_bytes;
+}
+
+static void service_one(struct zc_conn *c)
+{
+	c->is_dirty = false;
+	c->dirty_next = NULL;
+	zc__conn_service(c);
+}
+
+/*
+ * Light connections are serviced first, heavy ones after: the requests a
+ * service prepares are issued in the order of the submission queue, and
+ * on the next submit the kernel runs each heavy one's receive or send
+ * slice inline, so a small answer queued behind them would wait for all
+ * of their copies.  A heavy connection keeps is_dirty while it waits on
+ * the local list, so dirtying it again meanwhile changes nothing.
+ */
 static void service_dirty(struct zc_reactor *r)
 {
-	struct zc_conn *c, *next;
+	struct zc_conn *c, *next, *heavy, **htail;
 	unsigned rounds = 0;
 
 	/* Services may dirty other connections (or themselves again, when
 	 * starved): take the list each round, a few rounds at most. */
 	while ((c = r->dirty) && rounds++ < 4) {
 		r->dirty = NULL;
+		heavy = NULL;
+		htail = &heavy;
 		for (; c; c = next) {
 			next = c->dirty_next;
-			c->is_dirty = false;
-			c->dirty_next = NULL;
-			zc__conn_service(c);
+			if (c->state != ZC__DONE && conn_heavy(c)) {
+				c->dirty_next = NULL;
+				*htail = c;
+				htail = &c->dirty_next;
+				continue;
+			}
+			service_one(c);
+		}
+		for (c = heavy; c; c = next) {
+			next = c->dirty_next;
+			service_one(c);
 		}
 	}
 }
@@ -651,6 +690,9 @@ static int wait_events(struct zc_reactor *r, long timeout_us)
 	/* A grown pool is trimmed by a batch: wake for it (stack/trim.c). */
 	if (r->trim_wake && (timeout_us < 0 || timeout_us > ZC__TRIM_PERIOD_US))
 		timeout_us = ZC__TRIM_PERIOD_US;
+	if (r->reclaim_pending &&
+	    (timeout_us < 0 || timeout_us > ZC__RECLAIM_WAIT_US))
+		timeout_us = ZC__RECLAIM_WAIT_US;
 	if (timeout_us == 0 || io_uring_cq_ready(&r->ring))
 		return get_events(r);
 	if (r->cfg.busy_poll_us && busy_poll(r))
@@ -695,8 +737,10 @@ static int reactor_batch(struct zc_reactor *r, long timeout_us)
 	zc_pool_drain(r->pool);
 	zc__rxring_refill(r);
 	service_dirty(r);
+	zc__trim_arm_large(r);
 	if (r->trim_armed)
 		zc__trim_tick(r);
+	zc__reclaim_tick(r, n != 0);
 	return (int)n;
 }
 

@@ -20,9 +20,6 @@
 
 #include "internal.h"
 
-/* Most bytes one request carries (the CQE result is an int). */
-#define ZC__SEND_MAX (1u << 30)
-
 static const char *const mode_names[] = {
 	[ZC_SEND_AUTO] = "auto",
 	[ZC_SEND_COPY] = "copy",
@@ -247,14 +244,14 @@ static unsigned build_iov(struct zc_conn *c, struct zc_buf **bufs,
 {
 	struct zc__sendq_ent *e;
 	unsigned n = 0, i;
-	size_t len = 0;
+	size_t len = 0, max = c->r->cfg.tx_slice_bytes;
 
-	for (e = c->sq_head; e && n < ZC__IOV_MAX && len < ZC__SEND_MAX;
+	for (e = c->sq_head; e && n < ZC__IOV_MAX && len < max;
 	     e = e->next) {
 		size_t skip = e->sent;
 
 		for (i = 0; i < zc_chain_nviews(&e->chain) && n < ZC__IOV_MAX &&
-			    len < ZC__SEND_MAX;
+			    len < max;
 		     i++) {
 			const struct zc_view *v = zc_chain_view(&e->chain, i);
 			size_t vl = v->len;
@@ -264,8 +261,8 @@ static unsigned build_iov(struct zc_conn *c, struct zc_buf **bufs,
 				continue;
 			}
 			vl -= skip;
-			if (vl > ZC__SEND_MAX - len)
-				vl = ZC__SEND_MAX - len;
+			if (vl > max - len)
+				vl = max - len;
 			c->iov[n].iov_base = (char *)zc_view_data(v) + skip;
 			c->iov[n].iov_len = vl;
 			bufs[n] = v->buf;

@@ -12,6 +12,15 @@
  * to give back, it sleeps without limit again (until the pool maps a
  * slab), and only batches that traffic brings trim further.
  *
+ * Large regions cached for reuse (zc_buf_alloc_large()) are given back by
+ * the same trim, once a period passed without an allocation taking them;
+ * a batch that finds some cached arms the trim (zc__trim_arm_large()).
+ * Regions retired by the trim or past the cache's cap are unmapped by
+ * every batch a slice at a time (zc__reclaim_tick()), a bigger slice when
+ * the batch had nothing else to do, and a reactor with some left waits
+ * at most ZC__RECLAIM_WAIT_US: a peak of hundreds of MiB is given back
+ * within a second of idleness without a batch ever stalling on it.
+ *
  * The floor is the receive ring's worth of buffers, so that the next
  * burst does not map a slab at once.  Slabs leave io_uring's fixed-buffer
  * table before they are unmapped (zc__on_slab_release()).
@@ -31,6 +40,7 @@ static long long coarse_us(void)
 void zc__trim_tick(struct zc_reactor *r)
 {
 	size_t floor = (size_t)r->cfg.rx_ring_entries * r->cfg.rxbuf_size;
+	size_t cached = zc_pool_large_cached(r->pool);
 	struct zc_pool_stats ps;
 	long long now = coarse_us();
 	int ret;
@@ -40,7 +50,7 @@ void zc__trim_tick(struct zc_reactor *r)
 	r->trim_next_us = now + ZC__TRIM_PERIOD_US;
 	ret = zc_pool_trim(r->pool, floor);
 	zc_pool_stats(r->pool, &ps);
-	if (ps.bytes_mapped <= floor) {
+	if (ps.bytes_mapped <= floor && !ps.large_cached) {
 		r->trim_armed = false;
 		r->trim_wake = false;
 		return;
@@ -48,7 +58,24 @@ void zc__trim_tick(struct zc_reactor *r)
 	/* Trims that give nothing back for a while (slabs pinned by buffers
 	 * in use: an idle ring's, a held view) no longer wake an idle
 	 * reactor; batches that traffic brings keep trimming, and traffic is
-	 * what frees those buffers. */
-	r->trim_idle = ret > 0 ? 0 : r->trim_idle + 1;
-	r->trim_wake = r->trim_idle < ZC__TRIM_TRIES;
+	 * what frees those buffers.  Cached large regions always go within
+	 * two periods, so they keep an idle reactor waking until they have. */
+	r->trim_idle = ret > 0 || ps.large_cached < cached ? 0 :
+							    r->trim_idle + 1;
+	r->trim_wake = r->trim_idle < ZC__TRIM_TRIES || ps.large_cached;
+}
+
+void zc__reclaim_tick(struct zc_reactor *r, bool busy)
+{
+	r->reclaim_pending = zc_pool_reclaim(r->pool, busy ? ZC__RECLAIM_SLICE :
+							      ZC__RECLAIM_IDLE) != 0;
+}
+
+void zc__trim_arm_large(struct zc_reactor *r)
+{
+	if (r->trim_armed || !zc_pool_large_cached(r->pool))
+		return;
+	r->trim_armed = true;
+	r->trim_wake = true;
+	r->trim_idle = 0;
 }

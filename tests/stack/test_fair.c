@@ -6,8 +6,12 @@
  * emptied (no receive ends in ENOBUFS) while every byte still arrives in
  * order.  Without the limit the kernel fills every buffer it is given
  * from one bulk socket in one go (issue 15: a neighbour's receive then
- * waits for the next refill).
+ * waits for the next refill).  And the send side: no send request
+ * carries more than tx_slice_bytes, so one bulk connection's send cannot
+ * make a batch's submit copy megabytes ahead of everyone else's.
  */
+#include <errno.h>
+
 #include <criterion/criterion.h>
 
 #include "harness.h"
@@ -51,4 +55,39 @@ Test(stack_fair, one_bulk_sender_never_empties_the_ring)
 Test(stack_fair, two_bulk_senders_never_empty_the_ring)
 {
 	bulk_into_small_ring(2);
+}
+
+Test(stack_fair, sends_go_out_in_slices)
+{
+	const size_t slice = 64u << 10;
+	struct hs_cfg cfg = {
+		.rc = { .tx_slice_bytes = slice },
+		.conns = 1,
+		.total = ZC_TEST_SANITIZED ? (4u << 20) : (16u << 20),
+		.max_msg = 4u << 20,
+		.wrap = true,
+	};
+	struct hs_result res;
+	uint64_t reqs;
+
+	hs_run(&cfg, &res);
+
+	cr_assert_null(res.failed, "harness: %s", res.failed);
+	cr_assert_not(res.timed_out, "closed %u", res.closed);
+	cr_assert_eq(res.bytes_bad, 0);
+	cr_assert_eq(res.bytes_rx, (uint64_t)cfg.total);
+	/* Every byte went out, and no request carried more than a slice. */
+	reqs = res.st[1].tx_plain + res.st[1].tx_zc;
+	cr_log_info("client: %llu send requests for %zu bytes",
+		    (unsigned long long)reqs, cfg.total);
+	cr_assert_eq(res.st[1].tx_bytes, (uint64_t)cfg.total);
+	cr_assert_geq(reqs, cfg.total / slice);
+}
+
+Test(stack_fair, slice_above_a_gib_is_refused)
+{
+	struct zc_reactor_config rc = { .tx_slice_bytes = (1u << 30) + 1 };
+	struct zc_reactor *r = NULL;
+
+	cr_assert_eq(zc_reactor_create(&rc, &r), -EINVAL);
 }

@@ -200,6 +200,9 @@ struct zc_pool_config {
 	 * on_slab_arg.  May be NULL.  Not called by zc_pool_destroy(). */
 	void (*on_slab_release)(void *arg, unsigned index, void *base,
 				size_t len);
+	/* Most bytes of large regions kept for reuse after their last
+	 * release (see zc_buf_alloc_large()).  Default max_bytes. */
+	size_t large_cache_bytes;
 };
 
 /*
@@ -225,6 +228,9 @@ struct zc_pool_stats {
 	uint64_t in_use;           /* pool buffers handed out, not yet back */
 	uint64_t bytes_mapped;     /* slab bytes mapped (or malloc'ed, LOCAL) */
 	uint64_t slabs_trimmed;    /* slabs given back by zc_pool_trim() */
+	uint64_t large_bytes;      /* large regions mapped, in use or cached */
+	uint64_t large_cached;     /* of which cached, no buffer using them */
+	uint64_t large_reused;     /* zc_buf_alloc_large() served warm */
 };
 
 /* -------------------------------------------------------------------------
@@ -299,6 +305,9 @@ ZC_API void zc_pool_stats(const struct zc_pool *pool,
  * on_slab_release runs, then the slab is unmapped and its headers freed;
  * the free list keeps none of them.  Returns the number of slabs given
  * back (0 in ZC_FREE_LOCAL mode, which has no slabs), or -ENOMEM.
+ * Cached large regions (zc_buf_alloc_large()) that no allocation took
+ * since the previous call are retired too, in every mode (given back by
+ * zc_pool_reclaim()).
  *
  * The rule that makes this safe: a slab is unmapped only when every one of
  * its buffers is on the free list, that is when its last reference (view,
@@ -356,6 +365,43 @@ ZC_API ZC_MUST_CHECK int zc_buf_wrap(struct zc_pool *pool, void *data,
 				     size_t len,
 				     void (*release)(void *arg, void *data),
 				     void *arg, struct zc_buf **out);
+
+/* Smallest request zc_buf_alloc_large() serves from a mapped region. */
+#define ZC_LARGE_MIN ((size_t)128 * 1024)
+
+/*
+ * Any thread (the cache is used on the owner thread only).  Memory of its
+ * own for one message of @len bytes, outside the pool's slabs and its
+ * byte cap: a layer above charges it to whoever asked.  From ZC_LARGE_MIN
+ * up it is a region of the next power-of-two size, taken warm from the
+ * pool's cache when one is there (no page fault, no zeroing on first
+ * touch) and otherwise mapped; below it, malloc'ed.  The data is not
+ * zeroed.  Returns 0 with *@out holding one reference (the caller's,
+ * exclusive: it may write; zc_buf_capacity() is @len), or -EINVAL (@len 0
+ * or over UINT32_MAX), -ENOMEM, -ENOTSUP (as zc_buf_wrap()).
+ * Ownership: the buffer is external memory of @pool (zc_buf_is_external());
+ * after its last reference, view or in-flight, its region goes back to
+ * the cache on the owner thread, or, once the cache holds
+ * large_cache_bytes, is retired: unmapped later by zc_pool_reclaim(), a
+ * slice at a time, since unmapping a populated region costs about as much
+ * as copying it.  zc_pool_trim() retires cached regions that no
+ * allocation took for one whole period; zc_pool_destroy() unmaps all.
+ */
+ZC_API ZC_MUST_CHECK int zc_buf_alloc_large(struct zc_pool *pool, size_t len,
+					    struct zc_buf **out);
+
+/* Any thread (a snapshot).  Bytes of large regions cached for reuse: an
+ * owner loop that trims keeps trimming while this is not zero. */
+ZC_API size_t zc_pool_large_cached(const struct zc_pool *pool);
+
+/*
+ * Owner thread only (elsewhere it does nothing and returns 0).  Unmap up
+ * to @budget bytes of retired large regions (see zc_buf_alloc_large());
+ * returns the bytes still waiting.  An owner loop calls it with a small
+ * budget at the end of busy batches, so that giving back a peak never
+ * stalls the loop, and with a larger one when idle.
+ */
+ZC_API size_t zc_pool_reclaim(struct zc_pool *pool, size_t budget);
 
 /* Take one more reference on @buf (any thread, caller already holds one). */
 ZC_API void zc_buf_get(struct zc_buf *buf);

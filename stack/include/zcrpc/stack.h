@@ -211,6 +211,14 @@ struct zc_reactor_config {
 	enum zc_wake_mode wake;
 	/* ZC_REACTOR_* flags. [0] */
 	unsigned flags;
+	/* Most bytes one send request carries.  A connection with more
+	 * queued sends the rest in later requests, one in flight at a time,
+	 * so the kernel's work for one bulk connection's send (the copy, and
+	 * on loopback the receiver's TCP work too, all run inline in the
+	 * reactor's submit) stays bounded per batch, and the other
+	 * connections' sends of that batch are not queued behind megabytes
+	 * (issue 15).  At most 1 GiB. [256 KiB] */
+	size_t tx_slice_bytes;
 };
 
 /* Default bytes of the receive ring (16 x 64 KiB, 256 x 4 KiB) and the
