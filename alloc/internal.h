@@ -130,6 +130,7 @@ struct zc_pool {
 	int (*on_slab)(void *arg, unsigned index, void *base, size_t len);
 	void (*on_slab_release)(void *arg, unsigned index, void *base,
 				size_t len);
+	void (*on_large_map)(void *arg, void *base, size_t len);
 	void *on_slab_arg;
 	/* The owner thread's token (see zc__self()). */
 	_Atomic(const void *) owner;

@@ -16,6 +16,10 @@
  * only: the release callback of external memory always runs there.  Off
  * the owner, an allocation maps a new region; its release still caches.
  *
+ * A region mapped fresh is announced to the layer above
+ * (on_large_map), which can have it populated by another thread while the
+ * loop goes on: the copies then find its pages present.
+ *
  * Giving a populated region back costs too (about 0.1-0.2 ms per MiB
  * here), so no region is unmapped where it is released or trimmed: it
  * goes onto the unmap list, and the owner's loop unmaps that list a slice
@@ -140,6 +144,8 @@ int zc_buf_alloc_large(struct zc_pool *pool, size_t len, struct zc_buf **out)
 		l = region_new(pool, (size_t)ZC_LARGE_MIN << c);
 		if (!l)
 			return -ENOMEM;
+		if (pool->on_large_map && zc__on_owner(pool))
+			pool->on_large_map(pool->on_slab_arg, l->base, len);
 	}
 	ret = zc_buf_wrap(pool, l->base, len, region_release, l, out);
 	if (ret) {

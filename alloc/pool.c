@@ -104,6 +104,7 @@ int zc_pool_create(const struct zc_pool_config *cfg, struct zc_pool **out)
 	pool->kick_arg = c.kick_arg;
 	pool->on_slab = c.on_slab;
 	pool->on_slab_release = c.on_slab_release;
+	pool->on_large_map = c.on_large_map;
 	pool->on_slab_arg = c.on_slab_arg;
 	atomic_init(&pool->owner, zc__self());
 	*out = pool;

@@ -152,6 +152,11 @@ struct zc_reactor {
 
 	/* Connections that need zc__conn_service() at the end of the batch. */
 	struct zc_conn *dirty;
+	/* Batches run, and the batch until which sends are cut into
+	 * tx_slice_bytes: set while more than one connection has work
+	 * (service_dirty()); a lone bulk connection sends unsliced. */
+	uint64_t batch_seq;
+	uint64_t slice_until;
 	struct zc__dlist conns;     /* live: not yet on_close'd */
 	struct zc__dlist listeners;
 	unsigned nconns;
@@ -328,6 +333,11 @@ int zc__fixed_init(struct zc_reactor *r);
 int zc__on_slab(void *arg, unsigned index, void *base, size_t len);
 void zc__on_slab_release(void *arg, unsigned index, void *base, size_t len);
 
+/* Most bytes one send request may carry (the CQE result is an int). */
+#define ZC__SEND_MAX (1u << 30)
+/* reactor.c: batches that slicing lasts after two connections had work
+ * in one batch. */
+#define ZC__SLICE_BATCHES 64
 /* trim.c: how long a reactor with a grown pool may sleep, in us. */
 #define ZC__TRIM_PERIOD_US 500000
 /* trim.c: fruitless trims in a row after which trimming is disarmed. */
@@ -338,10 +348,14 @@ void zc__trim_tick(struct zc_reactor *r);
 void zc__trim_arm_large(struct zc_reactor *r);
 /* trim.c, end of batch: unmap a slice of retired large regions (a batch
  * that handled events is @busy). */
-#define ZC__RECLAIM_SLICE (1u << 20)
+#define ZC__RECLAIM_SLICE (256u << 10)
 #define ZC__RECLAIM_IDLE (16u << 20)
 #define ZC__RECLAIM_WAIT_US 1000
 void zc__reclaim_tick(struct zc_reactor *r, bool busy);
+/* prefault.c: pool callback, a large region was mapped; regions from this
+ * size are populated on an io-wq worker. */
+#define ZC__PREFAULT_MIN (1u << 20)
+void zc__on_large_map(void *arg, void *base, size_t len);
 
 /* conn.c */
 struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd);

@@ -20,8 +20,6 @@
 #define ZC__POOL_MIN (64ull << 20)
 #define ZC__SNDQ_DEFAULT (4u << 20)
 #define ZC__TX_SLICE_DEFAULT (256u << 10)
-/* Most bytes one send request may carry (the CQE result is an int). */
-#define ZC__SEND_MAX (1u << 30)
 #define ZC__BATCH 64u
 /* Longest sleep while connections stay dirty (e.g. starved of receive
  * buffers): returns normally wake us (a remote release onto an empty defer
@@ -266,6 +264,7 @@ static int reactor_setup(struct zc_reactor *r)
 	/* Always: a new slab also arms trimming (stack/trim.c). */
 	pc.on_slab = zc__on_slab;
 	pc.on_slab_release = zc__on_slab_release;
+	pc.on_large_map = zc__on_large_map;
 	pc.on_slab_arg = r;
 	ret = zc_pool_create(&pc, &r->pool);
 	if (ret)
@@ -624,6 +623,11 @@ static void service_dirty(struct zc_reactor *r)
 	struct zc_conn *c, *next, *heavy, **htail;
 	unsigned rounds = 0;
 
+	/* Two connections with work in one batch: they share the loop, so
+	 * sends go in slices for a while (see tx_slice_bytes). */
+	if (r->dirty && r->dirty->dirty_next)
+		r->slice_until = r->batch_seq + ZC__SLICE_BATCHES;
+
 	/* Services may dirty other connections (or themselves again, when
 	 * starved): take the list each round, a few rounds at most. */
 	while ((c = r->dirty) && rounds++ < 4) {
@@ -731,6 +735,7 @@ static int reactor_batch(struct zc_reactor *r, long timeout_us)
 	if (ret < 0)
 		return ret;
 	ZC__STAT_INC(r, loops);
+	r->batch_seq++;
 	n = reap(r);
 	n += run_posted(r);
 	service_dirty(r);

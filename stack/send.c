@@ -244,7 +244,9 @@ static unsigned build_iov(struct zc_conn *c, struct zc_buf **bufs,
 {
 	struct zc__sendq_ent *e;
 	unsigned n = 0, i;
-	size_t len = 0, max = c->r->cfg.tx_slice_bytes;
+	struct zc_reactor *r = c->r;
+	size_t len = 0, max = r->batch_seq < r->slice_until ?
+				      r->cfg.tx_slice_bytes : ZC__SEND_MAX;
 
 	for (e = c->sq_head; e && n < ZC__IOV_MAX && len < max;
 	     e = e->next) {
@@ -271,6 +273,8 @@ static unsigned build_iov(struct zc_conn *c, struct zc_buf **bufs,
 			skip = 0;
 		}
 	}
+	if (len == max && max < ZC__SEND_MAX)
+		ZC__STAT_INC(r, tx_sliced);
 	*total = len;
 	return n;
 }

@@ -197,3 +197,47 @@ Test(large, destroy_gives_everything_back)
 	cr_assert_eq(zc_pool_reclaim(pool, 0), 4 * MiB);
 	cr_assert_eq(zc_pool_destroy(pool), 0);
 }
+
+struct map_probe {
+	unsigned calls;
+	size_t last_len;
+};
+
+static void probe_large_map(void *arg, void *base, size_t len)
+{
+	struct map_probe *p = arg;
+
+	(void)base;
+	p->calls++;
+	p->last_len = len;
+}
+
+/* Only regions the owner maps are announced, with the bytes asked for:
+ * the stack populates them off its loop. */
+Test(large, fresh_regions_are_announced_on_the_owner)
+{
+	struct map_probe probe = { 0 };
+	struct zc_pool_config cfg = {
+		.buf_size = 4096, .max_bytes = 64 * 4096,
+		.large_cache_bytes = 8 * MiB,
+		.on_large_map = probe_large_map, .on_slab_arg = &probe,
+	};
+	struct zc_pool *pool = NULL;
+	struct off_owner o;
+
+	cr_assert_eq(zc_pool_create(&cfg, &pool), 0);
+	o = (struct off_owner){ .pool = pool };
+	zc_buf_put(alloc_large(pool, 3 * MiB / 2));
+	cr_assert_eq(probe.calls, 1);
+	cr_assert_eq(probe.last_len, 3 * MiB / 2);
+	zc_buf_put(alloc_large(pool, 2 * MiB));	/* warm: same class */
+	cr_assert_eq(probe.calls, 1);
+	zc_buf_put(alloc_large(pool, 1000));		/* not a region */
+	cr_assert_eq(probe.calls, 1);
+	on_thread(alloc_off_owner, &o);
+	cr_assert_eq(o.ret, 0);
+	cr_assert_eq(probe.calls, 1);
+	on_thread(put_buf_cb, o.buf);
+	zc_pool_drain(pool);
+	cr_assert_eq(zc_pool_destroy(pool), 0);
+}

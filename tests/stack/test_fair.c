@@ -57,31 +57,43 @@ Test(stack_fair, two_bulk_senders_never_empty_the_ring)
 	bulk_into_small_ring(2);
 }
 
-Test(stack_fair, sends_go_out_in_slices)
+/* Client -> server bulk with a 64 KiB slice over @conns connections;
+ * returns the client's stats. */
+static struct zc_reactor_stats slice_run(unsigned conns)
 {
-	const size_t slice = 64u << 10;
 	struct hs_cfg cfg = {
-		.rc = { .tx_slice_bytes = slice },
-		.conns = 1,
+		.rc = { .tx_slice_bytes = 64u << 10 },
+		.conns = conns,
 		.total = ZC_TEST_SANITIZED ? (4u << 20) : (16u << 20),
 		.max_msg = 4u << 20,
 		.wrap = true,
 	};
 	struct hs_result res;
-	uint64_t reqs;
 
 	hs_run(&cfg, &res);
 
 	cr_assert_null(res.failed, "harness: %s", res.failed);
 	cr_assert_not(res.timed_out, "closed %u", res.closed);
 	cr_assert_eq(res.bytes_bad, 0);
-	cr_assert_eq(res.bytes_rx, (uint64_t)cfg.total);
-	/* Every byte went out, and no request carried more than a slice. */
-	reqs = res.st[1].tx_plain + res.st[1].tx_zc;
-	cr_log_info("client: %llu send requests for %zu bytes",
-		    (unsigned long long)reqs, cfg.total);
-	cr_assert_eq(res.st[1].tx_bytes, (uint64_t)cfg.total);
-	cr_assert_geq(reqs, cfg.total / slice);
+	cr_assert_eq(res.bytes_rx, (uint64_t)cfg.total * conns);
+	cr_assert_eq(res.st[1].tx_bytes, (uint64_t)cfg.total * conns);
+	cr_log_info("client, %u conns: %llu send requests, %llu sliced", conns,
+		    (unsigned long long)(res.st[1].tx_plain + res.st[1].tx_zc),
+		    (unsigned long long)res.st[1].tx_sliced);
+	return res.st[1];
+}
+
+/* Two bulk connections share the client's loop: sends are sliced. */
+Test(stack_fair, shared_loop_sends_in_slices)
+{
+	cr_assert_gt(slice_run(2).tx_sliced, 0);
+}
+
+/* A connection alone on its loop has nobody to wait for it: it sends
+ * whole requests, as fast as before slicing existed. */
+Test(stack_fair, lone_connection_sends_whole)
+{
+	cr_assert_eq(slice_run(1).tx_sliced, 0);
 }
 
 Test(stack_fair, slice_above_a_gib_is_refused)

@@ -203,6 +203,12 @@ struct zc_pool_config {
 	/* Most bytes of large regions kept for reuse after their last
 	 * release (see zc_buf_alloc_large()).  Default max_bytes. */
 	size_t large_cache_bytes;
+	/* Called on the owner thread when zc_buf_alloc_large() maps a new
+	 * region (not for one taken from the cache, nor for regions mapped
+	 * off the owner), with the bytes the caller will use, so that a layer
+	 * above can have them populated away from its loop (the stack: an
+	 * asynchronous MADV_POPULATE_WRITE).  Gets on_slab_arg.  May be NULL. */
+	void (*on_large_map)(void *arg, void *base, size_t len);
 };
 
 /*

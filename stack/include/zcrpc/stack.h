@@ -217,7 +217,9 @@ struct zc_reactor_config {
 	 * on loopback the receiver's TCP work too, all run inline in the
 	 * reactor's submit) stays bounded per batch, and the other
 	 * connections' sends of that batch are not queued behind megabytes
-	 * (issue 15).  At most 1 GiB. [256 KiB] */
+	 * (issue 15).  Applies while connections share the loop: from a batch
+	 * in which two or more had work, for 64 batches; a lone connection
+	 * sends whole.  At most 1 GiB. [256 KiB] */
 	size_t tx_slice_bytes;
 };
 
@@ -270,6 +272,8 @@ struct zc_reactor_stats {
 	uint64_t notifs;           /* zero-copy notifications */
 	uint64_t notifs_copied;    /* ... reporting the kernel copied */
 	uint64_t zc_to_copy;       /* AUTO connections switched to copy */
+	uint64_t tx_sliced;        /* send requests cut at tx_slice_bytes */
+	uint64_t prefaults;        /* large regions populated off the loop */
 	/* TLS (zcrpc/tls.h) */
 	uint64_t tls_handshakes;   /* handshakes completed */
 	uint64_t tls_failed;       /* handshakes failed (bad peer, verify) */
