@@ -622,11 +622,7 @@ static void service_dirty(struct zc_reactor *r)
 {
 	struct zc_conn *c, *next, *heavy, **htail;
 	unsigned rounds = 0;
-
-	/* Two connections with work in one batch: they share the loop, so
-	 * sends go in slices for a while (see tx_slice_bytes). */
-	if (r->dirty && r->dirty->dirty_next)
-		r->slice_until = r->batch_seq + ZC__SLICE_BATCHES;
+	bool light;
 
 	/* Services may dirty other connections (or themselves again, when
 	 * starved): take the list each round, a few rounds at most. */
@@ -634,6 +630,7 @@ static void service_dirty(struct zc_reactor *r)
 		r->dirty = NULL;
 		heavy = NULL;
 		htail = &heavy;
+		light = false;
 		for (; c; c = next) {
 			next = c->dirty_next;
 			if (c->state != ZC__DONE && conn_heavy(c)) {
@@ -642,8 +639,16 @@ static void service_dirty(struct zc_reactor *r)
 				htail = &c->dirty_next;
 				continue;
 			}
+			light |= c->state != ZC__DONE;
 			service_one(c);
 		}
+		/* Light and heavy work in one batch: the light connections
+		 * wait for the heavy ones' inline copies, so sends go in
+		 * slices for a while (see tx_slice_bytes).  Heavy ones alone
+		 * only share with each other, and slicing would cost them
+		 * throughput for nobody's latency. */
+		if (heavy && light)
+			r->slice_until = r->batch_seq + ZC__SLICE_BATCHES;
 		for (c = heavy; c; c = next) {
 			next = c->dirty_next;
 			service_one(c);

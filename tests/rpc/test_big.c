@@ -68,3 +68,58 @@ Test(big, eight_requests_of_60_mib_at_once, .timeout = 180)
 	small_call_ok(&e);
 	rt_stop(&e);
 }
+
+static uint64_t server_sliced(const struct rt_env *e)
+{
+	struct zc_reactor_stats st;
+
+	zc_reactor_stats(e->srv_r[0], &st);
+	return st.tx_sliced;
+}
+
+/* Large echoes on one connection, while @small (if any) keeps making
+ * 100-byte calls on another, one at a time, until the large ones end. */
+static void large_echoes(struct rt_env *e, struct zc_rpc_client *small)
+{
+	enum { N = 8, LEN = 8u << 20 };
+	unsigned calls = 0;
+
+	memset(&t, 0, sizeof(t));
+	for (unsigned i = 0; i < N; i++)
+		cr_assert_eq(rt_echo_async(e->cli, &t, LEN, i, 0, NULL), 0);
+	while (small && atomic_load(&t.done) < N && calls++ < 100000) {
+		struct rt_tally s;
+
+		memset(&s, 0, sizeof(s));
+		cr_assert_eq(rt_echo_async(small, &s, 100, calls, 0, NULL), 0);
+		cr_assert(rt_wait(&s, 1, 10), "small call %u", calls);
+		cr_assert_eq(atomic_load(&s.by_status[ZC_RPC_OK]), 1);
+	}
+	cr_assert(rt_wait(&t, N, 60), "answered %u of %u",
+		  atomic_load(&t.done), N);
+	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), N);
+	cr_assert_eq(atomic_load(&t.bad), 0);
+}
+
+/*
+ * Issue 15: the server cuts large answers into tx_slice_bytes requests
+ * while a small caller shares its reactor, so the small answers are not
+ * queued behind megabytes of inline copies; with nobody beside them the
+ * large answers go whole (slicing bulk among bulk only costs throughput).
+ */
+Test(big, large_answers_sliced_only_beside_small_calls, .timeout = 120)
+{
+	struct rt_opts o = { .cc = { .conns = 1 } };
+	struct zc_rpc_client_config cc = { .conns = 1 };
+	struct zc_rpc_client *small;
+	struct rt_env e;
+
+	rt_start(&e, &o);
+	large_echoes(&e, NULL);
+	cr_assert_eq(server_sliced(&e), 0);
+	small = rt_client(&e, &cc);
+	large_echoes(&e, small);
+	cr_assert_gt(server_sliced(&e), 0);
+	cr_assert_eq(zc_rpc_client_destroy(small), 0);
+	rt_stop(&e);
+}
