@@ -6,18 +6,25 @@
  * back, and transparent retries of calls the server cannot have run.
  *
  * Threads: calls and picks on any thread (endpoint state is atomic);
- * completions, retries and health-check results on the reactor thread;
- * the health thread only starts checks.  A retry calls zc_rpc_call() from
- * a completion, on the reactor thread: destroy cannot free a client under
- * it, because a client's destroy needs that thread to finish.
+ * completions, retries, health-check results and the calls that waited
+ * for ready on the reactor thread; the health thread only starts checks
+ * and wakes the reactor while calls wait.  A retry calls zc_rpc_call()
+ * from a completion, on the reactor thread: destroy cannot free a client
+ * under it, because a client's destroy needs that thread to finish.
+ *
+ * Wait for ready: a call that may wait, made while no endpoint is ready
+ * (in rotation with a connection up), waits here, not in one endpoint's
+ * client, and goes to the first endpoint that becomes ready: a connection
+ * that completes its HELLO, or an endpoint a health check puts back.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "internal.h"
+#include "client.h"
 
 /* The time out of rotation doubles per failed health check up to this
  * many times eject_ms. */
@@ -32,8 +39,11 @@ struct endpoint {
 	atomic_uint failures;		/* consecutive, for the backoff */
 	atomic_bool probing;		/* a health check in flight */
 	uint64_t next_check;		/* ns, health thread only */
-	zc__ctr sent, ok;
+	zc__ctr sent, ok, checks, checks_failed;
+	atomic_uint_fast64_t rtt_ns;	/* of the last PONG */
 };
+
+struct bcall;
 
 struct zc_rpc_balancer {
 	struct zc_rpc_balancer_config cfg;
@@ -42,12 +52,21 @@ struct zc_rpc_balancer {
 	uint32_t *idempotent;
 	atomic_uint rr;
 	atomic_bool closing;
-	zc__ctr calls, retries, ejections;
+	zc__ctr calls, retries, ejections, waited;
 	/* The health-check thread. */
 	pthread_t health;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
+	/* Calls waiting for a ready endpoint, FIFO, under wlock; nwait is
+	 * also read by the health thread. */
+	pthread_mutex_t wlock;
+	struct bcall *whead, *wtail;
+	atomic_uint nwait;
+	bool wclosed;
+	/* Reactor work: expire waiting calls, send them if one is ready. */
+	struct zc_work wwork;
+	atomic_bool wwork_queued;
 };
 
 /* One call, alive until its final completion. */
@@ -62,6 +81,7 @@ struct bcall {
 	unsigned attempts;
 	unsigned ep;		/* endpoint of the send in flight */
 	uint32_t tried;		/* endpoints tried, a bit each */
+	struct bcall *wnext;	/* waiting list */
 };
 
 /* ---- endpoint state --------------------------------------------------- */
@@ -91,10 +111,32 @@ static void eject(struct zc_rpc_balancer *b, struct endpoint *e, bool checked)
 		zc__ctr_add(&b->ejections, 1);
 }
 
+static void dispatch(struct zc_rpc_balancer *b);
+
+/* Back in rotation: calls waiting for ready may go to it now. */
 static void restore(struct endpoint *e)
 {
 	atomic_store(&e->failures, 0);
 	atomic_store(&e->out_until, 0);
+	if (atomic_load(&e->b->nwait))
+		dispatch(e->b);
+}
+
+/* In rotation with a connection that takes calls. */
+static bool ready(struct endpoint *e, uint64_t now)
+{
+	return in_rotation(e, now) && zc__client_usable(e->cli);
+}
+
+static uint32_t ready_mask(struct zc_rpc_balancer *b)
+{
+	uint64_t now = zc__now_ns();
+	uint32_t m = 0;
+
+	for (unsigned i = 0; i < b->n; i++)
+		if (ready(&b->ep[i], now))
+			m |= 1u << i;
+	return m;
 }
 
 /* ---- picking ---------------------------------------------------------- */
@@ -112,12 +154,17 @@ static uint64_t rand64(void)
 }
 
 /* Endpoints worth a send, as a bit mask: in rotation and not tried by this
- * call; else not tried; else all (a call may come back to one). */
-static uint32_t candidates(struct zc_rpc_balancer *b, uint32_t tried)
+ * call; else not tried; else all (a call may come back to one).  A call
+ * that waits for ready goes to a ready endpoint when there is one. */
+static uint32_t candidates(struct zc_rpc_balancer *b, uint32_t tried,
+			   bool wfr)
 {
 	uint64_t now = zc__now_ns();
 	uint32_t all = (uint32_t)((1ull << b->n) - 1), up = 0;
+	uint32_t rdy = wfr ? ready_mask(b) : 0;
 
+	if (rdy)
+		return rdy & ~tried ? rdy & ~tried : rdy;
 	for (unsigned i = 0; i < b->n; i++)
 		if (in_rotation(&b->ep[i], now))
 			up |= 1u << i;
@@ -135,9 +182,9 @@ static unsigned nth_bit(uint32_t mask, unsigned k)
 			return i;
 }
 
-static unsigned pick(struct zc_rpc_balancer *b, uint32_t tried)
+static unsigned pick(struct zc_rpc_balancer *b, uint32_t tried, bool wfr)
 {
-	uint32_t c = candidates(b, tried);
+	uint32_t c = candidates(b, tried, wfr);
 	unsigned n = (unsigned)__builtin_popcount(c), x, y;
 
 	if (n == 1)
@@ -170,16 +217,18 @@ static bool idempotent(const struct zc_rpc_balancer *b, uint32_t method)
 
 /*
  * What a failure says about the server and the call.  *@unreached: the
- * endpoint is not serving (take it out).  Returns whether the call may be
- * sent elsewhere: the server cannot have run it, or it may run twice.
+ * endpoint is not serving (take it out); *@unsent: the call never reached
+ * a connection.  Returns whether the call may be sent elsewhere: the
+ * server cannot have run it, or it may run twice.
  */
 static bool may_retry(struct zc_rpc_balancer *b, struct bcall *bc,
-		      int status, bool *unreached)
+		      int status, bool *unreached, bool *unsent)
 {
 	const struct zc_rpc_error *e = zc_rpc_call_error();
 	const char *why = e ? e->reason : "";
 
-	*unreached = !strcmp(why, "no connection") ||
+	*unsent = !strcmp(why, "no connection");
+	*unreached = *unsent ||
 		     !strcmp(why, "connection lost") ||
 		     !strcmp(why, "server going away") ||
 		     !strcmp(why, "deadline exceeded while connecting");
@@ -188,14 +237,41 @@ static bool may_retry(struct zc_rpc_balancer *b, struct bcall *bc,
 	return status == ZC_RPC_OVERLOADED || status == ZC_RPC_UNAVAILABLE;
 }
 
+/* End @bc with a status the balancer decided (no endpoint answered it):
+ * zc_rpc_call_error() in @done says @reason. */
+static void finish(struct bcall *bc, int status, const char *reason)
+{
+	struct zc_rpc_error why = { .status = status, .reason = reason };
+	struct zc_chain none = ZC_CHAIN_INIT;
+	const struct zc_rpc_error *prev = zc__call_error_enter(&why);
+
+	bc->done(bc->arg, status, &none);
+	zc__call_error_leave(prev);
+	bcall_free(bc);
+}
+
 static int send_once(struct bcall *bc);
+static int park(struct bcall *bc);
+
+/* Send @bc, or park it until an endpoint is ready: 0, or an error of
+ * send_once() or park(). */
+static int route(struct bcall *bc)
+{
+	if (bc->wait_for_ready) {
+		int ret = park(bc);
+
+		if (ret)
+			return ret > 0 ? 0 : ret;
+	}
+	return send_once(bc);
+}
 
 static void on_done(void *arg, int status, struct zc_chain *resp)
 {
 	struct bcall *bc = arg;
 	struct zc_rpc_balancer *b = bc->b;
 	struct endpoint *e = &b->ep[bc->ep];
-	bool unreached = false, retry;
+	bool unreached = false, unsent = false, retry;
 
 	atomic_fetch_sub(&e->inflight, 1);
 	if (status == ZC_RPC_OK) {
@@ -203,14 +279,19 @@ static void on_done(void *arg, int status, struct zc_chain *resp)
 		if (atomic_load_explicit(&e->failures, memory_order_relaxed))
 			restore(e);
 	}
-	retry = status != ZC_RPC_OK && may_retry(b, bc, status, &unreached);
+	retry = status != ZC_RPC_OK &&
+		may_retry(b, bc, status, &unreached, &unsent);
 	if (unreached)
 		eject(b, e, false);
+	/* A call that waits for ready and found no connection was not sent:
+	 * it waits again without spending an attempt. */
+	if (retry && unsent && bc->wait_for_ready)
+		bc->attempts--;
 	if (retry && !atomic_load(&b->closing) &&
 	    bc->attempts < b->cfg.max_attempts &&
 	    (!bc->deadline || zc__now_ns() < bc->deadline)) {
 		zc__ctr_add(&b->retries, 1);
-		if (!send_once(bc))
+		if (!route(bc))
 			return;
 	}
 	bc->done(bc->arg, status, resp);
@@ -236,7 +317,7 @@ static int send_once(struct bcall *bc)
 	ret = zc_chain_append_clone(&req, &bc->req);
 	if (ret)
 		return ret;
-	bc->ep = pick(b, bc->tried);
+	bc->ep = pick(b, bc->tried, bc->wait_for_ready);
 	bc->tried |= 1u << bc->ep;
 	bc->attempts++;
 	e = &b->ep[bc->ep];
@@ -270,13 +351,12 @@ int zc_rpc_balancer_call(struct zc_rpc_balancer *b, uint32_t method,
 	bc->method = method;
 	bc->done = done;
 	bc->arg = arg;
-	if (opts) {
-		bc->wait_for_ready = opts->wait_for_ready;
-		if (opts->timeout_us)
-			bc->deadline = zc__now_ns() + opts->timeout_us * 1000;
-	}
+	bc->wait_for_ready = b->cfg.wait_for_ready ||
+			     (opts && opts->wait_for_ready);
+	if (opts && opts->timeout_us)
+		bc->deadline = zc__now_ns() + opts->timeout_us * 1000;
 	bc->req = *req;
-	ret = send_once(bc);
+	ret = route(bc);
 	if (ret) {
 		free(bc);	/* the views go back to the caller */
 		return ret;
@@ -286,35 +366,173 @@ int zc_rpc_balancer_call(struct zc_rpc_balancer *b, uint32_t method,
 	return 0;
 }
 
+/* ---- waiting for ready ------------------------------------------------ */
+
+/*
+ * Any thread.  Park @bc until an endpoint is ready: 1 parked, 0 an
+ * endpoint is ready (send it now), -EAGAIN (max_waiting calls wait
+ * already), -ESHUTDOWN.  The check and the push are under wlock, and a
+ * connection's readiness is published before its hook takes wlock: a
+ * call is never parked after the dispatch that should have sent it.
+ */
+static int park(struct bcall *bc)
+{
+	struct zc_rpc_balancer *b = bc->b;
+	int ret = 1;
+
+	pthread_mutex_lock(&b->wlock);
+	if (b->wclosed) {
+		ret = -ESHUTDOWN;
+	} else if (ready_mask(b)) {
+		ret = 0;
+	} else if (atomic_load(&b->nwait) >= b->cfg.max_waiting) {
+		ret = -EAGAIN;
+	} else {
+		bc->wnext = NULL;
+		if (b->wtail)
+			b->wtail->wnext = bc;
+		else
+			b->whead = bc;
+		b->wtail = bc;
+		atomic_fetch_add(&b->nwait, 1);
+	}
+	pthread_mutex_unlock(&b->wlock);
+	if (ret == 1) {
+		zc__ctr_add(&b->waited, 1);
+		/* The health thread ticks faster while calls wait. */
+		pthread_mutex_lock(&b->lock);
+		pthread_cond_signal(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+	}
+	return ret;
+}
+
+/* Under wlock: unlink @bc, whose predecessor is @prev. */
+static void unpark(struct zc_rpc_balancer *b, struct bcall *prev,
+		   struct bcall *bc)
+{
+	if (prev)
+		prev->wnext = bc->wnext;
+	else
+		b->whead = bc->wnext;
+	if (b->wtail == bc)
+		b->wtail = prev;
+	atomic_fetch_sub(&b->nwait, 1);
+}
+
+/* Reactor thread: send waiting calls, oldest first, while an endpoint is
+ * ready. */
+static void dispatch(struct zc_rpc_balancer *b)
+{
+	for (;;) {
+		struct bcall *bc = NULL;
+		int ret;
+
+		pthread_mutex_lock(&b->wlock);
+		if (!b->wclosed && b->whead && ready_mask(b)) {
+			bc = b->whead;
+			unpark(b, NULL, bc);
+		}
+		pthread_mutex_unlock(&b->wlock);
+		if (!bc)
+			return;
+		ret = send_once(bc);
+		if (ret)
+			finish(bc, ret == -EAGAIN ? ZC_RPC_OVERLOADED :
+						    ZC_RPC_UNAVAILABLE,
+			       ret == -EAGAIN ? "client send budget full" :
+						"client closing");
+	}
+}
+
+/* Reactor thread: end the waiting calls whose deadline passed (all of
+ * them with @all, UNAVAILABLE: the balancer is closing). */
+static void expire(struct zc_rpc_balancer *b, bool all)
+{
+	struct bcall *gone = NULL, *prev = NULL, *bc, *next;
+	uint64_t now = zc__now_ns();
+
+	pthread_mutex_lock(&b->wlock);
+	if (all)
+		b->wclosed = true;
+	for (bc = b->whead; bc; bc = next) {
+		next = bc->wnext;
+		if (!all && (!bc->deadline || now < bc->deadline)) {
+			prev = bc;
+			continue;
+		}
+		unpark(b, prev, bc);
+		bc->wnext = gone;
+		gone = bc;
+	}
+	pthread_mutex_unlock(&b->wlock);
+	for (bc = gone; bc; bc = next) {
+		next = bc->wnext;
+		if (all)
+			finish(bc, ZC_RPC_UNAVAILABLE, "client closing");
+		else
+			finish(bc, ZC_RPC_DEADLINE_EXCEEDED,
+			       "deadline exceeded while connecting");
+	}
+}
+
+static void wwork_fn(struct zc_work *w)
+{
+	struct zc_rpc_balancer *b = (struct zc_rpc_balancer *)((char *)w -
+				    offsetof(struct zc_rpc_balancer, wwork));
+
+	expire(b, false);
+	dispatch(b);
+	/* Last: destroy waits for this before it frees @b. */
+	atomic_store(&b->wwork_queued, false);
+}
+
+static int close_waiting(void *arg)
+{
+	expire(arg, true);
+	return 0;
+}
+
 /* ---- health checks ------------------------------------------------------ */
 
-static void on_probe(void *arg, int status, struct zc_chain *resp)
+static void on_ping(void *arg, int result, uint64_t rtt_ns)
 {
 	struct endpoint *e = arg;
 
-	zc_chain_release(resp);
-	if (status == ZC_RPC_OK)
+	zc__ctr_add(&e->checks, 1);
+	if (!result) {
+		atomic_store(&e->rtt_ns, rtt_ns);
+		atomic_store(&e->probing, false);
 		restore(e);
-	else
-		eject(e->b, e, true);
+		return;
+	}
+	zc__ctr_add(&e->checks_failed, 1);
+	eject(e->b, e, true);
 	atomic_store(&e->probing, false);
 }
 
+/* A PING with a timeout: it waits for a connection (an endpoint
+ * reconnecting passes as soon as one is up, within the timeout), and
+ * passes only if the server's reactor reads it and answers. */
 static void probe(struct zc_rpc_balancer *b, struct endpoint *e)
 {
-	/* Waits for ready: an endpoint reconnecting passes the check as
-	 * soon as its connection is up, within the timeout. */
-	struct zc_rpc_call_opts o = {
-		.timeout_us = (uint64_t)b->cfg.health_timeout_ms * 1000,
-		.wait_for_ready = true,
-	};
-	struct zc_chain empty = ZC_CHAIN_INIT;
-
 	if (atomic_exchange(&e->probing, true))
 		return;
-	if (zc_rpc_call(e->cli, ZC_RPC_METHOD_ECHO, &empty, &o, on_probe, e,
-			NULL))
+	if (zc_rpc_ping(e->cli, b->cfg.health_timeout_ms, on_ping, e))
 		atomic_store(&e->probing, false);
+}
+
+/* Reactor thread: a connection of @arg's client completed its HELLO.  An
+ * endpoint out of rotation is checked at once (it comes back on the
+ * PONG); one in rotation takes the calls waiting for ready. */
+static void on_ready(void *arg)
+{
+	struct endpoint *e = arg;
+
+	if (!in_rotation(e, zc__now_ns()))
+		probe(e->b, e);
+	else if (atomic_load(&e->b->nwait))
+		dispatch(e->b);
 }
 
 /* Checks each endpoint in rotation every health_interval_ms, and one out
@@ -338,9 +556,13 @@ static void *health_main(void *arg)
 			e->next_check = now + interval;
 			probe(b, e);
 		}
-		/* A tick short enough for the shortest time out. */
+		if (atomic_load(&b->nwait) &&
+		    !atomic_exchange(&b->wwork_queued, true))
+			zc_reactor_queue(b->cfg.reactor, &b->wwork);
+		/* A tick short enough for the shortest time out, and for the
+		 * deadlines of waiting calls. */
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
+		ts.tv_nsec += (atomic_load(&b->nwait) ? 5 : 50) * 1000000;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
@@ -384,7 +606,10 @@ int zc_rpc_balancer_create(const struct zc_rpc_balancer_config *cfg,
 	DEF(health_timeout_ms, 500);
 	DEF(eject_ms, 500);
 	DEF(max_attempts, 3);
+	DEF(max_waiting, 1024);
 #undef DEF
+	if (cfg->client && cfg->client->wait_for_ready)
+		b->cfg.wait_for_ready = true;
 	if (cfg->nidempotent) {
 		b->idempotent = malloc(cfg->nidempotent * sizeof(uint32_t));
 		if (!b->idempotent) {
@@ -397,8 +622,12 @@ int zc_rpc_balancer_create(const struct zc_rpc_balancer_config *cfg,
 	b->cfg.idempotent = b->idempotent;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
+	pthread_mutex_init(&b->wlock, NULL);
+	b->wwork.fn = wwork_fn;
 	if (cfg->client)
 		cc = *cfg->client;
+	/* The balancer waits for ready, not one endpoint's client. */
+	cc.wait_for_ready = false;
 	cc.reactor = cfg->reactor;
 	cc.addr = NULL;
 	cc.addrlen = 0;
@@ -409,7 +638,7 @@ int zc_rpc_balancer_create(const struct zc_rpc_balancer_config *cfg,
 
 		e->b = b;
 		cc.target = cfg->targets[b->n];
-		ret = zc_rpc_client_create(&cc, &e->cli);
+		ret = zc__client_create(&cc, on_ready, e, &e->cli);
 		if (ret) {
 			zc__log("balancer: endpoint %s: %s", cc.target,
 				strerror(-ret));
@@ -426,6 +655,7 @@ err_clients:
 	destroy_clients(b);
 	pthread_mutex_destroy(&b->lock);
 	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->wlock);
 	free(b->idempotent);
 	free(b);
 	return ret;
@@ -442,11 +672,18 @@ int zc_rpc_balancer_destroy(struct zc_rpc_balancer *b)
 	pthread_cond_signal(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->health, NULL);
+	atomic_store(&b->closing, true);
+	/* Waiting calls end UNAVAILABLE ("client closing") on the reactor;
+	 * then no work of ours may still be queued there. */
+	(void)zc_reactor_call(b->cfg.reactor, close_waiting, b);
+	while (atomic_load(&b->wwork_queued))
+		usleep(100);
 	/* Pending calls complete UNAVAILABLE ("client closing"), delivered
 	 * as they are: closing stops retries. */
 	destroy_clients(b);
 	pthread_mutex_destroy(&b->lock);
 	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->wlock);
 	free(b->idempotent);
 	free(b);
 	return 0;
@@ -461,6 +698,8 @@ void zc_rpc_balancer_stats(const struct zc_rpc_balancer *b,
 	out->calls = zc__ctr_get(&b->calls);
 	out->retries = zc__ctr_get(&b->retries);
 	out->ejections = zc__ctr_get(&b->ejections);
+	out->waited = zc__ctr_get(&b->waited);
+	out->waiting = atomic_load(&b->nwait);
 	out->nendpoints = b->n;
 	for (unsigned i = 0; i < b->n; i++) {
 		struct endpoint *e = (struct endpoint *)&b->ep[i];
@@ -469,5 +708,9 @@ void zc_rpc_balancer_stats(const struct zc_rpc_balancer *b,
 		out->endpoint[i].sent = zc__ctr_get(&e->sent);
 		out->endpoint[i].ok = zc__ctr_get(&e->ok);
 		out->endpoint[i].inflight = atomic_load(&e->inflight);
+		out->endpoint[i].ready = ready(e, now);
+		out->endpoint[i].checks = zc__ctr_get(&e->checks);
+		out->endpoint[i].checks_failed = zc__ctr_get(&e->checks_failed);
+		out->endpoint[i].rtt_ns = atomic_load(&e->rtt_ns);
 	}
 }

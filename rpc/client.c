@@ -320,6 +320,9 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 	cc->lost_err = err ? err : -ECONNRESET;
 	if (!was_ready)
 		cc_connect_failed(cc, err);
+	else if (!cc->goaway)
+		zc__ctr_sub(&cli->conns_usable, 1);
+	zc__ping_lost(cc);
 	cc_close_calls(cc, ZC_RPC_UNAVAILABLE);
 	cc->conn = NULL;
 	if (was_ready)
@@ -382,7 +385,9 @@ static void on_hello(struct zc__cconn *cc)
 	}
 	zc__ctr_add(&cli->connects, 1);
 	zc__ctr_add(&cli->conns_open, 1);
+	zc__ctr_add(&cli->conns_usable, 1);
 	zc__logc(ZC_LOG_DEBUG, cc->conn, "connected", "client connection ready");
+	zc__ping_ready(cc);
 	list = cli->whead;
 	cli->whead = cli->wtail = NULL;
 	while (list) {
@@ -392,6 +397,8 @@ static void on_hello(struct zc__cconn *cc)
 		p->state = P_NEW;
 		route(cli, p);
 	}
+	if (cli->on_ready)
+		cli->on_ready(cli->on_ready_arg);
 }
 
 /* Answers keep views of the receive ring while they are small, in few
@@ -465,6 +472,8 @@ static void on_goaway(struct zc__cconn *cc, const struct zc_frame *f)
 	void *v;
 
 	zc__ctr_add(&cli->goaways, 1);
+	if (!cc->goaway)
+		zc__ctr_sub(&cli->conns_usable, 1);
 	if (f->status)
 		zc__logc(ZC_LOG_INFO, cc->conn, "goaway",
 			 "server going away: %s",
@@ -538,7 +547,9 @@ static int on_frame(struct zc__cconn *cc, const struct zc_frame *f)
 		cc->dirty = true;
 		return 0;
 	case ZC_FT_PONG:
+		zc_chain_copyout(&cc->rx, 0, buf, ZC_FRAME_PING_LEN);
 		cc_skip(cc, f->len);
+		zc__ping_pong(cc, buf);
 		return 0;
 	case ZC_FT_GOAWAY:
 		cc_skip(cc, f->len);
@@ -875,6 +886,9 @@ void zc__client_inbox(struct zc__inbox *ib, struct zc__inode *list)
 				continue;
 			}
 			route(cli, p);
+		} else if (m->kind == MSG_PING) {
+			zc__ping_start(cli, (struct zc__ping *)m);
+			want_tick(cli);
 		} else {
 			p = (struct zc_rpc_pending *)((char *)m -
 				offsetof(struct zc_rpc_pending, cancel));
@@ -897,6 +911,7 @@ void zc__client_tick(struct zc_work *w)
 	atomic_store(&cli->tick_queued, false);
 	while (cli->nheap && cli->heap[0]->deadline <= now)
 		abort_call(cli->heap[0], ZC_RPC_DEADLINE_EXCEEDED);
+	more = zc__ping_tick(cli, now);
 	for (unsigned i = 0; i < cli->cfg.conns; i++) {
 		struct zc__slot *sl = &cli->slots[i];
 
@@ -922,6 +937,7 @@ void zc__client_shutdown(struct zc_rpc_client *cli)
 {
 	cli->closing_r = true;
 	fail_waiting(cli, ZC_RPC_UNAVAILABLE, true);
+	zc__ping_shutdown(cli);
 	for (unsigned i = 0; i < cli->cfg.conns; i++)
 		cli->slots[i].retry_at = 0;
 	for (struct zc__cconn *cc = cli->all; cc; cc = cc->next)

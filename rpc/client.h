@@ -14,7 +14,7 @@
 #include "internal.h"
 
 /* Messages from other threads to the client's reactor. */
-enum { MSG_SUBMIT, MSG_CANCEL };
+enum { MSG_SUBMIT, MSG_CANCEL, MSG_PING };
 
 struct zc__cmsg {
 	struct zc__inode node;
@@ -24,6 +24,19 @@ struct zc__cmsg {
 enum pstate { P_NEW, P_WAITING, P_SENT, P_DONE };
 
 struct zc__cconn;
+
+/* A zc_rpc_ping() in flight: owned by the client from the call on, freed
+ * after its callback. */
+struct zc__ping {
+	struct zc__cmsg msg;		/* MSG_PING, through the inbox */
+	struct zc__ping *next;		/* client's list (reactor thread) */
+	struct zc_rpc_client *cli;
+	struct zc__cconn *cc;		/* sent on; NULL: waiting for one */
+	uint64_t seq;			/* the PING's 8 bytes */
+	uint64_t start_ns, deadline;
+	zc_rpc_ping_fn done;
+	void *arg;
+};
 
 struct zc_rpc_pending {
 	struct zc__cmsg submit;
@@ -87,6 +100,12 @@ struct zc_rpc_client {
 	struct zc__slot *slots;
 	struct zc__cconn *all;
 	struct zc_rpc_pending *whead, *wtail;	/* waiting for a conn */
+	struct zc__ping *pings;			/* in flight or waiting */
+	uint64_t ping_seq;
+	/* Called on the reactor thread each time a connection becomes
+	 * ready (after its HELLO): the balancer's wait-for-ready. */
+	void (*on_ready)(void *arg);
+	void *on_ready_arg;
 	struct zc_rpc_pending **heap;		/* by deadline */
 	uint32_t nheap, heap_cap;
 	uint64_t next_id;
@@ -107,6 +126,9 @@ struct zc_rpc_client {
 	/* any thread */
 	atomic_bool closing;
 	zc__ctr conns_live;
+	zc__ctr pings_live;			/* zc_rpc_ping() not finished */
+	/* Connections that take calls: ready, no GOAWAY received. */
+	zc__ctr conns_usable;
 	/* stats */
 	zc__ctr calls, inflight, tx_bytes, rx_bytes, tx_budget_refusals,
 		connects, connect_failures, conns_open, goaways,
@@ -121,6 +143,25 @@ void zc__client_tick(struct zc_work *w);
 void zc__client_start(struct zc_rpc_client *cli);
 void zc__client_shutdown(struct zc_rpc_client *cli);
 void zc__pending_put(struct zc_rpc_pending *p);
+
+/* client_ping.c, reactor thread: a ping from the inbox; a connection
+ * became ready (send the waiting pings); a PONG's payload; a connection
+ * closed (its pings fail); expiry (true while pings remain); closing. */
+void zc__ping_start(struct zc_rpc_client *cli, struct zc__ping *p);
+void zc__ping_ready(struct zc__cconn *cc);
+void zc__ping_pong(struct zc__cconn *cc, const uint8_t *payload);
+void zc__ping_lost(struct zc__cconn *cc);
+bool zc__ping_tick(struct zc_rpc_client *cli, uint64_t now);
+void zc__ping_shutdown(struct zc_rpc_client *cli);
+
+/* zc_rpc_client_create() with a hook run on the reactor thread whenever a
+ * connection becomes ready (set before the first connect, so none is
+ * missed).  @on_ready may be NULL. */
+int zc__client_create(const struct zc_rpc_client_config *cfg,
+		      void (*on_ready)(void *arg), void *arg,
+		      struct zc_rpc_client **out);
+/* Any thread: a connection is ready and not going away. */
+bool zc__client_usable(const struct zc_rpc_client *cli);
 
 /* client_error.c: why a call ended (zc_rpc_call_error()).  Reactor
  * thread: fill @e at completion, publish it around the done callback. */

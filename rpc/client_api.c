@@ -124,8 +124,9 @@ static int peer_addrs(struct zc_rpc_client *cli,
 	return 0;
 }
 
-int zc_rpc_client_create(const struct zc_rpc_client_config *cfg,
-			 struct zc_rpc_client **out)
+int zc__client_create(const struct zc_rpc_client_config *cfg,
+		      void (*on_ready)(void *arg), void *arg,
+		      struct zc_rpc_client **out)
 {
 	struct zc_rpc_client *cli;
 	int ret;
@@ -154,6 +155,8 @@ int zc_rpc_client_create(const struct zc_rpc_client_config *cfg,
 	DEF(connect_timeout_ms, 2000);
 #undef DEF
 	cli->r = cfg->reactor;
+	cli->on_ready = on_ready;
+	cli->on_ready_arg = arg;
 	cli->rng = zc__now_ns() | 1;
 	cli->tick_work.fn = zc__client_tick;
 	zc__inbox_init(&cli->inbox, cli->r, zc__client_inbox);
@@ -180,6 +183,17 @@ err_free:
 	return ret;
 }
 
+int zc_rpc_client_create(const struct zc_rpc_client_config *cfg,
+			 struct zc_rpc_client **out)
+{
+	return zc__client_create(cfg, NULL, NULL, out);
+}
+
+bool zc__client_usable(const struct zc_rpc_client *cli)
+{
+	return zc__ctr_get(&cli->conns_usable) > 0;
+}
+
 static void ticker_stop(struct zc_rpc_client *cli)
 {
 	if (atomic_load(&cli->stop))
@@ -202,7 +216,8 @@ static int destroy_step(struct zc_rpc_client *cli)
 	/* A call that passed the closing check is counted in inflight and
 	 * still reaches the reactor, where it completes UNAVAILABLE. */
 	(void)zc_reactor_call(cli->r, shutdown_fn, cli);
-	if (zc__ctr_get(&cli->inflight) || zc__ctr_get(&cli->conns_live))
+	if (zc__ctr_get(&cli->inflight) || zc__ctr_get(&cli->conns_live) ||
+	    zc__ctr_get(&cli->pings_live))
 		return -EBUSY;
 	ticker_stop(cli);
 	if (atomic_load(&cli->tick_queued) ||

@@ -72,7 +72,33 @@ static const char *judge(const struct zp_result *r, unsigned errors)
 	return NULL;
 }
 
-static int measure(struct zp_ctl *ctl, const struct zp_client_args *a,
+/* Send @msg to every server and wait for @reply from each: 0 or -errno. */
+static int all_step(struct zp_ctl *ctl, unsigned nctl, const char *msg,
+		    const char *reply, int timeout_ms)
+{
+	char line[ZP_CTL_LINE_MAX];
+	int ret = 0;
+
+	for (unsigned i = 0; i < nctl && !ret; i++)
+		ret = zp_ctl_send(&ctl[i], msg);
+	for (unsigned i = 0; i < nctl && !ret && reply; i++)
+		ret = expect_line(&ctl[i], line, sizeof(line), reply,
+				  timeout_ms);
+	return ret;
+}
+
+/* Several servers: the server side is their sum (bytes, transactions,
+ * counters; CPU and RSS figures stay the first server's). */
+static void add_server(struct zp_side *sum, const struct zp_side *s)
+{
+	sum->bytes_sent += s->bytes_sent;
+	sum->bytes_received += s->bytes_received;
+	sum->transactions += s->transactions;
+	zp_counters_add(&sum->ctr, &s->ctr);
+}
+
+static int measure(struct zp_ctl *ctl, unsigned nctl,
+		   const struct zp_client_args *a,
 		   const cpu_set_t *mset, struct zp_engine *e,
 		   const struct zp_test_cfg *cfg, struct zp_result *r,
 		   struct zp_hist *hist, unsigned *errors)
@@ -83,10 +109,7 @@ static int measure(struct zp_ctl *ctl, const struct zp_client_args *a,
 	uint64_t t0, t1;
 	int ret;
 
-	ret = zp_ctl_send(ctl, "GO");
-	if (!ret)
-		ret = expect_line(ctl, line, sizeof(line), "STARTED",
-				  STEP_TIMEOUT_MS);
+	ret = all_step(ctl, nctl, "GO", "STARTED", STEP_TIMEOUT_MS);
 	if (ret)
 		return ret;
 	r->client.rss_start_kb = zp_rss_kb();
@@ -97,7 +120,7 @@ static int measure(struct zp_ctl *ctl, const struct zp_client_args *a,
 	r->client.rss_warm_kb = zp_rss_kb();
 	zp_sleep_until(t0 + (uint64_t)(cfg->seconds * 1e9));
 	zp_engine_stop(e);
-	ret = zp_ctl_send(ctl, "STOP");
+	ret = all_step(ctl, nctl, "STOP", NULL, 0);
 	if (ret)
 		return ret;
 	if (zp_engine_wait_closed(e, CLOSE_TIMEOUT_MS)) {
@@ -114,30 +137,76 @@ static int measure(struct zp_ctl *ctl, const struct zp_client_args *a,
 	zp_engine_quiesce(e);
 	r->seconds = (double)(t1 - t0) / 1e9;
 	*errors = atomic_load(&e->conn_failures);
-	ret = expect_line(ctl, line, sizeof(line), "RESULT",
-			  CLOSE_TIMEOUT_MS + STEP_TIMEOUT_MS);
-	if (ret)
-		return ret;
-	if (zp_ctl_parse_side(line, &r->server, &server_errors)) {
-		fprintf(stderr, "zcperf: bad RESULT from server: %s\n", line);
-		return -EPROTO;
+	for (unsigned i = 0; i < nctl; i++) {
+		struct zp_side one;
+
+		ret = expect_line(&ctl[i], line, sizeof(line), "RESULT",
+				  CLOSE_TIMEOUT_MS + STEP_TIMEOUT_MS);
+		if (ret)
+			return ret;
+		memset(&one, 0, sizeof(one));
+		if (zp_ctl_parse_side(line, &one, &server_errors)) {
+			fprintf(stderr, "zcperf: bad RESULT from server: %s\n",
+				line);
+			return -EPROTO;
+		}
+		if (!i)
+			r->server = one;
+		else
+			add_server(&r->server, &one);
+		*errors += server_errors;
 	}
-	*errors += server_errors;
+	for (unsigned i = 0; nctl > 1 && i < nctl; i++) {
+		snprintf(r->endpoint[i].name, sizeof(r->endpoint[i].name),
+			 "%s", a->names[i]);
+		r->endpoint[i].sent = e->ep_sent[i];
+		r->endpoint[i].ok = e->ep_ok[i];
+	}
+	r->nendpoints = nctl > 1 ? nctl : 0;
 	return 0;
 }
 
-int zp_client_run(struct zp_ctl *ctl, const struct zp_client_args *a,
-		  const struct zp_test_cfg *cfg, struct zp_result *r)
+/* Ask the server of @ctl for the test: its data address (the control
+ * peer @peer with the port of its READY) into @data.  0 or -errno. */
+static int ready_port(struct zp_ctl *ctl, const char *cfgline,
+		      const struct sockaddr *peer, socklen_t peerlen,
+		      struct sockaddr_storage *data)
 {
 	char line[ZP_CTL_LINE_MAX], v[16];
-	struct sockaddr_storage data;
+	char *end;
+	long port;
+	int ret;
+
+	ret = zp_ctl_send(ctl, cfgline);
+	if (!ret)
+		ret = expect_line(ctl, line, sizeof(line), "READY",
+				  STEP_TIMEOUT_MS);
+	if (ret)
+		return ret;
+	if (zp_ctl_get(line, "port", v, sizeof(v)) ||
+	    (port = strtol(v, &end, 10)) <= 0 || port > 65535 || *end) {
+		fprintf(stderr, "zcperf: bad READY from server: %s\n", line);
+		return -EPROTO;
+	}
+	if (peerlen > sizeof(*data))
+		return -EINVAL;
+	memset(data, 0, sizeof(*data));
+	memcpy(data, peer, peerlen);
+	set_port(data, (uint16_t)port);
+	return 0;
+}
+
+int zp_client_run(struct zp_ctl *ctl, unsigned nctl,
+		  const struct zp_client_args *a,
+		  const struct zp_test_cfg *cfg, struct zp_result *r)
+{
+	char line[ZP_CTL_LINE_MAX];
+	struct sockaddr_storage data[ZP_HOSTS_MAX];
 	struct zp_engine *e;
 	cpu_set_t mset;
 	struct zp_hist *hist;
 	const char *why;
 	unsigned errors = 0;
-	char *end;
-	long port;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
@@ -154,23 +223,19 @@ int zp_client_run(struct zp_ctl *ctl, const struct zp_client_args *a,
 	else
 		snprintf(r->client.cpus, sizeof(r->client.cpus), "all");
 
-	zp_ctl_fmt_cfg(cfg, a->server_cpus, line, sizeof(line));
-	ret = zp_ctl_send(ctl, line);
-	if (!ret)
-		ret = expect_line(ctl, line, sizeof(line), "READY",
-				  STEP_TIMEOUT_MS);
-	if (ret)
-		return ret;
-	if (zp_ctl_get(line, "port", v, sizeof(v)) ||
-	    (port = strtol(v, &end, 10)) <= 0 || port > 65535 || *end) {
-		fprintf(stderr, "zcperf: bad READY from server: %s\n", line);
-		return -EPROTO;
-	}
-	if (a->peerlen > sizeof(data))
+	if (!nctl || nctl > ZP_HOSTS_MAX || (nctl > 1 && !a->peers))
 		return -EINVAL;
-	memset(&data, 0, sizeof(data));
-	memcpy(&data, a->peer, a->peerlen);
-	set_port(&data, (uint16_t)port);
+	zp_ctl_fmt_cfg(cfg, a->server_cpus, line, sizeof(line));
+	for (unsigned i = 0; i < nctl; i++) {
+		ret = nctl > 1 ? ready_port(&ctl[i], line,
+					    (const struct sockaddr *)
+						    &a->peers[i],
+					    a->peerlens[i], &data[i]) :
+				 ready_port(ctl, line, a->peer, a->peerlen,
+					    &data[0]);
+		if (ret)
+			return ret;
+	}
 
 	hist = malloc(sizeof(*hist));
 	if (!hist)
@@ -179,9 +244,15 @@ int zp_client_run(struct zp_ctl *ctl, const struct zp_client_args *a,
 	ret = zp_engine_create(&e, cfg, false, &a->cpus, a->pinned, a->verbose);
 	if (ret)
 		goto out_hist;
-	ret = zp_engine_connect(e, (struct sockaddr *)&data, a->peerlen);
+	if (nctl > 1) {
+		e->targets = data;
+		e->ntargets = nctl;
+		e->lb = a->lb;
+	}
+	ret = zp_engine_connect(e, (struct sockaddr *)&data[0],
+				nctl > 1 ? a->peerlens[0] : a->peerlen);
 	if (!ret)
-		ret = measure(ctl, a, &mset, e, cfg, r, hist, &errors);
+		ret = measure(ctl, nctl, a, &mset, e, cfg, r, hist, &errors);
 	zp_engine_destroy(e);
 	if (ret)
 		goto out_hist;

@@ -161,6 +161,14 @@ struct zp_engine {
 	 * its reactors read it), and whether it did */
 	_Atomic uint64_t stall_at_ns;
 	atomic_bool stalled;
+	/* Client of several servers (-H a,b,c, RPC tests): their data
+	 * addresses, set before zp_engine_connect(), and the balancer's
+	 * policy; then, after zp_engine_collect(), the sends and OK answers
+	 * per server, summed over the reactors' balancers. */
+	const struct sockaddr_storage *targets;
+	unsigned ntargets;
+	int lb;
+	uint64_t ep_sent[ZP_HOSTS_MAX], ep_ok[ZP_HOSTS_MAX];
 };
 
 static inline bool zp_open_loop(const struct zp_engine *e)

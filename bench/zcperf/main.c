@@ -11,6 +11,7 @@
  *   zcperf -H 10.0.0.2 -t TCP_RR -r 64,64 --poll 50 -C 1 --server-cpus 0
  *   zcperf -H 10.0.0.2 -t RPC_RR -r 64,64 -P 16 -d 16 --csv
  *   zcperf -H 10.0.0.2 -t RPC_STREAM -m 1M -T 2
+ *   zcperf -H 10.0.0.2,10.0.0.3:12867,[fd00::4]:12866 -t RPC_RR --lb rr
  *   zcperf -H 10.0.0.2 -t RPC_RR -P 16 -d 16 --rate 50000 --arrival poisson
  *   zcperf --echo -p 7777                    the stack's raw echo server
  *
@@ -36,6 +37,51 @@
 #include "side.h"
 #include "tls.h"
 
+/* -H a,b,c: one control connection per server, one run over them all. */
+static int client_hosts(const struct zp_opts *o)
+{
+	static struct sockaddr_storage peers[ZP_HOSTS_MAX];
+	static socklen_t plens[ZP_HOSTS_MAX];
+	static char names[ZP_HOSTS_MAX][80];
+	struct zp_ctl ctl[ZP_HOSTS_MAX];
+	struct zp_client_args a;
+	struct zp_result r;
+	unsigned n;
+	int ret = 0;
+
+	for (n = 0; n < o->nhosts; n++) {
+		ret = zp_ctl_connect(&ctl[n], o->hosts[n], o->host_ports[n],
+				     &peers[n], &plens[n]);
+		if (ret) {
+			fprintf(stderr, "zcperf: cannot reach %s port %u: %s\n",
+				o->hosts[n], o->host_ports[n], strerror(-ret));
+			break;
+		}
+		snprintf(names[n], sizeof(names[n]),
+			 strchr(o->hosts[n], ':') ? "[%s]:%u" : "%s:%u",
+			 o->hosts[n], o->host_ports[n]);
+	}
+	if (!ret) {
+		memset(&a, 0, sizeof(a));
+		a.peer_name = o->host;
+		a.cpus = o->cpus;
+		a.pinned = o->cpus_given;
+		a.server_cpus = o->server_cpus_given ? &o->server_cpus : NULL;
+		a.verbose = o->verbose;
+		a.peers = peers;
+		a.peerlens = plens;
+		a.names = names;
+		a.lb = o->lb;
+		ret = zp_client_run(ctl, n, &a, &o->cfg, &r);
+	}
+	while (n--)
+		zp_ctl_close(&ctl[n]);
+	if (ret)
+		return 1;
+	zp_report(stdout, o->out, &r, true);
+	return 0;
+}
+
 int zp_client_main(const struct zp_opts *o)
 {
 	struct sockaddr_storage peer;
@@ -46,6 +92,8 @@ int zp_client_main(const struct zp_opts *o)
 	socklen_t plen;
 	int ret;
 
+	if (o->nhosts)
+		return client_hosts(o);
 	ret = zp_ctl_connect(&ctl, o->host, o->port, &peer, &plen);
 	if (ret) {
 		fprintf(stderr, "zcperf: cannot reach %s port %u: %s\n",
@@ -61,7 +109,7 @@ int zp_client_main(const struct zp_opts *o)
 	a.pinned = o->cpus_given;
 	a.server_cpus = o->server_cpus_given ? &o->server_cpus : NULL;
 	a.verbose = o->verbose;
-	ret = zp_client_run(&ctl, &a, &o->cfg, &r);
+	ret = zp_client_run(&ctl, 1, &a, &o->cfg, &r);
 	zp_ctl_close(&ctl);
 	if (ret)
 		return 1;

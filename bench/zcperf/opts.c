@@ -290,6 +290,10 @@ void zp_usage(FILE *f)
 "  -s, --server            run the test server\n"
 "      --echo              run the stack's raw echo server on PORT\n"
 "  -H, --host HOST         server to test against (default: none, loopback in-process)\n"
+"  -H, --host H1,H2,...    several servers (host[:port], [v6]:port; -p when no port),\n"
+"                          RPC_RR / RPC_STREAM only: each client reactor calls them\n"
+"                          through one zc_rpc_balancer, -P connections to each server\n"
+"      --lb POLICY         rr | least: the balancer's policy with -H H1,H2 (default least)\n"
 "  -p, --port PORT         control port; data uses an ephemeral port (default %u)\n"
 "  -t, --test TEST         TCP_STREAM TCP_MAERTS TCP_RR RPC_RR RPC_STREAM (default TCP_STREAM)\n"
 "  -l, --length SECONDS    test length, at least 1 (default 10; tour: 3 per test)\n"
@@ -362,6 +366,7 @@ enum {
 	OPT_RATE,
 	OPT_ARRIVAL,
 	OPT_STALL,
+	OPT_LB,
 	OPT_IDLE,
 };
 
@@ -396,6 +401,7 @@ static const struct option long_opts[] = {
 	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "arrival", required_argument, NULL, OPT_ARRIVAL },
 	{ "stall", required_argument, NULL, OPT_STALL },
+	{ "lb", required_argument, NULL, OPT_LB },
 	{ "idle", required_argument, NULL, OPT_IDLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -469,6 +475,7 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	zp_cfg_defaults(cfg);
+	o->lb = ZC_RPC_BALANCE_LEAST_OUTSTANDING;
 	o->port = ZP_DEFAULT_PORT;
 	/* 0, not 1: glibc then re-initialises its state (tests parse twice). */
 	optind = 0;
@@ -484,6 +491,14 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 		case 'H':
 			o->host = optarg;
 			o->role = ZP_ROLE_CLIENT;
+			break;
+		case OPT_LB:
+			if (!strcmp(optarg, "rr"))
+				o->lb = ZC_RPC_BALANCE_ROUND_ROBIN;
+			else if (!strcmp(optarg, "least"))
+				o->lb = ZC_RPC_BALANCE_LEAST_OUTSTANDING;
+			else
+				return bad("--lb", optarg, "rr or least");
 			break;
 		case 'p':
 			/* 0 lets a server pick (it prints the port). */
@@ -644,6 +659,14 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 			   "both or neither");
 	if (o->role == ZP_ROLE_CLIENT && !o->port)
 		return bad("-p", "0", "a client needs the server's port");
+	/* One host stays exactly as it was; a list needs the port first. */
+	if (o->role == ZP_ROLE_CLIENT && strchr(o->host, ',')) {
+		if (zp_hosts_parse(o, o->host))
+			return -EINVAL;
+		if (cfg->test != ZP_RPC_RR && cfg->test != ZP_RPC_STREAM)
+			return bad("-H", o->host,
+				   "several servers: RPC_RR or RPC_STREAM only");
+	}
 	if (o->role == ZP_ROLE_LOCAL && !o->test_given && !o->seconds_given)
 		cfg->seconds = 3.0;
 	why = zp_cfg_check(cfg);

@@ -85,10 +85,20 @@ struct zp_test_cfg {
 	uint32_t idle;      /* --idle: RPC connections open but unused */
 };
 
+/* -H a,b,c: the servers of a multi-server run (RPC tests, through one
+ * zc_rpc_balancer per client reactor). */
+#define ZP_HOSTS_MAX 16
+
 struct zp_opts {
 	enum zp_role role;
 	enum zp_output out;
 	const char *host;
+	/* -H with a comma: each server's host and control port (host[:port],
+	 * [v6]:port; -p when the port is left out); nhosts 0 otherwise. */
+	char hosts[ZP_HOSTS_MAX][64];
+	uint16_t host_ports[ZP_HOSTS_MAX];
+	unsigned nhosts;
+	int lb;            /* --lb: enum zc_rpc_balance (default least) */
 	uint16_t port;
 	bool test_given;   /* -t seen: local role runs one test, not the tour */
 	bool seconds_given;
@@ -122,6 +132,9 @@ int zp_nth_cpu(const cpu_set_t *set, unsigned n);
 void zp_format_size(uint64_t v, char *buf, size_t len);
 
 void zp_cfg_defaults(struct zp_test_cfg *cfg);
+/* hosts.c: split -H's comma-separated list into @o->hosts; 0 or -EINVAL
+ * after printing why. */
+int zp_hosts_parse(struct zp_opts *o, const char *list);
 /*
  * Fill @o from argv.  Returns 0, 1 when usage was printed on request
  * (--help), or -EINVAL after printing the reason to stderr.

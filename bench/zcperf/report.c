@@ -235,6 +235,11 @@ static void report_human(FILE *f, const struct zp_result *r)
 			(unsigned long long)r->server.ctr.rpc_spanning,
 			(unsigned long long)r->server.ctr.rpc_shared_buf,
 			(unsigned long long)r->server.transactions);
+	for (unsigned i = 0; i < r->nendpoints; i++)
+		fprintf(f, "  server %-40s calls sent %12llu  answered OK %12llu\n",
+			r->endpoint[i].name,
+			(unsigned long long)r->endpoint[i].sent,
+			(unsigned long long)r->endpoint[i].ok);
 	fprintf(f, "\n");
 }
 
@@ -255,6 +260,9 @@ static void report_human(FILE *f, const struct zp_result *r)
  *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans,
  *             rpc_spanning, rpc_shared_buf (test_rpc.c)}
  *             (both sides summed),
+ *   endpoints {"0": {peer, sent, ok}, "1": ...} (-H a,b,c: the client's
+ *     calls sent to each server, retries included, and answered OK, in
+ *     -H's order; {} with one server),
  *   config {msg_size, req_size, resp_size, conns, depth, reactors, send,
  *           free, consumer_cpu, rxbuf, rxring, sockbuf, poll_us, cc,
  *           requested_seconds},
@@ -420,7 +428,15 @@ static void report_json(FILE *f, const struct zp_result *r)
 	json_side(f, &r->client);
 	fprintf(f, ",\"server\":");
 	json_side(f, &r->server);
-	fprintf(f, "}\n");
+	fprintf(f, ",\"endpoints\":{");
+	for (unsigned i = 0; i < r->nendpoints; i++) {
+		fprintf(f, "%s\"%u\":{\"peer\":", i ? "," : "", i);
+		json_str(f, r->endpoint[i].name);
+		fprintf(f, ",\"sent\":%llu,\"ok\":%llu}",
+			(unsigned long long)r->endpoint[i].sent,
+			(unsigned long long)r->endpoint[i].ok);
+	}
+	fprintf(f, "}}\n");
 }
 
 /* ------------------------------------------------------------------------

@@ -88,6 +88,13 @@ struct zp_result {
 	 * received and per transaction (threadcpu.h). */
 	double recv_cpu_s_per_gib;
 	double recv_cpu_us_per_call;
+	/* -H a,b,c: the client's sends (retries included) and OK answers per
+	 * server, from its balancers; nendpoints 0 with one server. */
+	unsigned nendpoints;
+	struct {
+		char name[80];
+		uint64_t sent, ok;
+	} endpoint[ZP_HOSTS_MAX];
 };
 
 /* The receiving side of @r (see recv_cpu_s_per_gib). */

@@ -41,15 +41,24 @@ struct zp_client_args {
 	bool pinned;
 	const cpu_set_t *server_cpus;  /* asked of the server, or NULL */
 	bool verbose;
+	/* Several servers (-H a,b,c): control peer and name of each, in the
+	 * order of the ctl array; the balancer's policy.  NULL: one server,
+	 * peer above. */
+	const struct sockaddr_storage *peers;
+	const socklen_t *peerlens;
+	char (*names)[80];
+	int lb;
 };
 
 /*
- * Run @cfg over @ctl (one test; the control connection stays usable for
- * the next one only on success).  Fills @r and returns 0; or returns
- * -errno after printing why, including a run refused as too short or
- * broken by connection errors.
+ * Run @cfg over @ctl[0..@nctl) (one test; the control connections stay
+ * usable for the next one only on success).  With several, every server
+ * runs the test and the client's calls spread over them (a->peers).
+ * Fills @r and returns 0; or returns -errno after printing why, including
+ * a run refused as too short or broken by connection errors.
  */
-int zp_client_run(struct zp_ctl *ctl, const struct zp_client_args *a,
+int zp_client_run(struct zp_ctl *ctl, unsigned nctl,
+		  const struct zp_client_args *a,
 		  const struct zp_test_cfg *cfg, struct zp_result *r);
 
 #endif /* ZCPERF_SIDE_H */

@@ -19,6 +19,12 @@
  * the run ends when every call sent was answered: bytes add up exactly.
  * RPC_STREAM is the same machinery with -m payloads both ways.
  *
+ * With -H a,b,c (e->ntargets > 1) each client reactor calls through one
+ * zc_rpc_balancer over the servers' data ports instead of one client,
+ * with -P connections to each server (--lb picks the policy); the
+ * balancer's per-endpoint sends and OK answers are collected for the
+ * report.
+ *
  * With --rate (openloop.h) the slots are not reissued from their
  * completions: a free slot takes the next intended time from the
  * reactor's open-loop queue, and the client's reactor counts once on the
@@ -35,6 +41,7 @@
  * does not.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +72,7 @@ struct rpc_slot {
 struct rpc_cctx {
 	struct zp_rctx *rx;
 	struct zc_rpc_client *cl;
+	struct zc_rpc_balancer *bal;   /* -H a,b,c: instead of cl */
 	struct zc_rpc_client *idle_cl; /* --idle: connections never used */
 	unsigned conns;
 	unsigned nslots;
@@ -319,6 +327,18 @@ int zp_rpc_wait_closed(struct zp_engine *e, unsigned timeout_ms)
 
 static void issue(struct rpc_slot *s);
 
+/* One call through the reactor's client, or its balancer. */
+static int rpc_call(struct rpc_cctx *cc, struct zc_chain *req,
+		    zc_rpc_done_fn done, void *arg)
+{
+	uint32_t method = cc->rx->eng->rpc->method;
+
+	if (cc->bal)
+		return zc_rpc_balancer_call(cc->bal, method, req, NULL, done,
+					    arg);
+	return zc_rpc_call(cc->cl, method, req, NULL, done, arg, NULL);
+}
+
 static void slot_finished(struct rpc_cctx *cc)
 {
 	zp_latch_add(&cc->rx->eng->closed, 1);
@@ -375,8 +395,7 @@ static int ol_issue(struct zp_olq *q, uint64_t intended, void *arg)
 	if (!ret) {
 		s->t0 = intended;
 		s->t_issued = zp_now_ns();
-		ret = zc_rpc_call(cc->cl, rx->eng->rpc->method, &req, NULL,
-				  ol_call_done, s, NULL);
+		ret = rpc_call(cc, &req, ol_call_done, s);
 	}
 	if (ret) {
 		if (rx->eng->verbose)
@@ -437,8 +456,7 @@ static void issue(struct rpc_slot *s)
 	ret = zc_chain_append_clone(&req, &rx->tmpl);
 	if (!ret) {
 		s->t0 = zp_now_ns();
-		ret = zc_rpc_call(cc->cl, rx->eng->rpc->method, &req, NULL,
-				  call_done, s, NULL);
+		ret = rpc_call(cc, &req, call_done, s);
 	}
 	if (ret) {
 		/* Calls in flight are bounded by the slots, which fit in the
@@ -488,6 +506,59 @@ static int connect_idle(struct zp_engine *e, const struct sockaddr *addr,
 	return 0;
 }
 
+/* -H a,b,c: @cc calls the servers through a balancer whose endpoints'
+ * clients are @ccfg (address fields aside). */
+static int connect_balancer(struct zp_engine *e, struct rpc_cctx *cc,
+			    const struct zc_rpc_client_config *ccfg)
+{
+	char names[ZP_HOSTS_MAX][ZC_PEER_MAX];
+	const char *targets[ZP_HOSTS_MAX];
+	struct zc_rpc_balancer_config bc;
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < e->ntargets; i++) {
+		const struct sockaddr_storage *ss = &e->targets[i];
+
+		ret = zc_addr_format((const struct sockaddr *)ss,
+				     ss->ss_family == AF_INET6 ?
+					     sizeof(struct sockaddr_in6) :
+					     sizeof(struct sockaddr_in),
+				     names[i], sizeof(names[i]));
+		if (ret < 0)
+			return ret;
+		targets[i] = names[i];
+	}
+	memset(&bc, 0, sizeof(bc));
+	bc.reactor = cc->rx->r;
+	bc.targets = targets;
+	bc.ntargets = e->ntargets;
+	bc.policy = (enum zc_rpc_balance)e->lb;
+	bc.client = ccfg;
+	return zc_rpc_balancer_create(&bc, &cc->bal);
+}
+
+/* Connections up for @cc (a balancer: its endpoints with one ready, each
+ * counting for its share of the -P connections). */
+static unsigned conns_ready(const struct rpc_cctx *cc)
+{
+	struct zc_rpc_balancer_stats bs;
+	struct zc_rpc_client_stats st;
+	unsigned ready = 0;
+
+	if (cc->bal) {
+		zc_rpc_balancer_stats(cc->bal, &bs);
+		for (unsigned j = 0; j < bs.nendpoints; j++)
+			ready += bs.endpoint[j].ready;
+		return ready == bs.nendpoints ? cc->conns : 0;
+	}
+	if (cc->cl) {
+		zc_rpc_client_stats(cc->cl, &st);
+		ready += (unsigned)st.conns_open;
+	}
+	return ready;
+}
+
 int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 		   socklen_t len)
 {
@@ -529,7 +600,8 @@ int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 		ccfg.connect_timeout_ms = RPC_CONNECT_TIMEOUT_MS;
 		if (e->cfg.tls && !(ccfg.tls = zp_tls_client()))
 			return -EINVAL;
-		ret = zc_rpc_client_create(&ccfg, &cc->cl);
+		ret = e->ntargets > 1 ? connect_balancer(e, cc, &ccfg) :
+					zc_rpc_client_create(&ccfg, &cc->cl);
 		if (ret) {
 			fprintf(stderr, "zcperf: rpc client: %s\n",
 				strerror(-ret));
@@ -550,9 +622,8 @@ int zp_rpc_connect(struct zp_engine *e, const struct sockaddr *addr,
 		for (i = 0; i < e->n; i++) {
 			struct zc_rpc_client_stats st;
 
-			if (p->cc[i].cl) {
-				zc_rpc_client_stats(p->cc[i].cl, &st);
-				ready += (unsigned)st.conns_open;
+			if (p->cc[i].cl || p->cc[i].bal) {
+				ready += conns_ready(&p->cc[i]);
 				want += p->cc[i].conns;
 			}
 			if (p->cc[i].idle_cl) {
@@ -610,7 +681,7 @@ static void for_each_client(struct zp_engine *e, int (*fn)(void *))
 	if (e->server || !e->rpc->cc)
 		return;
 	for (i = 0; i < e->n; i++)
-		if (e->rpc->cc[i].cl)
+		if (e->rpc->cc[i].cl || e->rpc->cc[i].bal)
 			zc_reactor_call(e->rx[i].r, fn, &e->rpc->cc[i]);
 }
 
@@ -628,8 +699,20 @@ void zp_rpc_collect(struct zp_engine *e, struct zp_side *side)
 {
 	struct zc_rpc_method_stats ms;
 
-	/* Client counts were summed per reactor by the engine; the server's
-	 * live in the rpc server, per method. */
+	/* Client counts were summed per reactor by the engine, but the
+	 * balancers' per-server ones; the server's live in the rpc server,
+	 * per method. */
+	for (unsigned i = 0; !e->server && e->rpc->cc && i < e->n; i++) {
+		struct zc_rpc_balancer_stats bs;
+
+		if (!e->rpc->cc[i].bal)
+			continue;
+		zc_rpc_balancer_stats(e->rpc->cc[i].bal, &bs);
+		for (unsigned j = 0; j < bs.nendpoints; j++) {
+			e->ep_sent[j] += bs.endpoint[j].sent;
+			e->ep_ok[j] += bs.endpoint[j].ok;
+		}
+	}
 	if (!e->server || !e->rpc->srv)
 		return;
 	if (zc_rpc_server_method_stats(e->rpc->srv, e->rpc->method, &ms))
@@ -654,6 +737,10 @@ void zp_rpc_quiesce(struct zp_engine *e)
 		if (p->cc[i].cl) {
 			zc_rpc_client_destroy(p->cc[i].cl);
 			p->cc[i].cl = NULL;
+		}
+		if (p->cc[i].bal) {
+			zc_rpc_balancer_destroy(p->cc[i].bal);
+			p->cc[i].bal = NULL;
 		}
 		if (p->cc[i].idle_cl) {
 			zc_rpc_client_destroy(p->cc[i].idle_cl);

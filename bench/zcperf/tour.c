@@ -108,7 +108,7 @@ static int run_one(const struct zp_client_args *a, const char *host,
 	}
 	args.peer = (struct sockaddr *)&peer;
 	args.peerlen = plen;
-	ret = zp_client_run(&ctl, &args, cfg, r);
+	ret = zp_client_run(&ctl, 1, &args, cfg, r);
 	zp_ctl_close(&ctl);
 	return ret;
 }

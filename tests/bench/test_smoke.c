@@ -314,7 +314,20 @@ static void client(struct server *s, const char *test, const char *const *extra,
 	check_json(out, test, d);
 }
 
-TestSuite(bench, .timeout = 120, .fini = kill_live_server);
+/* The second server of a multi-server run (its own process and port). */
+static pid_t live_server2;
+
+static void kill_live_servers(void)
+{
+	kill_live_server();
+	if (live_server2 > 0) {
+		kill(live_server2, SIGKILL);
+		waitpid(live_server2, NULL, 0);
+		live_server2 = 0;
+	}
+}
+
+TestSuite(bench, .timeout = 120, .fini = kill_live_servers);
 
 Test(bench, tcp_stream_each_send_mode)
 {
@@ -729,3 +742,46 @@ Test(bench, tls_each_family)
 	server_stop(&s);
 }
 #endif /* ZC_WITH_TLS: without it zcperf --tls fails with -EOPNOTSUPP */
+
+/* -H a,b: two servers on different ports, RPC_RR and RPC_STREAM through
+ * the balancer, each policy: both servers got calls, the answers per
+ * server add up to the run's transactions, and both sides' bytes agree. */
+Test(bench, rpc_two_servers_through_the_balancer)
+{
+	static const char *const tests[] = { "RPC_RR", "RPC_STREAM" };
+	static const char *const lbs[] = { "rr", "least" };
+	static char out[OUT_MAX];
+	struct server s1, s2;
+	struct json_doc d;
+	char hosts[64];
+
+	server_start(&s2, "-s");
+	live_server2 = s2.pid;
+	server_start(&s1, "-s");
+	snprintf(hosts, sizeof(hosts), "127.0.0.1:%s,[::1]:%s", s1.port,
+		 s2.port);
+	for (unsigned i = 0; i < 2; i++) {
+		const char *args[] = { "-H", hosts, "-t", tests[i], "-l", "1",
+				       "-P", "2", "-d", "4", "-m", "16K",
+				       "--lb", lbs[i], "--json", NULL };
+		double ok0, ok1;
+		int code = run(args, out, sizeof(out));
+
+		cr_assert_eq(code, 0, "zcperf -H %s -t %s exited %d", hosts,
+			     tests[i], code);
+		check_json(out, tests[i], &d);
+		ok0 = num(&d, "endpoints.0.ok");
+		ok1 = num(&d, "endpoints.1.ok");
+		cr_assert_gt(ok0, 0, "server 1 got no call: %s", out);
+		cr_assert_gt(ok1, 0, "server 2 got no call: %s", out);
+		cr_assert_eq(ok0 + ok1, num(&d, "transactions"), "%s", out);
+		cr_assert_eq(num(&d, "server.transactions"),
+			     num(&d, "transactions"), "%s", out);
+		cr_assert_geq(num(&d, "endpoints.0.sent"), ok0);
+		cr_assert_geq(num(&d, "endpoints.1.sent"), ok1);
+		cr_assert_null(json_get(&d, "endpoints.2.ok"));
+	}
+	live_server2 = 0;
+	server_stop(&s1);
+	server_stop(&s2);
+}

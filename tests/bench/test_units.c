@@ -177,6 +177,43 @@ Test(opts, command_line)
 	cr_assert_eq(o.cfg.seconds, 3.0);
 }
 
+/* -H a,b,c: host[:port] and [v6]:port items, -p for the rest. */
+Test(opts, host_lists)
+{
+	const char *one[] = { "zcperf", "-H", "10.0.0.2", "-t", "RPC_RR" };
+	const char *many[] = { "zcperf", "-H",
+			       "10.0.0.2,h3:12867,[fd00::4]:7,fd00::5,[::1]",
+			       "-p", "9", "-t", "RPC_STREAM", "--lb", "rr" };
+	const char *stream[] = { "zcperf", "-H", "a,b", "-t", "TCP_STREAM" };
+	const char *badport[] = { "zcperf", "-H", "a:0,b", "-t", "RPC_RR" };
+	const char *empty[] = { "zcperf", "-H", "a,,b", "-t", "RPC_RR" };
+	const char *badlb[] = { "zcperf", "-H", "a,b", "-t", "RPC_RR", "--lb",
+				"random" };
+	struct zp_opts o;
+
+	/* One host: exactly as before, no list. */
+	cr_assert_eq(parse(&o, 5, one), 0);
+	cr_assert_str_eq(o.host, "10.0.0.2");
+	cr_assert_eq(o.nhosts, 0);
+	cr_assert_eq(o.lb, ZC_RPC_BALANCE_LEAST_OUTSTANDING);
+	cr_assert_eq(parse(&o, 9, many), 0);
+	cr_assert_eq(o.nhosts, 5);
+	cr_assert_str_eq(o.hosts[0], "10.0.0.2");
+	cr_assert_eq(o.host_ports[0], 9);
+	cr_assert_str_eq(o.hosts[1], "h3");
+	cr_assert_eq(o.host_ports[1], 12867);
+	cr_assert_str_eq(o.hosts[2], "fd00::4");
+	cr_assert_eq(o.host_ports[2], 7);
+	cr_assert_str_eq(o.hosts[3], "fd00::5");
+	cr_assert_eq(o.host_ports[3], 9);
+	cr_assert_str_eq(o.hosts[4], "::1");
+	cr_assert_eq(o.lb, ZC_RPC_BALANCE_ROUND_ROBIN);
+	cr_assert_eq(parse(&o, 5, stream), -EINVAL);
+	cr_assert_eq(parse(&o, 5, badport), -EINVAL);
+	cr_assert_eq(parse(&o, 5, empty), -EINVAL);
+	cr_assert_eq(parse(&o, 7, badlb), -EINVAL);
+}
+
 /* Under taskset, the affinity is the side's -C; an explicit -C wins, and
  * the in-process run keeps its own placement. */
 Test(opts, taskset_affinity_is_the_default_cpu_list)

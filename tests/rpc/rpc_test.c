@@ -56,6 +56,20 @@ void rt_server_start(struct rt_env *e, const struct rt_opts *o)
 	RT_REQUIRE(e->port != 0);
 }
 
+uint16_t rt_free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	loopback(&sin, 0);
+	RT_REQUIRE(fd >= 0);
+	RT_REQUIRE(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	RT_REQUIRE(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
 void rt_server_stop(struct rt_env *e)
 {
 	zc_rpc_server_destroy(e->srv);

@@ -58,6 +58,9 @@ void rt_stop(struct rt_env *e);
 void rt_server_stop(struct rt_env *e);
 void rt_server_start(struct rt_env *e, const struct rt_opts *o);
 
+/* A loopback port nothing listens on: one just bound and released. */
+uint16_t rt_free_port(void);
+
 /* Completion counter shared by many async calls. */
 struct rt_tally {
 	atomic_uint done;

@@ -22,16 +22,8 @@ static char target[32];
 static void start(void)
 {
 	struct zc_reactor_config rc = { .rx_budget = 256 * 1024 };
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
+	port = rt_free_port();
 	snprintf(target, sizeof(target), "127.0.0.1:%u", port);
 	cr_assert_eq(zc_reactor_spawn(&rc, &r), 0);
 }

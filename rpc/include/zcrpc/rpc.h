@@ -633,6 +633,37 @@ ZC_API int zc_rpc_call_sync(struct zc_rpc_client *c, uint32_t method,
 			    const struct zc_rpc_call_opts *opts,
 			    struct zc_chain *resp);
 
+/*
+ * Completion of zc_rpc_ping(), on the client's reactor thread, exactly once
+ * per accepted ping.  @result is 0 when the peer's PONG came back, with
+ * @rtt_ns the time from zc_rpc_ping() to it (waiting for a connection
+ * included); else @rtt_ns is 0 and @result is -ETIMEDOUT (sent, no PONG
+ * within the timeout: the peer does not read or does not answer),
+ * -ENOTCONN (no connection became ready within the timeout),
+ * -ECONNRESET (its connection closed before the PONG), -ESHUTDOWN (the
+ * client is being destroyed) or -ENOMEM.
+ */
+typedef void (*zc_rpc_ping_fn)(void *arg, int result, uint64_t rtt_ns);
+
+/*
+ * Any thread.  Send a PING frame (PROTOCOL.md section 8) on one of the
+ * client's ready connections, the least busy, and report the matching
+ * PONG, or the failure, to @done(@arg, ...) on the reactor thread.  While
+ * no connection is ready the ping waits for one (as a wait-for-ready call
+ * does); @timeout_ms bounds the whole wait, connection and answer.  A PONG
+ * proves the peer's reactor read our frame and answered, which an open
+ * socket does not: it is the balancer's health check.
+ * Ownership: nothing of the caller's is kept but @arg, which the client
+ * hands back to @done and never touches; the ping's state belongs to the
+ * client and is freed after @done returns.
+ * Returns 0 (@done will run once, at the latest when the timeout passes
+ * or the client is destroyed), or -EINVAL (NULL client or done, timeout
+ * 0), -ESHUTDOWN (client being destroyed), -ENOMEM; then @done never runs.
+ */
+ZC_API ZC_MUST_CHECK int zc_rpc_ping(struct zc_rpc_client *c,
+				     unsigned timeout_ms, zc_rpc_ping_fn done,
+				     void *arg);
+
 struct zc_rpc_client_stats {
 	uint64_t calls;			/* accepted by zc_rpc_call() */
 	uint64_t by_status[ZC_RPC_NSTATUS]; /* completions by status */
@@ -668,9 +699,17 @@ ZC_API void zc_rpc_client_latency(const struct zc_rpc_client *c,
  * of rotation when a call or a health check finds it unreachable, draining
  * (GOAWAY) or failing, and put back when a later health check succeeds
  * (checks of an endpoint that is out back off, doubling from eject_ms).
- * The health check is an empty call to the built-in echo method with a
- * timeout: it proves the server dispatches calls, not only that its socket
- * answers.
+ * The health check is a PING with a timeout (zc_rpc_ping()): it proves the
+ * server's reactor reads and answers, not only that its socket accepts; a
+ * server that stopped reading fails it, and costs no call.
+ *
+ * Wait for ready (per call, or wait_for_ready in the config): a call made
+ * while no endpoint is ready (in rotation, with a connection up) waits in
+ * the balancer, up to max_waiting calls and its deadline, and goes to the
+ * first endpoint that becomes ready: a connection that completes its
+ * HELLO (an endpoint out of rotation is checked at once and comes back on
+ * the PONG) or an endpoint a health check puts back.  Calls that do not
+ * wait go to an endpoint at once and fail UNAVAILABLE when none answers.
  *
  * Retries: a call that failed where the server cannot have run it (no
  * connection, refused by GOAWAY, OVERLOADED, UNAVAILABLE answered by the
@@ -719,6 +758,13 @@ struct zc_rpc_balancer_config {
 	 * lost once sent.  Copied. [none] */
 	const uint32_t *idempotent;
 	unsigned nidempotent;
+	/* Every call waits for ready (see above); so does client's
+	 * wait_for_ready, which the endpoints' own clients never get: the
+	 * balancer does the waiting. [false] */
+	bool wait_for_ready;
+	/* Calls waiting for ready at most; beyond, zc_rpc_balancer_call()
+	 * returns -EAGAIN. [1024] */
+	unsigned max_waiting;
 };
 
 /*
@@ -736,8 +782,8 @@ ZC_API ZC_MUST_CHECK int zc_rpc_balancer_create(
 
 /*
  * Any thread but the balancer's reactor (-EDEADLK).  Stop the health
- * checks, fail every call still pending with UNAVAILABLE (not retried),
- * destroy the clients, free.  Returns 0.
+ * checks, fail every call still pending or waiting for ready with
+ * UNAVAILABLE (not retried), destroy the clients, free.  Returns 0.
  */
 ZC_API int zc_rpc_balancer_destroy(struct zc_rpc_balancer *b);
 
@@ -745,9 +791,11 @@ ZC_API int zc_rpc_balancer_destroy(struct zc_rpc_balancer *b);
  * Any thread.  zc_rpc_call() over the balancer's endpoints: @req's views
  * are moved in on success (on error @req is untouched), @done runs once on
  * the reactor thread with the final outcome, and zc_rpc_call_error()
- * inside it says why, for the last endpoint tried.  Returns 0, or
- * -EINVAL, -EAGAIN (the chosen endpoint's tx_budget is full), -ESHUTDOWN
- * (being destroyed), -ENOMEM.
+ * inside it says why, for the last endpoint tried ("deadline exceeded
+ * while connecting" for a call whose deadline passed while it waited for
+ * a ready endpoint).  Returns 0, or -EINVAL, -EAGAIN (the chosen
+ * endpoint's tx_budget is full, or max_waiting calls wait for ready
+ * already), -ESHUTDOWN (being destroyed), -ENOMEM.
  */
 ZC_API ZC_MUST_CHECK int zc_rpc_balancer_call(struct zc_rpc_balancer *b,
 					      uint32_t method,
@@ -765,7 +813,13 @@ struct zc_rpc_balancer_stats {
 		uint64_t sent;		/* sends to it, retries included */
 		uint64_t ok;		/* calls it answered OK */
 		uint32_t inflight;
+		bool ready;		/* in rotation, a connection up */
+		uint64_t checks;	/* health checks (PINGs) ended */
+		uint64_t checks_failed;	/* of which no PONG in time */
+		uint64_t rtt_ns;	/* of the last PONG, 0: none yet */
 	} endpoint[ZC_RPC_BALANCER_MAX];
+	uint64_t waited;	/* calls that waited for ready */
+	uint32_t waiting;	/* calls waiting for ready now */
 };
 
 /* Any thread.  Snapshot of the counters (endpoints in config order). */
