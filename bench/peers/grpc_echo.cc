@@ -315,7 +315,8 @@ int RunClient(const peer_opts &o)
 		peer_hist_merge(&total, &t.hist);
 	}
 	if (!ret)
-		peer_print_result("grpc", &o, (end - start) / 1e9, &total);
+		peer_print_result_ol("grpc", &o, (end - start) / 1e9, &total,
+				     nullptr);
 	return ret;
 }
 
@@ -323,11 +324,7 @@ int RunClient(const peer_opts &o)
 
 int main(int argc, char **argv)
 {
-	peer_opts o;
-	int ret = peer_parse_opts(argc, argv, "grpc_echo", kPort, &o);
-
-	if (ret)
-		return ret > 0 ? 0 : 2;
-	ret = o.server ? Serve(o) : RunClient(o);
-	return ret ? 1 : 0;
+	return peer_main(argc, argv, "grpc_echo", kPort,
+			 [](const peer_opts *o) { return Serve(*o); },
+			 [](const peer_opts *o) { return RunClient(*o); });
 }
