@@ -58,6 +58,10 @@ void rt_stop(struct rt_env *e);
 void rt_server_stop(struct rt_env *e);
 void rt_server_start(struct rt_env *e, const struct rt_opts *o);
 
+/* Pool buffers of @r's pool handed out and not yet back (a snapshot,
+ * any thread). */
+uint64_t rt_pool_in_use(struct zc_reactor *r);
+
 /* Completion counter shared by many async calls. */
 struct rt_tally {
 	atomic_uint done;
