@@ -6,7 +6,8 @@
 #                           and nftables
 #   tools/deps.sh ci      - build + clang (fuzzer, sanitizer runtimes), g++
 #                           (the C++ header check), dpkg-dev (cpack's .deb)
-#   tools/deps.sh peers   - build + iperf3, sockperf, gnuplot, libzmq, gRPC
+#   tools/deps.sh peers   - build + iperf3, sockperf, gnuplot, libzmq, gRPC,
+#                           Cap'n Proto
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script fails.
 set -euo pipefail
@@ -19,7 +20,7 @@ case "${1:-build}" in
   ci)    want=("${build[@]}" clang libclang-rt-14-dev python3 g++ dpkg-dev) ;;
   peers) want=("${build[@]}" iperf3 sockperf gnuplot-nox libzmq3-dev
                libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
-               protobuf-compiler g++) ;;
+               protobuf-compiler g++ libcapnp-dev capnproto) ;;
   *) echo "usage: $0 build|ci|peers" >&2; exit 2 ;;
 esac
 

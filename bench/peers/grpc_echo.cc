@@ -12,6 +12,9 @@
  * channel with a local subchannel pool, so -P channels are -P TCP
  * connections rather than one shared HTTP/2 connection; each keeps -d
  * unary calls in flight, as HTTP/2 streams.
+ *
+ * --rate R (open loop, peer_common.h): each client thread sends R/T calls
+ * per second (--arrival const or poisson); see RunOpen().
  */
 #include <atomic>
 #include <memory>
@@ -34,6 +37,7 @@ namespace {
 
 constexpr uint16_t kPort = 7003;
 constexpr uint64_t kDrainGuardNs = 5000000000ull;
+constexpr uint64_t kMsNs = 1000000u;
 constexpr unsigned kMaxPostedPerQueue = 4096;
 
 /* ---- server ------------------------------------------------------------ */
@@ -174,7 +178,9 @@ int Serve(const peer_opts &o)
 
 struct Call {
 	zcpeer::Echo::Stub *stub;
-	uint64_t sent_ns;
+	unsigned conn;		/* index of its stub in the thread's */
+	uint64_t sent_ns;	/* closed loop: sent; open loop: intended */
+	uint64_t issued_ns;	/* open loop: really sent */
 	std::optional<grpc::ClientContext> ctx;	/* not reusable: one per call */
 	std::unique_ptr<grpc::ClientAsyncResponseReader<zcpeer::Payload>> rpc;
 	zcpeer::Payload resp;
@@ -185,45 +191,69 @@ struct ClientThread {
 	const peer_opts *o;
 	const zcpeer::Payload *req;
 	std::vector<std::unique_ptr<zcpeer::Echo::Stub>> stubs;
-	uint64_t end_ns;
+	unsigned index;		/* --rate: picks this thread's seed */
+	uint64_t start_ns, end_ns;
 	peer_hist hist{};
+	bench_ol_counts ol{};	/* --rate */
 	int err = 0;
 };
 
 void StartCall(Call *c, const zcpeer::Payload &req, grpc::CompletionQueue *cq)
 {
 	c->ctx.emplace();
-	c->sent_ns = peer_now_ns();
 	c->rpc = c->stub->AsyncCall(&*c->ctx, req, cq);
 	c->rpc->Finish(&c->resp, &c->status, c);
 }
 
-/*
- * Runs the window, then lets the calls in flight finish uncounted, since a
- * completion queue may only be shut down once it holds no pending call.
- */
-void RunClientThread(ClientThread *t)
+/* Next completion within @ns from now (0: only one already there). */
+grpc::CompletionQueue::NextStatus WaitEvent(grpc::CompletionQueue &cq,
+					    uint64_t ns, void **tag, bool *ok)
 {
-	const peer_opts &o = *t->o;
-	grpc::CompletionQueue cq;
-	std::vector<Call> calls(t->stubs.size() * o.depth);
+	/* gpr's monotonic clock is offset from ours: wait relative. */
+	return cq.AsyncNext(tag, ok, gpr_time_add(
+		gpr_now(GPR_CLOCK_MONOTONIC),
+		gpr_time_from_nanos((int64_t)ns, GPR_TIMESPAN)));
+}
+
+/* An answered call: 0, or -errno for a failed call or a wrong size. */
+int CheckAnswer(const ClientThread *t, const Call *c, bool ok)
+{
+	if (!ok || !c->status.ok()) {
+		fprintf(stderr, "grpc_echo: call failed: %s\n",
+			c->status.error_message().c_str());
+		return -ECONNRESET;
+	}
+	if (c->resp.data().size() != t->o->resp) {
+		fprintf(stderr, "grpc_echo: response of %zu bytes, expected "
+			"%zu (server started with other -r?)\n",
+			c->resp.data().size(), t->o->resp);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/*
+ * Closed loop: every call goes again when answered, until the end of the
+ * window; the calls in flight then finish uncounted, since a completion
+ * queue may only be shut down once it holds no pending call.
+ */
+void RunClosed(ClientThread *t, grpc::CompletionQueue &cq,
+	       std::vector<Call> &calls, size_t &inflight)
+{
 	uint64_t deadline = t->end_ns;
-	size_t inflight = 0;
 	void *tag;
 	bool ok;
 
-	for (size_t i = 0; i < calls.size(); i++) {
-		calls[i].stub = t->stubs[i / o.depth].get();
-		StartCall(&calls[i], *t->req, &cq);
+	for (auto &c : calls) {
+		c.sent_ns = peer_now_ns();
+		StartCall(&c, *t->req, &cq);
 		inflight++;
 	}
 	while (inflight) {
 		uint64_t now = peer_now_ns();
-		/* gpr's monotonic clock is offset from ours: wait relative. */
-		auto st = cq.AsyncNext(&tag, &ok, gpr_time_add(
-			gpr_now(GPR_CLOCK_MONOTONIC),
-			gpr_time_from_nanos(deadline > now ? (int64_t)(deadline - now) : 0,
-					    GPR_TIMESPAN)));
+		auto st = WaitEvent(cq, deadline > now ? deadline - now : 0,
+				    &tag, &ok);
+
 		if (st == grpc::CompletionQueue::TIMEOUT) {
 			if (deadline != t->end_ns) {
 				fprintf(stderr, "grpc_echo: %zu calls still in flight "
@@ -240,27 +270,118 @@ void RunClientThread(ClientThread *t)
 		Call *c = static_cast<Call *>(tag);
 
 		inflight--;
-		if (!ok || !c->status.ok()) {
-			fprintf(stderr, "grpc_echo: call failed: %s\n",
-				c->status.error_message().c_str());
-			t->err = -ECONNRESET;
+		t->err = CheckAnswer(t, c, ok);
+		if (t->err)
 			break;
-		}
-		if (c->resp.data().size() != o.resp) {
-			fprintf(stderr, "grpc_echo: response of %zu bytes, expected "
-				"%zu (server started with other -r?)\n",
-				c->resp.data().size(), o.resp);
-			t->err = -EPROTO;
-			break;
-		}
 		if (now >= t->end_ns) {
 			deadline = t->end_ns + kDrainGuardNs;
 			continue;
 		}
 		peer_hist_add(&t->hist, now - c->sent_ns);
+		c->sent_ns = now;
 		StartCall(c, *t->req, &cq);
 		inflight++;
 	}
+}
+
+/*
+ * Open loop (--rate, peer_common.h): calls go out at their intended times
+ * on the connections with room (fewer than -d outstanding), round-robin;
+ * calls with no room wait and count late.  gRPC's timers have millisecond
+ * resolution, so a wait is a completion-queue wait to within a millisecond
+ * of the next intended time, then a clock_nanosleep(): answers that arrive
+ * meanwhile are timed when it ends, at most one millisecond late.  After
+ * the window the calls in flight are waited for, up to kDrainGuardNs.
+ */
+void RunOpen(ClientThread *t, grpc::CompletionQueue &cq,
+	     std::vector<Call> &calls, size_t &inflight)
+{
+	const peer_opts &o = *t->o;
+	std::vector<std::vector<Call *>> idle(t->stubs.size());
+	uint64_t now, deadline = t->end_ns + kDrainGuardNs;
+	size_t rr = 0;
+	peer_sched sched;
+	void *tag;
+	bool ok;
+
+	for (auto &c : calls)
+		idle[c.conn].push_back(&c);
+	peer_sched_init(&sched, &o, t->index, t->start_ns, t->end_ns);
+	while ((now = peer_now_ns()) < deadline) {
+		uint64_t wait;
+
+		/* Everything due goes out while a connection has room. */
+		while (peer_sched_due(&sched, now)) {
+			Call *c = nullptr;
+
+			for (size_t k = 0; k < idle.size() && !c; k++) {
+				auto &room = idle[(rr + k) % idle.size()];
+
+				if (!room.empty()) {
+					c = room.back();
+					room.pop_back();
+					rr = (rr + k + 1) % idle.size();
+				}
+			}
+			if (!c)
+				break;
+			c->sent_ns = peer_sched_take(&sched, &t->ol);
+			c->issued_ns = now;
+			StartCall(c, *t->req, &cq);
+			inflight++;
+		}
+		if (!peer_sched_open(&sched) && !inflight)
+			break;
+		/* Wait for the next intended time, or for room or the end. */
+		if (peer_sched_open(&sched) && (double)now < sched.next) {
+			wait = (uint64_t)(sched.next - (double)now);
+			if (wait <= kMsNs) {
+				peer_sleep_until_ns((uint64_t)sched.next);
+				wait = 0;
+			} else {
+				wait -= kMsNs;
+			}
+		} else {
+			wait = deadline - now;
+		}
+		auto st = WaitEvent(cq, wait, &tag, &ok);
+
+		if (st == grpc::CompletionQueue::TIMEOUT)
+			continue;
+		if (st != grpc::CompletionQueue::GOT_EVENT)
+			break;
+		Call *c = static_cast<Call *>(tag);
+
+		inflight--;
+		t->err = CheckAnswer(t, c, ok);
+		if (t->err)
+			break;
+		peer_ol_answered(&t->ol, &t->hist, c->sent_ns, c->issued_ns,
+				 peer_now_ns());
+		idle[c->conn].push_back(c);
+	}
+	/* Intended times never sent, and calls never answered. */
+	peer_sched_finish(&sched, &t->ol);
+	t->ol.failed += inflight;
+}
+
+void RunClientThread(ClientThread *t)
+{
+	const peer_opts &o = *t->o;
+	grpc::CompletionQueue cq;
+	std::vector<Call> calls(t->stubs.size() * o.depth);
+	size_t inflight = 0;
+	void *tag;
+	bool ok;
+
+	for (size_t i = 0; i < calls.size(); i++) {
+		calls[i].conn = (unsigned)(i / o.depth);
+		calls[i].stub = t->stubs[calls[i].conn].get();
+	}
+	if (o.rate > 0)
+		RunOpen(t, cq, calls, inflight);
+	else
+		RunClosed(t, cq, calls, inflight);
 	/* On error, cancel what is left so the queue drains promptly. */
 	for (auto &c : calls)
 		if (inflight && c.ctx)
@@ -277,6 +398,7 @@ int RunClient(const peer_opts &o)
 	std::vector<std::thread> running;
 	zcpeer::Payload req;
 	peer_hist total{};
+	bench_ol_counts ol{};
 	int ret = 0;
 
 	req.set_data(std::string(o.req, 'g'));
@@ -301,9 +423,13 @@ int RunClient(const peer_opts &o)
 	uint64_t start = peer_now_ns();
 	uint64_t end = start + (uint64_t)(o.seconds * 1e9);
 
-	for (auto &t : threads) {
+	for (unsigned i = 0; i < o.threads; i++) {
+		ClientThread &t = threads[i];
+
 		t.o = &o;
 		t.req = &req;
+		t.index = i;
+		t.start_ns = start;
 		t.end_ns = end;
 		running.emplace_back(RunClientThread, &t);
 	}
@@ -313,9 +439,11 @@ int RunClient(const peer_opts &o)
 		if (t.err && !ret)
 			ret = t.err;
 		peer_hist_merge(&total, &t.hist);
+		bench_ol_counts_add(&ol, &t.ol);
 	}
 	if (!ret)
-		peer_print_result("grpc", &o, (end - start) / 1e9, &total);
+		peer_print_result_ol("grpc", &o, (end - start) / 1e9, &total,
+				     o.rate > 0 ? &ol : nullptr);
 	return ret;
 }
 
@@ -323,11 +451,7 @@ int RunClient(const peer_opts &o)
 
 int main(int argc, char **argv)
 {
-	peer_opts o;
-	int ret = peer_parse_opts(argc, argv, "grpc_echo", kPort, &o);
-
-	if (ret)
-		return ret > 0 ? 0 : 2;
-	ret = o.server ? Serve(o) : RunClient(o);
-	return ret ? 1 : 0;
+	return peer_main(argc, argv, "grpc_echo", kPort,
+			 [](const peer_opts *o) { return Serve(*o); },
+			 [](const peer_opts *o) { return RunClient(*o); });
 }

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
+#include "../ol_gap.h"
 #include "peer_common.h"
 
 static void usage(const char *tool, uint16_t port)
@@ -28,8 +30,9 @@ static void usage(const char *tool, uint16_t port)
 		"  -d N          calls in flight per connection (default 1)\n"
 		"  -l SECS       measured seconds (default 5)\n"
 		"  -T N          threads driving the connections (default 1)\n"
-		"  --rate N      open loop: N calls/s in all at constant intervals, latency\n"
-		"                from each call's intended send time (default: closed loop)\n"
+		"  --rate N      open loop: N calls/s in all on a schedule, latency from\n"
+		"                each call's intended send time (default: closed loop)\n"
+		"  --arrival A   open loop schedule: const (default) or poisson\n"
 		"Prints one JSON object: calls/s and latency percentiles in us.\n",
 		tool, tool, port);
 }
@@ -91,6 +94,7 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "rate", required_argument, NULL, 'R' },
+		{ "arrival", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned port = default_port;
@@ -143,6 +147,14 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 			if (*end || !(o->rate > 0.0 && o->rate <= 1e8))
 				goto bad;
 			break;
+		case 'A':
+			if (!strcmp(optarg, "const"))
+				o->arrival = PEER_ARRIVAL_CONST;
+			else if (!strcmp(optarg, "poisson"))
+				o->arrival = PEER_ARRIVAL_POISSON;
+			else
+				goto bad;
+			break;
 		case 'h':
 			usage(tool, default_port);
 			return 1;
@@ -158,10 +170,27 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 		o->host = "127.0.0.1";
 	if (o->threads > o->conns && !o->server)
 		o->threads = o->conns;
+	/* The default 50 us timer slack would be a floor under every
+	 * intended time's error (as in zcperf's pacer). */
+	if (o->rate > 0 && !o->server)
+		prctl(PR_SET_TIMERSLACK, 1UL);
 	return 0;
 bad:
 	usage(tool, default_port);
 	return -EINVAL;
+}
+
+int peer_main(int argc, char **argv, const char *tool, uint16_t default_port,
+	      int (*serve)(const struct peer_opts *o),
+	      int (*client)(const struct peer_opts *o))
+{
+	struct peer_opts o;
+	int ret = peer_parse_opts(argc, argv, tool, default_port, &o);
+
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	ret = o.server ? serve(&o) : client(&o);
+	return ret ? 1 : 0;
 }
 
 uint64_t peer_now_ns(void)
@@ -170,6 +199,79 @@ uint64_t peer_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void peer_sleep_until_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* ---- open-loop schedule ------------------------------------------------ */
+
+static double sched_gap(struct peer_sched *s)
+{
+	return bench_ol_gap(&s->seed, s->gap, s->poisson);
+}
+
+void peer_sched_init(struct peer_sched *s, const struct peer_opts *o,
+		     unsigned thread, uint64_t start_ns, uint64_t end_ns)
+{
+	*s = (struct peer_sched){
+		.next = (double)start_ns,
+		.gap = 1e9 * o->threads / o->rate,
+		.end_ns = end_ns,
+		.seed = 0x9E3779B97F4A7C15ull * (thread + 1u),
+		.poisson = o->arrival == PEER_ARRIVAL_POISSON,
+	};
+	/* Poisson starts one random gap in, as zcperf's pacer does. */
+	if (s->poisson)
+		s->next += sched_gap(s);
+}
+
+bool peer_sched_open(const struct peer_sched *s)
+{
+	return s->next < (double)s->end_ns;
+}
+
+bool peer_sched_due(const struct peer_sched *s, uint64_t now)
+{
+	return peer_sched_open(s) && s->next <= (double)now;
+}
+
+uint64_t peer_sched_take(struct peer_sched *s, struct bench_ol_counts *ol)
+{
+	uint64_t t = (uint64_t)s->next;
+
+	ol->scheduled++;
+	s->next += sched_gap(s);
+	return t;
+}
+
+void peer_sched_finish(struct peer_sched *s, struct bench_ol_counts *ol)
+{
+	while (peer_sched_open(s)) {
+		peer_sched_take(s, ol);
+		ol->unsent++;
+		ol->failed++;
+	}
+}
+
+void peer_ol_answered(struct bench_ol_counts *ol, struct peer_hist *h,
+		      uint64_t intended, uint64_t issued, uint64_t now)
+{
+	uint64_t lag = issued > intended ? issued - intended : 0;
+
+	peer_hist_add(h, now - intended);
+	if (lag > ol->max_lag_ns)
+		ol->max_lag_ns = lag;
+	if (lag > PEER_LATE_NS)
+		ol->late++;
+	else
+		ol->sent++;
 }
 
 /*
@@ -239,12 +341,6 @@ uint64_t peer_hist_quantile(const struct peer_hist *h, double q)
 	return h->max_ns;
 }
 
-void peer_print_result(const char *tool, const struct peer_opts *o,
-		       double seconds, const struct peer_hist *h)
-{
-	peer_print_result_ol(tool, o, seconds, h, NULL);
-}
-
 void peer_print_result_ol(const char *tool, const struct peer_opts *o,
 			  double seconds, const struct peer_hist *h,
 			  const struct bench_ol_counts *ol)
@@ -265,12 +361,14 @@ void peer_print_result_ol(const char *tool, const struct peer_opts *o,
 	       peer_hist_quantile(h, 0.99) / 1e3,
 	       peer_hist_quantile(h, 0.999) / 1e3, h->max_ns / 1e3);
 	if (ol)
-		printf(",\"open_loop\":{\"rate\":%.3f,\"arrival\":\"const\","
+		printf(",\"open_loop\":{\"rate\":%.3f,\"arrival\":\"%s\","
 		       "\"offered_per_s\":%.2f,\"achieved_per_s\":%.2f,"
 		       "\"scheduled\":%llu,\"sent\":%llu,\"late\":%llu,"
 		       "\"failed\":%llu,\"unsent\":%llu,"
 		       "\"max_send_lag_us\":%.3f,\"late_threshold_us\":%u}",
-		       o->rate, (double)ol->scheduled / o->seconds, rate,
+		       o->rate,
+		       o->arrival == PEER_ARRIVAL_POISSON ? "poisson" : "const",
+		       (double)ol->scheduled / o->seconds, rate,
 		       (unsigned long long)ol->scheduled,
 		       (unsigned long long)ol->sent,
 		       (unsigned long long)ol->late,

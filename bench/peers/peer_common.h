@@ -3,7 +3,7 @@
  * peer_common.h - what the RPC_RR peers of bench/compare share: the command
  * line, a latency histogram and the one JSON result line.
  *
- * The peers (zmq_echo, grpc_echo) measure the same workload as
+ * The peers (zmq_echo, grpc_echo, capnp_echo) measure the same workload as
  * `zcperf -t RPC_RR`: -P connections, each keeping -d calls in flight, each
  * call a REQ-byte request answered by a RESP-byte response, for -l seconds.
  * A call's latency runs from just before its request is handed to the
@@ -28,10 +28,17 @@
 extern "C" {
 #endif
 
+struct peer_hist;
+
 #define PEER_MAX_DEPTH	 10000u	 /* below every peer's queue limits */
 #define PEER_MAX_CONNS	 4096u
 #define PEER_MAX_THREADS 64u
 #define PEER_MAX_MSG	 (64u << 20)
+
+enum peer_arrival {
+	PEER_ARRIVAL_CONST,	/* one call every 1/rate s */
+	PEER_ARRIVAL_POISSON,	/* exponential gaps of mean 1/rate s */
+};
 
 struct peer_opts {
 	bool server;
@@ -44,16 +51,55 @@ struct peer_opts {
 	double seconds;		/* -l, measured window */
 	unsigned threads;	/* -T, threads driving the connections */
 	double rate;		/* --rate: open loop, calls/s in all; 0 closed */
+	enum peer_arrival arrival;	/* --arrival, open loop only */
 };
 
 /*
  * Open loop (--rate), as zcperf's (bench/zcperf/openloop.h): calls go out
- * at constant intervals whatever the answers do, latency runs from each
- * call's intended send time, and every intended time of the window ends
- * as exactly one of sent (issued within PEER_LATE_NS), late, or failed
- * (not answered, unsent at the end included).
+ * on a schedule (--arrival const|poisson) whatever the answers do, latency
+ * runs from each call's intended send time, and every intended time of the
+ * window ends as exactly one of sent (issued within PEER_LATE_NS), late, or
+ * failed (not answered, unsent at the end included).
  */
 #define PEER_LATE_NS 1000000u
+
+/*
+ * One client thread's share of the schedule: --rate / -T calls per second
+ * (a sum of Poisson streams is a Poisson stream of the summed rate), with
+ * intended times in [start, end).  Each thread has its own seed, fixed, so
+ * a run's schedule is repeatable.  Owned by that thread alone.
+ */
+struct peer_sched {
+	double next;		/* intended time of the next call, ns */
+	double gap;		/* mean interval, ns */
+	uint64_t end_ns;
+	uint64_t seed;
+	bool poisson;
+};
+
+void peer_sched_init(struct peer_sched *s, const struct peer_opts *o,
+		     unsigned thread, uint64_t start_ns, uint64_t end_ns);
+/* True while intended times remain in the window. */
+bool peer_sched_open(const struct peer_sched *s);
+/* True when the next intended time is in the window and at or before @now. */
+bool peer_sched_due(const struct peer_sched *s, uint64_t now);
+/* Takes the next intended time (counted scheduled in @ol) and advances. */
+uint64_t peer_sched_take(struct peer_sched *s, struct bench_ol_counts *ol);
+/* At the end: every intended time never taken counts scheduled, unsent
+ * and failed in @ol. */
+void peer_sched_finish(struct peer_sched *s, struct bench_ol_counts *ol);
+
+/*
+ * Records an answered open-loop call intended at @intended, issued at
+ * @issued and answered at @now: its latency (from @intended) in @h, and
+ * sent or late in @ol by how far @issued trailed @intended.
+ */
+void peer_ol_answered(struct bench_ol_counts *ol, struct peer_hist *h,
+		      uint64_t intended, uint64_t issued, uint64_t now);
+
+/* Sleeps until CLOCK_MONOTONIC reaches @ns (timer slack set to 1 ns by
+ * peer_parse_opts for clients with --rate). */
+void peer_sleep_until_ns(uint64_t ns);
 
 
 /*
@@ -63,6 +109,16 @@ struct peer_opts {
  */
 int peer_parse_opts(int argc, char **argv, const char *tool,
 		    uint16_t default_port, struct peer_opts *o);
+
+/*
+ * The whole main() of a peer: parses the options (peer_parse_opts), then
+ * runs @serve with -s, @client otherwise; each returns 0 or -errno after
+ * printing why.  Returns the exit status: 0, 1 when the run failed, 2 for
+ * bad options.
+ */
+int peer_main(int argc, char **argv, const char *tool, uint16_t default_port,
+	      int (*serve)(const struct peer_opts *o),
+	      int (*client)(const struct peer_opts *o));
 
 /* Monotonic clock in nanoseconds. */
 uint64_t peer_now_ns(void);
@@ -88,14 +144,12 @@ uint64_t peer_hist_quantile(const struct peer_hist *h, double q);
 
 /*
  * Prints the result as one JSON object on stdout, with the field names of
- * zcperf --json (test, seconds, transactions_per_s, latency_us{...}).
+ * zcperf --json (test, seconds, transactions_per_s, latency_us{...}); with
+ * @ol (open loop, else NULL) the line also carries open_loop{...}.
  */
-/* With @ol (open loop) the line also carries open_loop{...}. */
 void peer_print_result_ol(const char *tool, const struct peer_opts *o,
 			  double seconds, const struct peer_hist *h,
 			  const struct bench_ol_counts *ol);
-void peer_print_result(const char *tool, const struct peer_opts *o,
-		       double seconds, const struct peer_hist *h);
 
 #ifdef __cplusplus
 }

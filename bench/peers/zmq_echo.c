@@ -15,7 +15,7 @@
  * splits its connections over -T application threads.
  *
  * --rate R (open loop, peer_common.h): each application thread sends R/T
- * calls per second at constant intervals on its connections with room
+ * calls per second (--arrival const or poisson) on its connections with room
  * (fewer than -d outstanding), latency from the intended time; calls with
  * no room wait and count late.  zmq_poll() sleeps in milliseconds, so a
  * wait shorter than one is a clock_nanosleep() followed by a poll that
@@ -58,6 +58,7 @@ struct client_thread {
 	struct peer_hist hist;
 	struct bench_ol_counts ol;	/* --rate */
 	uint64_t start_ns;
+	unsigned index;		/* --rate: picks this thread's seed */
 	int err;		/* 0 or -errno, with a message printed */
 };
 
@@ -239,40 +240,21 @@ static int ol_receive(struct client_thread *t, struct conn *c, zmq_msg_t *msg)
 {
 	for (;;) {
 		int n = zmq_msg_recv(msg, c->sock, ZMQ_DONTWAIT);
-		uint64_t now, lag;
 
 		if (n < 0)
 			return zmq_errno() == EAGAIN ? 0 : -zmq_errno();
-		now = peer_now_ns();
 		if ((size_t)n != t->o->resp || !c->n)
 			return -EPROTO;
-		peer_hist_add(&t->hist, now - c->sent[c->head]);
-		lag = c->issued[c->head] - c->sent[c->head];
-		if (lag > t->ol.max_lag_ns)
-			t->ol.max_lag_ns = lag;
-		if (lag > PEER_LATE_NS)
-			t->ol.late++;
-		else
-			t->ol.sent++;
+		peer_ol_answered(&t->ol, &t->hist, c->sent[c->head],
+				 c->issued[c->head], peer_now_ns());
 		c->head = (c->head + 1) % t->o->depth;
 		c->n--;
 	}
 }
 
-static void sleep_until_ns(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
-			       .tv_nsec = (long)(ns % 1000000000u) };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-}
-
 static int client_loop_open(struct client_thread *t, struct conn *conns,
-			    zmq_pollitem_t *items)
+			    zmq_pollitem_t *items, struct peer_sched *sched)
 {
-	double gap = 1e9 * t->o->threads / t->o->rate;
-	double next = (double)t->start_ns;
 	uint64_t now, deadline = t->end_ns + OL_DRAIN_NS;
 	unsigned rr = 0;
 	zmq_msg_t msg;
@@ -284,7 +266,7 @@ static int client_loop_open(struct client_thread *t, struct conn *conns,
 		long timeout_ms;
 
 		/* Everything due goes out while a connection has room. */
-		while (next <= (double)now && next < (double)t->end_ns) {
+		while (peer_sched_due(sched, now)) {
 			room = NULL;
 			for (unsigned k = 0; k < t->nconns && !room; k++) {
 				struct conn *c = &conns[(rr + k) % t->nconns];
@@ -296,20 +278,18 @@ static int client_loop_open(struct client_thread *t, struct conn *conns,
 			}
 			if (!room)
 				break;
-			room->sent[room->tail] = (uint64_t)next;
+			room->sent[room->tail] = peer_sched_take(sched, &t->ol);
 			room->issued[room->tail] = now;
 			room->tail = (room->tail + 1) % t->o->depth;
 			room->n++;
-			t->ol.scheduled++;
 			if (zmq_send(room->sock, t->payload, t->o->req, ZMQ_DONTWAIT) < 0) {
 				ret = -zmq_errno();
 				break;
 			}
-			next += gap;
 		}
 		if (ret)
 			break;
-		if (next >= (double)t->end_ns) {
+		if (!peer_sched_open(sched)) {
 			unsigned left = 0;
 
 			for (unsigned i = 0; i < t->nconns; i++)
@@ -318,11 +298,11 @@ static int client_loop_open(struct client_thread *t, struct conn *conns,
 				break;
 		}
 		/* Wait for replies, or for the next intended time. */
-		if (next < (double)t->end_ns && (double)now < next) {
-			uint64_t wait = (uint64_t)(next - (double)now);
+		if (peer_sched_open(sched) && (double)now < sched->next) {
+			uint64_t wait = (uint64_t)(sched->next - (double)now);
 
 			if (wait < 1000000u) {
-				sleep_until_ns((uint64_t)next);
+				peer_sleep_until_ns((uint64_t)sched->next);
 				timeout_ms = 0;
 			} else {
 				timeout_ms = (long)(wait / 1000000u);
@@ -342,12 +322,7 @@ static int client_loop_open(struct client_thread *t, struct conn *conns,
 	}
 	zmq_msg_close(&msg);
 	/* Intended times never sent, and calls never answered. */
-	while (next < (double)t->end_ns) {
-		t->ol.scheduled++;
-		t->ol.unsent++;
-		t->ol.failed++;
-		next += gap;
-	}
+	peer_sched_finish(sched, &t->ol);
 	for (unsigned i = 0; i < t->nconns; i++)
 		t->ol.failed += conns[i].n;
 	return ret;
@@ -381,8 +356,14 @@ static void *client_thread_main(void *arg)
 		}
 		items[i] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
 	}
-	t->err = t->o->rate > 0 ? client_loop_open(t, conns, items)
-				: client_loop(t, conns, items);
+	if (t->o->rate > 0) {
+		struct peer_sched sched;
+
+		peer_sched_init(&sched, t->o, t->index, t->start_ns, t->end_ns);
+		t->err = client_loop_open(t, conns, items, &sched);
+	} else {
+		t->err = client_loop(t, conns, items);
+	}
 	if (t->err && t->err != -EPROTO)
 		fprintf(stderr, "zmq_echo: send/recv: %s\n", zmq_strerror(-t->err));
 out:
@@ -429,6 +410,7 @@ static int run_client(const struct peer_opts *o)
 		*t = (struct client_thread){
 			.o = o, .ctx = ctx, .endpoint = endpoint,
 			.payload = payload, .end_ns = end, .start_ns = start,
+			.index = started,
 			.nconns = (started + 1) * o->conns / o->threads - first,
 		};
 		if (pthread_create(&t->tid, NULL, client_thread_main, t)) {
@@ -463,12 +445,5 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct peer_opts o;
-	int ret;
-
-	ret = peer_parse_opts(argc, argv, "zmq_echo", PEER_PORT, &o);
-	if (ret)
-		return ret > 0 ? 0 : 2;
-	ret = o.server ? serve(&o) : run_client(&o);
-	return ret ? 1 : 0;
+	return peer_main(argc, argv, "zmq_echo", PEER_PORT, serve, run_client);
 }

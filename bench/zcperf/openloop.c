@@ -4,11 +4,11 @@
  * openloop.h for the accounting).
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "../ol_gap.h"
 #include "cpu.h"
 #include "openloop.h"
 
@@ -145,20 +145,6 @@ void zp_ol_stop(struct zp_olq *q)
  * Pacer
  */
 
-/* xorshift64*: a fixed seed makes a run's schedule repeatable. */
-static double uniform01(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	/* 53 bits in (0, 1]: log() below never sees 0. */
-	return (double)(((x * 0x2545F4914F6CDD1Dull) >> 11) + 1) /
-	       9007199254740992.0;
-}
-
 static void wake(struct zp_olq *q)
 {
 	if (!atomic_exchange(&q->wake_queued, true))
@@ -196,7 +182,7 @@ static void *pacer_main(void *arg)
 	 * intended time's error. */
 	prctl(PR_SET_TIMERSLACK, 1UL);
 	if (p->arrival == ZP_ARRIVAL_POISSON)
-		t += -log(uniform01(&seed)) * gap;
+		t += bench_ol_gap(&seed, gap, true);
 	while (t < (double)p->end_ns) {
 		uint64_t now = zp_now_ns();
 
@@ -209,9 +195,8 @@ static void *pacer_main(void *arg)
 			push(p, p->qs[next], (uint64_t)t);
 			touched[next] = true;
 			next = (next + 1) % p->nq;
-			t += p->arrival == ZP_ARRIVAL_POISSON
-				     ? -log(uniform01(&seed)) * gap
-				     : gap;
+			t += bench_ol_gap(&seed, gap,
+					  p->arrival == ZP_ARRIVAL_POISSON);
 		}
 		for (i = 0; i < p->nq; i++) {
 			if (touched[i])

@@ -42,6 +42,28 @@
 /* A request issued more than this after its intended time is late. */
 #define ZP_LATE_NS 1000000ull
 
+/*
+ * What the answer of an open-loop call with @status means.  OK: answered.
+ * A retryable status (OVERLOADED, UNAVAILABLE) is a call the server did
+ * not process, the way a drain refuses the calls still in flight at the
+ * end of a run (the client stops, tells the server, and the server's
+ * GOAWAY refuses what it had not read yet): a failed call of the
+ * schedule, not a broken connection, as the closed loop takes it.  Any
+ * other status is both, and refuses the run.
+ */
+enum zp_ol_outcome {
+	ZP_OL_ANSWERED,
+	ZP_OL_REFUSED,	/* counted failed */
+	ZP_OL_BROKEN,	/* counted failed and as a connection failure */
+};
+
+static inline enum zp_ol_outcome zp_ol_outcome(int status)
+{
+	if (status == ZC_RPC_OK)
+		return ZP_OL_ANSWERED;
+	return zc_rpc_status_retryable(status) ? ZP_OL_REFUSED : ZP_OL_BROKEN;
+}
+
 struct zp_olq;
 /*
  * Issue one request intended at @intended.  Returns 1 when it went out

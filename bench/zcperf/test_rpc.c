@@ -357,9 +357,9 @@ static void ol_call_done(void *arg, int status, struct zc_chain *resp)
 	struct rpc_slot *s = arg;
 	struct rpc_cctx *cc = s->cc;
 	struct zp_rctx *rx = cc->rx;
-	bool ok = status == ZC_RPC_OK;
+	enum zp_ol_outcome out = zp_ol_outcome(status);
 
-	if (ok) {
+	if (out == ZP_OL_ANSWERED) {
 		rx->bytes_received += zc_chain_len(resp);
 		zc_chain_release(resp);
 		/* From the intended time: the wait for a slot is latency. */
@@ -369,9 +369,12 @@ static void ol_call_done(void *arg, int status, struct zc_chain *resp)
 		if (rx->eng->verbose)
 			fprintf(stderr, "zcperf: call failed: %s\n",
 				zc_rpc_status_name(status));
-		atomic_fetch_add(&rx->eng->conn_failures, 1);
+		if (out == ZP_OL_BROKEN)
+			atomic_fetch_add(&rx->eng->conn_failures, 1);
+		else
+			rx->bytes_sent -= rx->tmpl_len; /* not processed */
 	}
-	zp_ol_done(&rx->ol, s->t0, s->t_issued, ok);
+	zp_ol_done(&rx->ol, s->t0, s->t_issued, out == ZP_OL_ANSWERED);
 	cc->inflight--;
 	s->next_free = cc->free_slots;
 	cc->free_slots = s;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/bench/test_units.c - zcperf's pure parts: the latency histogram,
- * size and CPU-list parsing, the command line, and the control lines that
- * carry a configuration to the server and its counts back.
+ * size and CPU-list parsing, the command line, the control lines that
+ * carry a configuration to the server and its counts back, and what an
+ * open-loop call's status counts as.
  */
 #include <errno.h>
 #include <math.h>
@@ -15,6 +16,7 @@
 
 #include "ctl.h"
 #include "hist.h"
+#include "openloop.h"
 #include "opts.h"
 
 static struct zp_hist h1, h2;
@@ -357,4 +359,20 @@ Test(ctl, result_round_trip)
 	cr_assert_eq(b.rss_warm_kb, 1020);
 	cr_assert_eq(b.rss_end_kb, 1024);
 	cr_assert_eq(zp_ctl_parse_side("RESULT util=1", &b, &errors), -EINVAL);
+}
+
+/*
+ * An open-loop call refused with a retryable status (the server's drain
+ * refusing what it had not read when the run ended) is a failed call of
+ * the schedule, not a broken connection: before, it refused the whole
+ * run ("connections failed during the run") on a loaded machine, where
+ * the closed loop, which takes it as no failure, went through.
+ */
+Test(openloop, retryable_status_is_a_failed_call_not_a_broken_connection)
+{
+	cr_assert_eq(zp_ol_outcome(ZC_RPC_OK), ZP_OL_ANSWERED);
+	cr_assert_eq(zp_ol_outcome(ZC_RPC_UNAVAILABLE), ZP_OL_REFUSED);
+	cr_assert_eq(zp_ol_outcome(ZC_RPC_OVERLOADED), ZP_OL_REFUSED);
+	cr_assert_eq(zp_ol_outcome(ZC_RPC_INTERNAL), ZP_OL_BROKEN);
+	cr_assert_eq(zp_ol_outcome(ZC_RPC_DEADLINE_EXCEEDED), ZP_OL_BROKEN);
 }

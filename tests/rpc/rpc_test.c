@@ -254,6 +254,14 @@ bool rt_wait(struct rt_tally *t, unsigned n, unsigned seconds)
 	return atomic_load(&t->done) >= n;
 }
 
+uint64_t rt_pool_in_use(struct zc_reactor *r)
+{
+	struct zc_pool_stats ps;
+
+	zc_pool_stats(zc_reactor_pool(r), &ps);
+	return ps.in_use;
+}
+
 bool rt_wait_for(bool (*cond)(void *), void *arg, unsigned seconds)
 {
 	for (unsigned i = 0; i < seconds * 1000; i++) {

@@ -60,6 +60,9 @@ void rt_server_start(struct rt_env *e, const struct rt_opts *o);
 
 /* A loopback port nothing listens on: one just bound and released. */
 uint16_t rt_free_port(void);
+/* Pool buffers of @r's pool handed out and not yet back (a snapshot,
+ * any thread). */
+uint64_t rt_pool_in_use(struct zc_reactor *r);
 
 /* Completion counter shared by many async calls. */
 struct rt_tally {

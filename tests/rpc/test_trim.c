@@ -23,14 +23,6 @@ static size_t mapped(struct zc_reactor *r)
 	return (size_t)ps.bytes_mapped;
 }
 
-static uint64_t in_use(struct zc_reactor *r)
-{
-	struct zc_pool_stats ps;
-
-	zc_pool_stats(zc_reactor_pool(r), &ps);
-	return ps.in_use;
-}
-
 struct back_arg {
 	struct zc_reactor *r;
 	size_t bound;
@@ -125,7 +117,7 @@ Test(trim, pool_given_back_after_a_burst, .timeout = 120)
 	cr_assert(rt_wait_for(back_near_floor, &a, 5),
 		  "still %zu B mapped after the burst and the light traffic "
 		  "(%llu buffers in use)",
-		  mapped(a.r), (unsigned long long)in_use(a.r));
+		  mapped(a.r), (unsigned long long)rt_pool_in_use(a.r));
 
 	/* A new burst maps slabs again, at the indices the trims emptied
 	 * (registered again for zero-copy sends): every byte comes back. */
