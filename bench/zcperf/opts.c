@@ -288,7 +288,7 @@ void zp_usage(FILE *f)
 "       zcperf --echo [-p PORT]         raw TCP echo server of the stack\n"
 "\n"
 "  -s, --server            run the test server\n"
-"      --echo              run the stack's raw echo server on PORT\n"
+"      --echo              run the stack's raw echo server on PORT (TLS with --tls)\n"
 "  -H, --host HOST         server to test against (default: none, loopback in-process)\n"
 "  -p, --port PORT         control port; data uses an ephemeral port (default %u)\n"
 "  -t, --test TEST         TCP_STREAM TCP_MAERTS TCP_RR RPC_RR RPC_STREAM (default TCP_STREAM)\n"
