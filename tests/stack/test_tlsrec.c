@@ -6,16 +6,21 @@
  * ways byte for byte (with buffers of 4 KiB, so records span ring views
  * and pool buffers); KeyUpdate of both kinds; padding up to the limit;
  * a corrupted or oversized record closing that connection only, with a
- * counter; close_notify both ways; and which record layer each session
- * took (TLS 1.3: ours, TLS 1.2: OpenSSL's), counted.
+ * counter; close_notify both ways; which record layer each session
+ * took (TLS 1.3: ours, TLS 1.2: OpenSSL's), counted; every TLS 1.3
+ * suite; and our client side against `openssl s_server`, which sends
+ * NewSessionTickets.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -398,4 +403,164 @@ Test(stack_tlsrec, record_too_short_for_a_tag_refused)
 Test(stack_tlsrec, change_cipher_spec_after_handshake_refused)
 {
 	raw_record(20, 1);
+}
+
+/* Each TLS 1.3 suite OpenSSL offers, on our server side: records both
+ * ways and a KeyUpdate (SHA-384 secrets for AES-256-GCM). */
+Test(stack_tlsrec, every_suite_as_server)
+{
+	static const char *const suites[] = { "TLS_AES_128_GCM_SHA256",
+					      "TLS_AES_256_GCM_SHA384",
+					      "TLS_CHACHA20_POLY1305_SHA256" };
+	struct zc_reactor_stats st;
+
+	for (unsigned i = 0; i < 3; i++) {
+		int fd;
+		SSL *ssl;
+
+		cr_assert_eq(SSL_CTX_set_ciphersuites(cctx, suites[i]), 1);
+		ssl = cli_connect(TLS1_3_VERSION, &fd);
+		cr_assert_str_eq(SSL_get_cipher_name(ssl), suites[i]);
+		echo(ssl, 200000, 16384, 20 + i);
+		cr_assert_eq(SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+		echo(ssl, 200000, 5000, 30 + i);
+		cli_close(ssl, fd);
+	}
+	srv_idle_stats(&st);
+	cr_assert_eq(st.tls_rec_zcrpc, 3);
+	cr_assert_eq(st.tls_key_updates, 3);
+	cr_assert_eq(st.tls_bad_records, 0);
+}
+
+/* -------------------------------------------------------------------------
+ * Our client side against `openssl s_server -rev` (it answers each line
+ * reversed, and sends two NewSessionTickets right after the handshake).
+ */
+
+struct rev {
+	char got[64];
+	size_t n;
+	bool closed;
+	int err;
+};
+
+static void rev_connect(struct zc_conn *c, void *ud)
+{
+	(void)ud;
+	cr_assert_eq(zc_conn_send_copy(c, "hello world\n", 12), 0);
+}
+
+static void rev_data(struct zc_conn *c, struct zc_chain *d, void *ud)
+{
+	struct rev *o = ud;
+
+	o->n += zc_chain_copyout(d, 0, o->got + o->n,
+				 sizeof(o->got) - 1 - o->n);
+	zc_chain_release(d);
+	if (memchr(o->got, '\n', o->n))
+		zc_conn_close(c, ZC_CLOSE_GRACEFUL);
+}
+
+static void rev_close(struct zc_conn *c, int err, void *ud)
+{
+	struct rev *o = ud;
+
+	(void)c;
+	o->closed = true;
+	o->err = err;
+}
+
+static const struct zc_conn_ops rev_ops = {
+	.on_connect = rev_connect,
+	.on_data = rev_data,
+	.on_close = rev_close,
+};
+
+/* A port free a moment ago. */
+static uint16_t free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* s_server with @suite (killed at the end, or by timeout after 20 s);
+ * our client sends a line and reads it reversed. */
+static void against_s_server(const char *suite)
+{
+	struct zc_reactor_config rc = { .rxbuf_size = ZC_BUF_SIZE_MIN };
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct zc_reactor_stats st;
+	struct zc_tls_ctx *ctx;
+	struct zc_reactor *cr;
+	struct zc_conn *c;
+	struct rev o = { .n = 0 };
+	const char *cert = tc_file(&T, "server.pem"),
+		   *key = tc_file(&T, "server.key");
+	char acc[32];
+	pid_t pid;
+
+	a.sin_port = htons(free_port());
+	snprintf(acc, sizeof(acc), "127.0.0.1:%u", ntohs(a.sin_port));
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("timeout", "timeout", "20", "openssl", "s_server",
+		       "-accept", acc, "-rev", "-ciphersuites", suite,
+		       "-cert", cert, "-key", key, (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(tc_ctx(&T, (struct zc_tls_config){
+				.role = ZC_TLS_CLIENT, .server_name = "localhost" },
+			    NULL, "ca", &ctx), 0);
+	cr_assert_eq(zc_reactor_create(&rc, &cr), 0);
+	/* Until s_server listens and answers (bounded: 200 tries). */
+	for (int i = 0; i < 200 && !o.n; i++) {
+		o = (struct rev){ .n = 0 };
+		cr_assert_eq(zc_connect(cr, (struct sockaddr *)&a, sizeof(a),
+					5000, &rev_ops, &o, &c), 0);
+		cr_assert_eq(zc_conn_start_tls(c, ctx, NULL), 0);
+		for (int j = 0; j < 1000 && !o.closed; j++)
+			cr_assert_geq(zc_reactor_run_once(cr, 10000), 0);
+		if (!o.n)
+			usleep(50000); /* refused: s_server not up yet */
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	o.got[o.n] = 0;
+	cr_assert_str_eq(o.got, "dlrow olleh\n");
+	cr_assert_eq(o.err, 0);
+	zc_reactor_stats(cr, &st);
+	cr_assert_geq(st.tls_rec_zcrpc, 1);
+	cr_assert_eq(st.tls_rec_openssl, 0);
+	cr_assert_eq(st.tls_bad_records, 0);
+	cr_assert_eq(zc_reactor_destroy(cr), 0);
+	zc_tls_ctx_put(ctx);
+}
+
+Test(stack_tlsrec, client_against_s_server_aes128)
+{
+	against_s_server("TLS_AES_128_GCM_SHA256");
+}
+
+Test(stack_tlsrec, client_against_s_server_aes256)
+{
+	against_s_server("TLS_AES_256_GCM_SHA384");
+}
+
+Test(stack_tlsrec, client_against_s_server_chacha20)
+{
+	against_s_server("TLS_CHACHA20_POLY1305_SHA256");
 }
