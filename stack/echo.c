@@ -42,8 +42,12 @@ static void echo_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 	struct echo *e = ud;
 
 	/* Moving views between chains copies no payload. */
-	if (zc_chain_cut(data, zc_chain_len(data), &e->pending)) {
-		zc_chain_release(data);
+	int ret = zc_chain_cut(data, zc_chain_len(data), &e->pending);
+
+	/* Empty after the cut, @data may still own a heap array of views
+	 * (more than ZC_CHAIN_INLINE of them): released either way. */
+	zc_chain_release(data);
+	if (ret) {
 		zc_conn_close(c, ZC_CLOSE_ABORT);
 		return;
 	}

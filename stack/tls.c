@@ -53,6 +53,7 @@ static int session_new(struct zc_conn *c, struct zc_tls_ctx *ctx,
 	if (!t->ssl || !bio)
 		goto err;
 	SSL_set_bio(t->ssl, bio, bio); /* the SSL owns the BIO from here */
+	SSL_set_app_data(t->ssl, t);   /* for the keylog callback */
 	bio = NULL;
 	if (ctx->role == ZC_TLS_CLIENT) {
 		SSL_set_connect_state(t->ssl);
@@ -128,6 +129,8 @@ void zc__tls_free(struct zc_conn *c)
 
 	c->tls = NULL;
 	pend_fail(t, -ECANCELED);
+	zc__tls_rec_free(t->rec);
+	zc__tls_secrets_wipe(t);
 	SSL_free(t->ssl);
 	zc_chain_release(&t->rx);
 	zc_chain_release(&t->tx);
@@ -253,13 +256,52 @@ static int write_all(struct zc__tls *t, const void *p, size_t len)
 	return 0;
 }
 
-/* Encrypt @data (released here) into tls->tx and queue it with @done.
- * Each record costs a fixed overhead (22 bytes on the wire, a cipher
- * setup), so runs of small views are gathered into one record. */
-static int encrypt(struct zc_conn *c, struct zc_chain *data,
-		   void (*done)(void *arg, int err), void *arg)
+/* Pieces of plaintext one record of ours gathers at most. */
+#define REC_IOV_MAX 64
+
+/*
+ * Our record layer: records filled to 2^14 bytes from consecutive views,
+ * sealed straight from the views into pool buffers (no gather copy).
+ */
+static int seal_chain(struct zc_conn *c, const struct zc_chain *data)
 {
-	struct zc__tls *t = c->tls;
+	struct iovec iov[REC_IOV_MAX];
+	unsigned n = 0;
+	size_t len = 0;
+	int ret = 0;
+
+	for (unsigned i = 0; i < zc_chain_nviews(data) && !ret; i++) {
+		const struct zc_view *v = zc_chain_view(data, i);
+		char *p = zc_view_data(v);
+		size_t left = v->len;
+
+		while (left && !ret) {
+			size_t m = ZC__TLS_PT_MAX - len < left ?
+					   ZC__TLS_PT_MAX - len : left;
+
+			iov[n++] = (struct iovec){ p, m };
+			len += m;
+			p += m;
+			left -= m;
+			if (len == ZC__TLS_PT_MAX || n == REC_IOV_MAX) {
+				ret = zc__tls_rec_seal(c->tls, c->r->pool,
+						       ZC__TLS_CT_APPDATA, iov, n);
+				n = 0;
+				len = 0;
+			}
+		}
+	}
+	if (!ret && n)
+		ret = zc__tls_rec_seal(c->tls, c->r->pool, ZC__TLS_CT_APPDATA,
+				       iov, n);
+	return ret;
+}
+
+/* OpenSSL's record layer.  Each record costs a fixed overhead (22 bytes
+ * on the wire, a cipher setup), so runs of small views are gathered into
+ * one record. */
+static int ssl_chain(struct zc__tls *t, const struct zc_chain *data)
+{
 	unsigned char gather[GATHER_MAX];
 	size_t g = 0;
 	int ret = 0;
@@ -283,6 +325,24 @@ static int encrypt(struct zc_conn *c, struct zc_chain *data,
 	}
 	if (!ret)
 		ret = write_all(t, gather, g);
+	return ret;
+}
+
+/* An alert record of ours (@level 1 warning, 2 fatal) into tls->tx. */
+static int seal_alert(struct zc_conn *c, uint8_t level, uint8_t desc)
+{
+	unsigned char al[2] = { level, desc };
+
+	return zc__tls_rec_seal(c->tls, c->r->pool, ZC__TLS_CT_ALERT,
+				&(struct iovec){ al, sizeof(al) }, 1);
+}
+
+/* Encrypt @data (released here) into tls->tx and queue it with @done. */
+static int encrypt(struct zc_conn *c, struct zc_chain *data,
+		   void (*done)(void *arg, int err), void *arg)
+{
+	int ret = c->tls->rec ? seal_chain(c, data) : ssl_chain(c->tls, data);
+
 	if (ret)
 		return ret;
 	zc_chain_release(data);
@@ -375,13 +435,18 @@ void zc__tls_idle(struct zc_conn *c)
 void zc__tls_close_notify(struct zc_conn *c)
 {
 	struct zc__tls *t = c->tls;
+	int ret = 0;
 
 	if (t->st != ZC__TLS_UP)
 		return;
-	ERR_clear_error();
-	SSL_shutdown(t->ssl);
-	ERR_clear_error();
-	if (flush_tx(c, NULL, NULL))
+	if (t->rec) {
+		ret = seal_alert(c, 1, 0);
+	} else {
+		ERR_clear_error();
+		SSL_shutdown(t->ssl);
+		ERR_clear_error();
+	}
+	if (ret || flush_tx(c, NULL, NULL))
 		fail(c, -ENOMEM, "sending close_notify");
 }
 
@@ -417,6 +482,29 @@ void zc__tls_handle_timer(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 	zc__conn_dirty(c);
 }
 
+/*
+ * The records of the session from now on: ours when the hand-over is
+ * safe (tls_keys.c says when), else OpenSSL's.  Where kTLS comes, it takes
+ * the same keys here.
+ */
+static void handover(struct zc_conn *c)
+{
+	struct zc__tls *t = c->tls;
+	struct zc__tls_keys k;
+	const char *why;
+	int ret = zc__tls_keys_take(t, &k, &why);
+
+	if (!ret && (ret = zc__tls_rec_new(&k, &t->rec)))
+		why = "record layer setup failed";
+	OPENSSL_cleanse(&k, sizeof(k));
+	if (!ret) {
+		ZC__STAT_INC(c->r, tls_rec_zcrpc);
+		return;
+	}
+	ZC__STAT_INC(c->r, tls_rec_openssl);
+	zc__logc(ZC_LOG_DEBUG, c, "tls records by openssl", "%s", why);
+}
+
 static void established(struct zc_conn *c)
 {
 	struct zc__tls *t = c->tls;
@@ -438,6 +526,7 @@ static void established(struct zc_conn *c)
 			      SSL_get_cipher_name(t->ssl), memory_order_relaxed);
 	if (t->ctx->verify != ZC_TLS_VERIFY_NONE)
 		t->peer = zc__tls_peer_make(t->ssl);
+	handover(c);
 	cancel_timer(c);
 	if (t->ctx->role == ZC_TLS_CLIENT && c->ops && c->ops->on_connect)
 		c->ops->on_connect(c, c->ud);
@@ -600,6 +689,38 @@ static void decrypt(struct zc_conn *c)
 	}
 }
 
+/* Our record layer: open what is complete, deliver, act on the end. */
+static void open_records(struct zc_conn *c)
+{
+	struct zc__tls *t = c->tls;
+	struct zc_chain out = ZC_CHAIN_INIT;
+	const char *why = NULL;
+	uint8_t alert = 0;
+	int ret = zc__tls_rec_open(c, &out, &why, &alert);
+
+	if (zc_chain_len(&out) && c->state == ZC__OPEN)
+		zc__conn_deliver(c, &out); /* moved: @out is forgotten */
+	else
+		zc_chain_release(&out);
+	if (!c->tls || t->st != ZC__TLS_UP)
+		return;
+	/* A KeyUpdate answered is in tls->tx. */
+	if (ret >= 0 && flush_tx(c, NULL, NULL)) {
+		ret = -ENOMEM;
+		why = "out of memory sending";
+	}
+	if (ret == 1) {
+		c->eof = true;
+		zc__conn_dirty(c);
+		return;
+	}
+	if (!ret)
+		return;
+	if (alert && !seal_alert(c, 2, alert))
+		send_alert(c);
+	fail(c, ret, why);
+}
+
 void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 		unsigned len)
 {
@@ -619,7 +740,9 @@ void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 	}
 	if (t->st == ZC__TLS_HANDSHAKE)
 		handshake(c);
-	if (t->st == ZC__TLS_UP)
+	if (t->st == ZC__TLS_UP && t->rec)
+		open_records(c);
+	else if (t->st == ZC__TLS_UP)
 		decrypt(c);
 }
 

@@ -52,11 +52,35 @@ int zc__tls_bio_seal(struct zc__tls *t)
 	return 0;
 }
 
-/* Our reference on the buffer being filled goes; its views stay. */
-static void drop_txb(struct zc__tls *t)
+long zc__tls_tx_room(struct zc__tls *t, struct zc_pool *pool,
+		     unsigned char **dst)
 {
+	int ret;
+
+	if (!t->txb) {
+		ret = zc_buf_alloc(pool, &t->txb);
+		if (ret)
+			return ret;
+		t->txstart = t->txoff = 0;
+	}
+	*dst = (unsigned char *)zc_buf_data(t->txb) + t->txoff;
+	return (long)(zc_buf_capacity(t->txb) - t->txoff);
+}
+
+int zc__tls_tx_commit(struct zc__tls *t, size_t n)
+{
+	int ret;
+
+	t->txoff += (uint32_t)n;
+	if (t->txoff < zc_buf_capacity(t->txb))
+		return 0;
+	ret = zc__tls_bio_seal(t);
+	if (ret)
+		return ret;
+	/* Our reference on the full buffer goes; its views stay. */
 	zc_buf_put(t->txb);
 	t->txb = NULL;
+	return 0;
 }
 
 static int bio_write(BIO *b, const char *in, int len)
@@ -67,32 +91,24 @@ static int bio_write(BIO *b, const char *in, int len)
 
 	BIO_clear_retry_flags(b);
 	while (done < (size_t)len) {
-		size_t room, n;
-		int ret;
+		unsigned char *dst = NULL;
+		long room = zc__tls_tx_room(t, c->r->pool, &dst);
+		size_t n;
+		int ret = (int)room;
 
-		if (!t->txb) {
-			ret = zc_buf_alloc(c->r->pool, &t->txb);
-			if (ret)
-				goto err;
-			t->txstart = t->txoff = 0;
+		if (room > 0) {
+			n = (size_t)len - done < (size_t)room ?
+				    (size_t)len - done : (size_t)room;
+			memcpy(dst, in + done, n);
+			done += n;
+			ret = zc__tls_tx_commit(t, n);
 		}
-		room = zc_buf_capacity(t->txb) - t->txoff;
-		n = (size_t)len - done < room ? (size_t)len - done : room;
-		memcpy((char *)zc_buf_data(t->txb) + t->txoff, in + done, n);
-		t->txoff += (uint32_t)n;
-		done += n;
-		if (t->txoff == zc_buf_capacity(t->txb)) {
-			ret = zc__tls_bio_seal(t);
-			if (ret)
-				goto err;
-			drop_txb(t);
+		if (ret < 0) {
+			/* Fatal for the session: OpenSSL would retry a write
+			 * we can never finish in order. */
+			t->bio_err = ret;
+			return -1;
 		}
-		continue;
-err:
-		/* Fatal for the session: OpenSSL would retry a write we can
-		 * never finish in order. */
-		t->bio_err = ret;
-		return -1;
 	}
 	return len;
 }

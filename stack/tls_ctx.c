@@ -142,6 +142,8 @@ int zc_tls_ctx_new(const struct zc_tls_config *cfg, struct zc_tls_ctx **out)
 		goto err;
 	SSL_CTX_set_options(ctx->ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_verify(ctx->ssl, verify_flags(ctx), NULL);
+	/* The traffic secrets for our record layer (tls_keys.c). */
+	zc__tls_keylog_install(ctx->ssl);
 	if (server)
 		SSL_CTX_set_alpn_select_cb(ctx->ssl, alpn_select, ctx);
 	else if (SSL_CTX_set_alpn_protos(ctx->ssl, ctx->alpn, ctx->alpn_len))

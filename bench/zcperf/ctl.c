@@ -386,7 +386,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "deferred_frees=%llu drains=%llu kicks=%llu rx_enobufs=%llu "
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
 		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u ktls=%llu "
-		 "rpc_span=%llu rpc_shared=%llu rss_l=%llu acc_s=%.6f tcpu=",
+		 "rpc_span=%llu rpc_shared=%llu rss_l=%llu acc_s=%.6f "
+		 "tlsrec_z=%llu tlsrec_o=%llu tcpu=",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -408,7 +409,9 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)k->ktls_conns,
 		 (unsigned long long)k->rpc_spanning,
 		 (unsigned long long)k->rpc_shared_buf,
-		 (unsigned long long)s->rss_listen_kb, s->accept_s);
+		 (unsigned long long)s->rss_listen_kb, s->accept_s,
+		 (unsigned long long)k->tlsrec_zcrpc,
+		 (unsigned long long)k->tlsrec_openssl);
 	fmt_threads(&s->threads, out, len);
 }
 
@@ -473,7 +476,9 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	if (get_u64(line, "rpc_span", &k->rpc_spanning) == -EINVAL ||
 	    get_u64(line, "rpc_shared", &k->rpc_shared_buf) == -EINVAL ||
 	    get_u64(line, "rss_l", &s->rss_listen_kb) == -EINVAL ||
-	    get_double(line, "acc_s", &s->accept_s) == -EINVAL)
+	    get_double(line, "acc_s", &s->accept_s) == -EINVAL ||
+	    get_u64(line, "tlsrec_z", &k->tlsrec_zcrpc) == -EINVAL ||
+	    get_u64(line, "tlsrec_o", &k->tlsrec_openssl) == -EINVAL)
 		return -EINVAL;
 	{
 		char v[ZP_CTL_LINE_MAX];

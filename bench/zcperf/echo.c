@@ -2,7 +2,8 @@
 /*
  * echo.c - zcperf --echo: the stack's raw echo server on -p, -T reactors
  * sharing the port, until SIGINT or SIGTERM.  Any client that sends bytes
- * and wants them back (sockperf, a netcat, bench/compare) can use it.
+ * and wants them back (sockperf, a netcat, bench/compare) can use it;
+ * with --tls, a TLS client (openssl s_client, tests/stack/run_keyupdate.sh).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,19 +16,23 @@
 
 #include "engine.h"
 #include "roles.h"
+#include "tls.h"
 
 struct echo_arg {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	struct zc_listener *lis;
+	struct zc_tls_ctx *tls; /* --tls: the server context, else NULL */
 };
 
 static int listen_fn(void *arg)
 {
 	struct echo_arg *ea = arg;
 
-	return zc_echo_listen(zc_reactor_current(), (struct sockaddr *)&ea->ss,
-			      ea->len, ZC_LISTEN_REUSEPORT, &ea->lis);
+	int ret = zc_echo_listen(zc_reactor_current(), (struct sockaddr *)&ea->ss,
+				 ea->len, ZC_LISTEN_REUSEPORT, &ea->lis);
+
+	return ret || !ea->tls ? ret : zc_listener_set_tls(ea->lis, ea->tls);
 }
 
 /* Dual-stack [::] when the kernel has IPv6, else 0.0.0.0. */
@@ -51,6 +56,26 @@ static void any_addr(struct echo_arg *ea, uint16_t port, bool v6)
 	}
 }
 
+/* With --tls, at exit: whose record layer the sessions ran, and what
+ * ended them (tests/stack/run_keyupdate.sh reads it). */
+static void tls_summary(struct zc_reactor **rs, unsigned n)
+{
+	struct zc_reactor_stats st;
+	unsigned long long z = 0, o = 0, ku = 0, bad = 0, al = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		zc_reactor_stats(rs[i], &st);
+		z += st.tls_rec_zcrpc;
+		o += st.tls_rec_openssl;
+		ku += st.tls_key_updates;
+		bad += st.tls_bad_records;
+		al += st.tls_peer_alerts;
+	}
+	fprintf(stderr, "zcperf: tls sessions: zcrpc records %llu, openssl "
+			"records %llu; key updates %llu, bad records %llu, "
+			"peer alerts %llu\n", z, o, ku, bad, al);
+}
+
 int zp_echo_run(const struct zp_opts *o)
 {
 	const struct zp_test_cfg *cfg = &o->cfg;
@@ -71,6 +96,11 @@ int zp_echo_run(const struct zp_opts *o)
 	rs = calloc(cfg->reactors, sizeof(*rs));
 	if (!rs)
 		return 1;
+	ea.tls = NULL;
+	if (cfg->tls && !(ea.tls = zp_tls_server())) {
+		free(rs);
+		return 1;
+	}
 	zp_reactor_config(cfg, &rc);
 	for (i = 0; i < cfg->reactors; i++) {
 		rc.pin = o->cpus_given;
@@ -96,10 +126,12 @@ int zp_echo_run(const struct zp_opts *o)
 			goto out;
 		}
 	}
-	fprintf(stderr, "zcperf: echo server on port %u, %u reactor%s "
-			"(SIGINT to stop)\n",
+	fprintf(stderr, "zcperf: %secho server on port %u, %u reactor%s "
+			"(SIGINT to stop)\n", ea.tls ? "TLS " : "",
 		zc_listener_port(ea.lis), n, n == 1 ? "" : "s");
 	sigwait(&sigs, &sig);
+	if (ea.tls)
+		tls_summary(rs, n);
 out:
 	for (i = 0; i < n; i++) {
 		int r = zc_reactor_destroy(rs[i]);

@@ -341,6 +341,8 @@ static int collect_fn(void *arg)
 	k.kicks = st.pool.kicks;
 	k.rx_enobufs = st.rx_enobufs;
 	k.ktls_conns = st.tls_ktls;
+	k.tlsrec_zcrpc = st.tls_rec_zcrpc;
+	k.tlsrec_openssl = st.tls_rec_openssl;
 	zp_counters_add(&ca->side->ctr, &k);
 	return 0;
 }

@@ -288,7 +288,7 @@ void zp_usage(FILE *f)
 "       zcperf --echo [-p PORT]         raw TCP echo server of the stack\n"
 "\n"
 "  -s, --server            run the test server\n"
-"      --echo              run the stack's raw echo server on PORT\n"
+"      --echo              run the stack's raw echo server on PORT (TLS with --tls)\n"
 "  -H, --host HOST         server to test against (default: none, loopback in-process)\n"
 "  -H, --host H1,H2,...    several servers (host[:port], [v6]:port; -p when no port),\n"
 "                          RPC_RR / RPC_STREAM only: each client reactor calls them\n"

@@ -24,6 +24,8 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->tcp_sndbuf_limited_us += src->tcp_sndbuf_limited_us;
 	dst->tcp_retrans += src->tcp_retrans;
 	dst->ktls_conns += src->ktls_conns;
+	dst->tlsrec_zcrpc += src->tlsrec_zcrpc;
+	dst->tlsrec_openssl += src->tlsrec_openssl;
 	dst->rpc_spanning += src->rpc_spanning;
 	dst->rpc_shared_buf += src->rpc_shared_buf;
 }
@@ -32,6 +34,16 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 static bool ktls_used(const struct zp_result *r)
 {
 	return r->client.ctr.ktls_conns + r->server.ctr.ktls_conns > 0;
+}
+
+/* Whose record layer the TLS sessions of both sides ran: "zcrpc",
+ * "openssl", "mixed" (some of each), or "-" (none counted). */
+static const char *tls_records(const struct zp_result *r)
+{
+	uint64_t z = r->client.ctr.tlsrec_zcrpc + r->server.ctr.tlsrec_zcrpc;
+	uint64_t o = r->client.ctr.tlsrec_openssl + r->server.ctr.tlsrec_openssl;
+
+	return z && o ? "mixed" : z ? "zcrpc" : o ? "openssl" : "-";
 }
 
 void zp_result_finish(struct zp_result *r)
@@ -158,8 +170,8 @@ static void print_config(FILE *f, const struct zp_result *r)
 		zp_send_name(c->send), free_name(c->free_mode), cons, rx, ring,
 		sb, c->poll_us, c->cc[0] ? c->cc : "default");
 	if (c->tls)
-		fprintf(f, "  tls %s  ktls %s\n\n", zp_tls_cipher(),
-			ktls_used(r) ? "yes" : "no");
+		fprintf(f, "  tls %s  ktls %s  records %s\n\n", zp_tls_cipher(),
+			ktls_used(r) ? "yes" : "no", tls_records(r));
 }
 
 static void print_counters(FILE *f, const char *who, const struct zp_counters *k)
@@ -419,6 +431,7 @@ static void report_json(FILE *f, const struct zp_result *r)
 	fprintf(f, ",\"tls\":%s,\"cipher\":", c->tls ? "true" : "false");
 	json_str(f, c->tls ? zp_tls_cipher() : "-");
 	fprintf(f, ",\"ktls\":%s", ktls_used(r) ? "true" : "false");
+	fprintf(f, ",\"tls_records\":\"%s\"", tls_records(r));
 	fprintf(f, ",\"requested_seconds\":%.3f,\"rate\":%.3f,"
 		   "\"arrival\":\"%s\",\"stall_ms\":%u,\"idle\":%u},"
 		   "\"client\":",

@@ -42,6 +42,8 @@ struct zp_counters {
 	uint64_t tcp_sndbuf_limited_us;
 	uint64_t tcp_retrans;
 	uint64_t ktls_conns;           /* connections whose keys went to kTLS */
+	uint64_t tlsrec_zcrpc;         /* TLS sessions on zcrpc's records */
+	uint64_t tlsrec_openssl;       /* ... and on OpenSSL's */
 	/* RPC server, ECHO and SIZED: requests that spanned more than one
 	 * receive buffer, and requests that began in the buffer the previous
 	 * one ended in (a buffer shared by several RPCs). */

@@ -284,6 +284,14 @@ struct zc_reactor_stats {
 	uint64_t tls_refused;      /* accepts closed by max_handshakes */
 	uint64_t tls_running;      /* handshakes running now */
 	uint64_t tls_ktls;         /* connections whose keys went to kTLS */
+	uint64_t tls_rec_zcrpc;    /* sessions whose records zcrpc runs
+				    * (keys handed over after the handshake) */
+	uint64_t tls_rec_openssl;  /* sessions left on OpenSSL's records
+				    * (TLS 1.2, or hand-over not provably safe) */
+	uint64_t tls_bad_records;  /* sessions closed for a bad record (tag,
+				    * length, type, message) */
+	uint64_t tls_peer_alerts;  /* sessions closed by a peer's fatal alert */
+	uint64_t tls_key_updates;  /* KeyUpdates received */
 	/* the reactor's pool (deferred frees, drains, kicks, ...) */
 	struct zc_pool_stats pool;
 };
@@ -678,7 +686,9 @@ struct zc_log_record {
 	/* Stable short reason, a static string to match on: "protocol
 	 * error", "accept failed", "connect failed", "goaway", "cannot pin",
 	 * "reactor failed", "connected", "tls handshake failed", "tls
-	 * session failed", "tls handshake refused" (zcrpc/tls.h), "log"
+	 * session failed", "tls handshake refused", "tls records by
+	 * openssl" (debug: a session kept on OpenSSL's record layer)
+	 * (zcrpc/tls.h), "log"
 	 * (text from older call sites). */
 	const char *reason;
 	/* The connection's peer as zc_addr_format() writes it, "" when the

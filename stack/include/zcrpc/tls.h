@@ -13,15 +13,20 @@
  *   connection; an outgoing connection given one (zc_conn_start_tls(),
  *   right after zc_connect()) runs a client handshake once TCP connects.
  *
- *   Receive: ciphertext lands in the receive ring as for any connection;
- *   OpenSSL reads it through a BIO over the ring buffers' views (no memory
- *   BIO in between) and SSL_read() decrypts into buffers of the reactor's
- *   pool, handed to on_data() as views like any other received bytes.
- *   Send: zc_conn_send() encrypts the chain at once with SSL_write(); the
- *   records go through a BIO into pool buffers, which are queued and sent
- *   as chains (zero-copy above the threshold, as for plaintext).  The
- *   plaintext views are released as soon as they are encrypted; done()
- *   runs when the ciphertext carrying their last byte is released.
+ *   OpenSSL runs the handshake.  Once a TLS 1.3 handshake is done, the
+ *   stack takes the keys and runs the records itself (docs/SECURITY.md,
+ *   "The record layer after the handshake"): ciphertext lands in the
+ *   receive ring as for any connection, and each record is decrypted
+ *   straight from the ring's views into buffers of the reactor's pool,
+ *   handed to on_data() as views like any other received bytes.  Send:
+ *   zc_conn_send() seals the chain's views at once into records in pool
+ *   buffers, which are queued and sent as chains (zero-copy above the
+ *   threshold, as for plaintext).  The plaintext views are released as
+ *   soon as they are encrypted; done() runs when the ciphertext carrying
+ *   their last byte is released.  Where the hand-over cannot be proven
+ *   safe (TLS 1.2, ...), OpenSSL keeps the records of that session, read
+ *   and written through a BIO over the same buffers (the counters
+ *   tls_rec_zcrpc and tls_rec_openssl say which sessions took which).
  *
  *   Handshakes run on the reactor, never blocking it, bounded by a
  *   timeout and by a cap of concurrent handshakes per reactor.  A peer
