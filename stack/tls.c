@@ -198,7 +198,7 @@ static int ssl_err(struct zc_conn *c, const char **why)
 
 	*why = e ? ERR_reason_error_string(e) : NULL;
 	if (!*why)
-		*why = c->tls->bio_err ? "out of pool buffers" : "protocol error";
+		*why = c->tls->bio_err ? "out of memory for records" : "protocol error";
 	if (c->tls->bio_err)
 		return c->tls->bio_err;
 	if (vr != X509_V_OK && reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
@@ -638,7 +638,8 @@ static void decrypt(struct zc_conn *c)
 		struct zc_view v;
 
 		if (!b) {
-			ret = zc_buf_alloc(c->r->pool, &b);
+			ret = zc__tls_buf(c->r->pool,
+					  zc_conn_rx_budget(c) != 0, &b);
 			if (ret)
 				break;
 			start = off = 0;

@@ -52,13 +52,22 @@ int zc__tls_bio_seal(struct zc__tls *t)
 	return 0;
 }
 
+int zc__tls_buf(struct zc_pool *pool, bool heap_ok, struct zc_buf **out)
+{
+	int ret = zc_buf_alloc(pool, out);
+
+	if (ret == -ENOBUFS && heap_ok)
+		ret = zc_buf_alloc_large(pool, zc_pool_buf_size(pool), out);
+	return ret;
+}
+
 long zc__tls_tx_room(struct zc__tls *t, struct zc_pool *pool,
 		     unsigned char **dst)
 {
 	int ret;
 
 	if (!t->txb) {
-		ret = zc_buf_alloc(pool, &t->txb);
+		ret = zc__tls_buf(pool, true, &t->txb);
 		if (ret)
 			return ret;
 		t->txstart = t->txoff = 0;

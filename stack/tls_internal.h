@@ -133,6 +133,18 @@ int zc__tls_bio_seal(struct zc__tls *t);
  */
 long zc__tls_tx_room(struct zc__tls *t, struct zc_pool *pool,
 		     unsigned char **dst);
+/*
+ * A buffer for records, sealed or opened: from @pool, or, when the pool is
+ * empty and @heap_ok, one of the pool's size from memory of its own
+ * (zc_buf_alloc_large()), so that the session does not fail for buffers
+ * that consumers hold.  Only where something bounds it: sealed records sit
+ * in the send queue (sndq_max), and opened ones count against the
+ * connection's receive budget; without a budget, an opening that finds
+ * the pool empty still fails (-ENOBUFS), since the ring, refilled by the
+ * ciphertext buffers each opening gives back, would never stop.  One
+ * reference for the caller, exclusive.  0, -ENOBUFS, -ENOMEM.
+ */
+int zc__tls_buf(struct zc_pool *pool, bool heap_ok, struct zc_buf **out);
 int zc__tls_tx_commit(struct zc__tls *t, size_t n);
 
 /* tls_keys.c: capture of the traffic secrets during the handshake. */

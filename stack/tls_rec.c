@@ -59,6 +59,9 @@ struct zc__tls_rec {
 	 * the previous record's content type byte, which no view covers). */
 	struct zc_buf *rxb;
 	uint32_t rxstart, rxend, rxw;
+	/* The connection has a receive budget: opened records may go to
+	 * memory of their own when the pool is empty (zc__tls_buf()). */
+	bool rx_heap_ok;
 	/* Post-handshake messages, parsed as they stream by: header bytes
 	 * seen, body bytes left, and the KeyUpdate byte. */
 	unsigned char hs_hdr[4];
@@ -276,7 +279,7 @@ static long rx_room(struct zc__tls_rec *rec, struct zc_pool *pool,
 		if (rec->rxb)
 			zc_buf_put(rec->rxb);
 		rec->rxb = NULL;
-		ret = zc_buf_alloc(pool, &rec->rxb);
+		ret = zc__tls_buf(pool, rec->rx_heap_ok, &rec->rxb);
 		if (ret)
 			return ret;
 		rec->rxstart = rec->rxend = rec->rxw = 0;
@@ -635,6 +638,7 @@ int zc__tls_rec_open(struct zc_conn *c, struct zc_chain *out,
 	struct verdict vd = { NULL, 0, false };
 	int ret = 1, cut;
 
+	rec->rx_heap_ok = zc_conn_rx_budget(c) != 0;
 	while (ret == 1 && !rec->eof)
 		ret = next_record(c, out, &vd);
 	/* What was opened before any error still goes up, in order. */
