@@ -582,6 +582,18 @@ static void destroy_clients(struct zc_rpc_balancer *b)
 		zc_rpc_client_destroy(b->ep[i].cli);
 }
 
+/* The clients, then the balancer itself: the end of create's error path
+ * and of destroy. */
+static void balancer_free(struct zc_rpc_balancer *b)
+{
+	destroy_clients(b);
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->wlock);
+	free(b->idempotent);
+	free(b);
+}
+
 int zc_rpc_balancer_create(const struct zc_rpc_balancer_config *cfg,
 			   struct zc_rpc_balancer **out)
 {
@@ -652,12 +664,7 @@ int zc_rpc_balancer_create(const struct zc_rpc_balancer_config *cfg,
 	return 0;
 
 err_clients:
-	destroy_clients(b);
-	pthread_mutex_destroy(&b->lock);
-	pthread_cond_destroy(&b->cond);
-	pthread_mutex_destroy(&b->wlock);
-	free(b->idempotent);
-	free(b);
+	balancer_free(b);
 	return ret;
 }
 
@@ -680,12 +687,7 @@ int zc_rpc_balancer_destroy(struct zc_rpc_balancer *b)
 		usleep(100);
 	/* Pending calls complete UNAVAILABLE ("client closing"), delivered
 	 * as they are: closing stops retries. */
-	destroy_clients(b);
-	pthread_mutex_destroy(&b->lock);
-	pthread_cond_destroy(&b->cond);
-	pthread_mutex_destroy(&b->wlock);
-	free(b->idempotent);
-	free(b);
+	balancer_free(b);
 	return 0;
 }
 
