@@ -258,9 +258,9 @@ void zc__pool_free_local(struct zc_pool *pool, struct zc_buf *buf);
 void zc__ext_finish(struct zc_pool *pool, struct zc_buf *buf);
 
 /* large.c: retire the cached large regions no allocation took since the
- * previous call, and start a new period; returns how many went.  With
+ * previous call, and start a new period.  With
  * @all (destroy): unmap every cached and retired region now. */
-unsigned zc__large_trim(struct zc_pool *pool, bool all);
+void zc__large_trim(struct zc_pool *pool, bool all);
 
 /* defer.c: push @buf (no references left) onto @pool's defer list. */
 void zc__defer_push(struct zc_pool *pool, struct zc_buf *buf);

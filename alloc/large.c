@@ -157,10 +157,8 @@ int zc_buf_alloc_large(struct zc_pool *pool, size_t len, struct zc_buf **out)
 	return ret;
 }
 
-unsigned zc__large_trim(struct zc_pool *pool, bool all)
+void zc__large_trim(struct zc_pool *pool, bool all)
 {
-	unsigned n = 0;
-
 	for (unsigned c = 0; c < ZC__LARGE_CLASSES; c++) {
 		struct zc__large **link = &pool->large_free[c];
 
@@ -177,7 +175,6 @@ unsigned zc__large_trim(struct zc_pool *pool, bool all)
 				region_unmap(l);
 			else
 				region_retire(l);
-			n++;
 		}
 	}
 	while (all && pool->large_unmap) {
@@ -189,7 +186,6 @@ unsigned zc__large_trim(struct zc_pool *pool, bool all)
 	if (all)
 		pool->large_unmap_bytes = 0;
 	pool->large_gen++;
-	return n;
 }
 
 size_t zc_pool_reclaim(struct zc_pool *pool, size_t budget)
