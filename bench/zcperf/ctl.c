@@ -387,7 +387,7 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
 		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u ktls=%llu "
 		 "rpc_span=%llu rpc_shared=%llu rss_l=%llu acc_s=%.6f "
-		 "tlsrec_z=%llu tlsrec_o=%llu tcpu=",
+		 "tlsrec_z=%llu tlsrec_o=%llu large=%llu tcpu=",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -411,7 +411,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)k->rpc_shared_buf,
 		 (unsigned long long)s->rss_listen_kb, s->accept_s,
 		 (unsigned long long)k->tlsrec_zcrpc,
-		 (unsigned long long)k->tlsrec_openssl);
+		 (unsigned long long)k->tlsrec_openssl,
+		 (unsigned long long)k->large_copies);
 	fmt_threads(&s->threads, out, len);
 }
 
@@ -478,7 +479,8 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	    get_u64(line, "rss_l", &s->rss_listen_kb) == -EINVAL ||
 	    get_double(line, "acc_s", &s->accept_s) == -EINVAL ||
 	    get_u64(line, "tlsrec_z", &k->tlsrec_zcrpc) == -EINVAL ||
-	    get_u64(line, "tlsrec_o", &k->tlsrec_openssl) == -EINVAL)
+	    get_u64(line, "tlsrec_o", &k->tlsrec_openssl) == -EINVAL ||
+	    get_u64(line, "large", &k->large_copies) == -EINVAL)
 		return -EINVAL;
 	{
 		char v[ZP_CTL_LINE_MAX];

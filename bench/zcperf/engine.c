@@ -339,6 +339,7 @@ static int collect_fn(void *arg)
 	k.deferred_frees = st.pool.deferred;
 	k.drains = st.pool.drained;
 	k.kicks = st.pool.kicks;
+	k.large_copies = st.pool.ext_wrapped;
 	k.rx_enobufs = st.rx_enobufs;
 	k.ktls_conns = st.tls_ktls;
 	k.tlsrec_zcrpc = st.tls_rec_zcrpc;

@@ -28,6 +28,7 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->tlsrec_openssl += src->tlsrec_openssl;
 	dst->rpc_spanning += src->rpc_spanning;
 	dst->rpc_shared_buf += src->rpc_shared_buf;
+	dst->large_copies += src->large_copies;
 }
 
 /* kTLS used on either side. */
@@ -243,10 +244,14 @@ static void report_human(FILE *f, const struct zp_result *r)
 	print_counters(f, "server", &r->server.ctr);
 	if (r->cfg.test == ZP_RPC_RR || r->cfg.test == ZP_RPC_STREAM)
 		fprintf(f, "  rpc requests spanning receive buffers %llu, "
-			   "beginning in the previous one's buffer %llu (of %llu)\n",
+			   "beginning in the previous one's buffer %llu (of %llu); "
+			   "messages copied out of the ring: client %llu, "
+			   "server %llu\n",
 			(unsigned long long)r->server.ctr.rpc_spanning,
 			(unsigned long long)r->server.ctr.rpc_shared_buf,
-			(unsigned long long)r->server.transactions);
+			(unsigned long long)r->server.transactions,
+			(unsigned long long)r->client.ctr.large_copies,
+			(unsigned long long)r->server.ctr.large_copies);
 	for (unsigned i = 0; i < r->nendpoints; i++)
 		fprintf(f, "  server %-40s calls sent %12llu  answered OK %12llu\n",
 			r->endpoint[i].name,
@@ -270,7 +275,8 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   counters {zc_sends, notifications, copied_notifications,
  *             deferred_frees, drains, kicks, rx_enobufs, tcp_busy_us,
  *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans,
- *             rpc_spanning, rpc_shared_buf (test_rpc.c)}
+ *             rpc_spanning, rpc_shared_buf (test_rpc.c), large_copies
+ *             (messages copied out of the receive ring, rpc/reasm.c)}
  *             (both sides summed),
  *   endpoints {"0": {peer, sent, ok}, "1": ...} (-H a,b,c: the client's
  *     calls sent to each server, retries included, and answered OK, in
@@ -319,7 +325,8 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		   "\"drains\":%llu,\"kicks\":%llu,\"rx_enobufs\":%llu,"
 		   "\"tcp_busy_us\":%llu,\"tcp_rwnd_limited_us\":%llu,"
 		   "\"tcp_sndbuf_limited_us\":%llu,\"tcp_retrans\":%llu,"
-		   "\"rpc_spanning\":%llu,\"rpc_shared_buf\":%llu}",
+		   "\"rpc_spanning\":%llu,\"rpc_shared_buf\":%llu,"
+		   "\"large_copies\":%llu}",
 		(unsigned long long)k->zc_sends,
 		(unsigned long long)k->notifications,
 		(unsigned long long)k->copied_notifications,
@@ -331,7 +338,8 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		(unsigned long long)k->tcp_sndbuf_limited_us,
 		(unsigned long long)k->tcp_retrans,
 		(unsigned long long)k->rpc_spanning,
-		(unsigned long long)k->rpc_shared_buf);
+		(unsigned long long)k->rpc_shared_buf,
+		(unsigned long long)k->large_copies);
 }
 
 static void json_side(FILE *f, const struct zp_side *s)

@@ -49,6 +49,11 @@ struct zp_counters {
 	 * one ended in (a buffer shared by several RPCs). */
 	uint64_t rpc_spanning;
 	uint64_t rpc_shared_buf;
+	/* Messages whose bytes were copied out of the receive ring into
+	 * memory of their own (zc_buf_alloc_large(): large or many-fragment
+	 * requests and answers, or the pin cap reached; rpc/reasm.c): the
+	 * reactors' pool stats ext_wrapped, as zcperf wraps nothing else. */
+	uint64_t large_copies;
 };
 
 struct zp_side {
