@@ -233,8 +233,9 @@ void zc__reasm_release(struct zc__reasm *ra);
  * error (-ENOMEM). */
 int zc__chain_to_heap(struct zc_chain *c, struct zc_pool *pool);
 /* Bytes of pool buffers the views of @c from index @from on pin: each
- * view counts its whole buffer, since one view keeps a whole ring buffer
- * from going back (heap memory pins nothing). */
+ * buffer counts whole, since one view keeps a whole ring buffer from
+ * going back (heap memory pins nothing); a view of the same buffer as
+ * the view before it (index @from - 1 included) adds nothing. */
 size_t zc__chain_pinned(const struct zc_chain *c, uint32_t from);
 
 #endif /* ZCRPC_RPC_INTERNAL_H */

@@ -26,13 +26,19 @@
 
 size_t zc__chain_pinned(const struct zc_chain *c, uint32_t from)
 {
+	const struct zc_buf *prev =
+		from && from <= c->n ? zc_chain_view(c, from - 1)->buf : NULL;
 	size_t n = 0;
 
 	for (uint32_t i = from; i < c->n; i++) {
 		const struct zc_buf *b = zc_chain_view(c, i)->buf;
 
-		if (!zc_buf_is_external(b))
+		/* Consecutive views of one buffer (a fragment continuing
+		 * where the previous one ended, several receives into one
+		 * incremental buffer) pin it once. */
+		if (!zc_buf_is_external(b) && b != prev)
 			n += zc_buf_capacity(b);
+		prev = b;
 	}
 	return n;
 }

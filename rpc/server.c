@@ -257,6 +257,12 @@ static void call_complete(struct zc_rpc_call *call)
 	zc__ctr_add(&m->by_status[status], 1);
 	zc__hist_add(&m->lat[sc->rc - s->rcs], zc__now_ns() - call->start_ns);
 	call_unadmit(s, call);
+	/* The handler is done with the request: the views it kept in the
+	 * answer are charged by zc__srv_answer_unpin() below, so charging
+	 * the request's too would count an echo twice (and copy it once the
+	 * double count reached rx_pin_max). */
+	sc->rc->pinned -= call->ra.pinned;
+	call->ra.pinned = 0;
 	if (sc->conn && !call->peer_cancelled)
 		sc->ncalls--;
 	if (!sc->conn || call->answered_early || call->peer_cancelled) {
@@ -432,13 +438,17 @@ static int reasm_add(struct zc__sconn *sc, struct zc_rpc_call *call,
 {
 	size_t pinned = call->ra.pinned;
 	bool keep = zc__srv_keep_views(sc, call, len);
+	bool copying = call->ra.heap;
 	int ret;
 
 	ret = zc__reasm_add(&call->ra, &call->req, &sc->rx, len,
 			    call->msg_len, zc_reactor_pool(sc->rc->r), keep);
 	sc->rc->pinned += call->ra.pinned - pinned;
-	if (!keep)
-		zc__ctr_add(&sc->rc->s->rx_copied, len);
+	/* Every byte that went into the copy: this fragment, and on the
+	 * switch to copy mode the views gathered before it. */
+	if (!ret && call->ra.heap)
+		zc__ctr_add(&sc->rc->s->rx_copied,
+			    copying ? len : call->ra.got);
 	return ret;
 }
 

@@ -191,8 +191,11 @@ struct zc_rpc_server_config {
 	unsigned idle_timeout_ms;
 	unsigned stall_timeout_ms;
 	unsigned linger_ms;
-	/* Per reactor: receive-ring bytes that requests may keep as views
-	 * (zero-copy, each view counting its whole ring buffer).  Beyond
+	/* Per reactor: receive-ring bytes that requests, and answers that
+	 * keep their views (an echo), may hold as views (zero-copy; each
+	 * ring buffer a message's views touch counts whole, once per
+	 * message, and an answered request's views count as its answer's,
+	 * not twice).  Beyond
 	 * it, and for messages over 1 MiB or in many fragments, request
 	 * bytes are copied into memory of their own as they arrive, so the
 	 * ring is never drained by peers holding its buffers.
@@ -410,8 +413,9 @@ struct zc_rpc_server_stats {
 	uint64_t tx_budget_stops;	/* parsing paused by tx_budget */
 	uint64_t rx_budget_stops;	/* ... by max_inflight_bytes */
 	uint64_t conns_unwritable;	/* reset after unwritable_timeout_ms */
-	uint64_t rx_copied;		/* request bytes copied out of the
-					 * receive ring (rx_pin_max) */
+	uint64_t rx_copied;		/* request and answer bytes copied
+					 * out of the receive ring
+					 * (rx_pin_max, large messages) */
 	uint64_t inflight;		/* calls being served */
 	uint64_t inflight_bytes;	/* request bytes held by them */
 	uint64_t conns_timed_out;	/* closed by hello/idle/stall timeout */
