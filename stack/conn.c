@@ -507,8 +507,9 @@ void zc__conn_service(struct zc_conn *c)
 		}
 		return;
 	}
-	/* Before EOF is reported: the plaintext that waits precedes it. */
-	if (c->state == ZC__OPEN && c->tls_rx_wait)
+	/* Before EOF is reported: the plaintext that waits precedes it.
+	 * Not OPEN any more: the wait ends (the ring is refilled again). */
+	if (c->tls_rx_wait)
 		zc__tls_rx_retry(c);
 	if (c->state == ZC__OPEN && c->eof && !c->eof_reported &&
 	    !c->tls_rx_wait) {

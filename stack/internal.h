@@ -198,6 +198,9 @@ struct zc_reactor {
 
 	bool torn_down;
 	unsigned tls_hs;      /* TLS handshakes running (tls.c) */
+	/* TLS connections whose opening waits for pool buffers
+	 * (c->tls_rx_wait): the ring is not refilled meanwhile (rxring.c). */
+	unsigned tls_rx_waiting;
 	struct zc_reactor_stats st;
 };
 
@@ -404,8 +407,8 @@ void zc__tls_connected(struct zc_conn *c);
 /* Ciphertext arrived: @b carries one reference, bytes [@off, +@len). */
 void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 		unsigned len);
-/* c->tls_rx_wait: open what waits, if the pool has buffers again
- * (clears tls_rx_wait then). */
+/* c->tls_rx_wait: open what waits if the pool has buffers again (else
+ * the wait goes on); a connection no longer OPEN just stops waiting. */
 void zc__tls_rx_retry(struct zc_conn *c);
 /* zc_conn_send() on a TLS connection (same contract). */
 int zc__tls_send(struct zc_conn *c, struct zc_chain *data,

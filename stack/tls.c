@@ -114,11 +114,40 @@ static void cancel_timer(struct zc_conn *c)
 	io_uring_sqe_set_data64(sqe, zc__ud(NULL, ZC__OP_IGNORE));
 }
 
+/*
+ * An opening found the pool empty (and the connection has no receive
+ * budget, so nothing bounds memory of its own): the ciphertext not yet
+ * opened waits in tls->rx, the connection reads no more, and its service
+ * retries (zc__tls_rx_retry()) until the consumers give buffers back;
+ * the ring is not refilled meanwhile, so that they come to the opening
+ * first (rxring.c).  The same back-pressure a plaintext connection gets
+ * from an empty ring.
+ */
+static void rx_wait(struct zc_conn *c)
+{
+	if (!c->tls_rx_wait) {
+		if (!c->tls->rx_retrying)
+			ZC__STAT_INC(c->r, tls_rx_stalls);
+		c->r->tls_rx_waiting++;
+	}
+	c->tls_rx_wait = true;
+	zc__conn_dirty(c);
+}
+
+static void rx_wait_end(struct zc_conn *c)
+{
+	if (!c->tls_rx_wait)
+		return;
+	c->tls_rx_wait = false;
+	c->r->tls_rx_waiting--;
+}
+
 void zc__tls_dead(struct zc_conn *c)
 {
 	struct zc__tls *t = c->tls;
 
 	hs_uncount(c);
+	rx_wait_end(c);
 	cancel_timer(c);
 	pend_fail(t, c->err ? c->err : -ECANCELED);
 }
@@ -623,21 +652,6 @@ bool zc__tls_eof(struct zc_conn *c)
  * Ciphertext in: decrypt into pool buffers, deliver as views
  */
 
-/*
- * An opening found the pool empty (and the connection has no receive
- * budget, so nothing bounds memory of its own): the ciphertext not yet
- * opened waits in tls->rx, the connection reads no more, and its service
- * retries (zc__tls_rx_retry()) until the consumers give buffers back.
- * The same back-pressure a plaintext connection gets from an empty ring.
- */
-static void rx_wait(struct zc_conn *c)
-{
-	if (!c->tls_rx_wait)
-		ZC__STAT_INC(c->r, tls_rx_stalls);
-	c->tls_rx_wait = true;
-	zc__conn_dirty(c);
-}
-
 /* SSL_read into fresh pool buffers until OpenSSL wants more ciphertext. */
 static void decrypt(struct zc_conn *c)
 {
@@ -780,9 +794,14 @@ void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 
 void zc__tls_rx_retry(struct zc_conn *c)
 {
-	c->tls_rx_wait = false;
-	if (c->tls->st == ZC__TLS_UP)
-		rx_open(c);
+	rx_wait_end(c);
+	/* A connection closing drops what it receives, this too. */
+	if (c->state != ZC__OPEN)
+		return;
+	c->tls->rx_retrying = true;
+	rx_open(c);
+	if (c->tls)
+		c->tls->rx_retrying = false;
 }
 
 /* -------------------------------------------------------------------------

@@ -104,6 +104,7 @@ struct zc__tls {
 	struct zc_buf *txb;
 	uint32_t txstart, txoff;
 	int bio_err;              /* -errno a BIO callback hit (-ENOBUFS) */
+	bool rx_retrying;         /* in zc__tls_rx_retry(): a wait goes on */
 	bool counted;             /* counts in r->tls_hs */
 	bool timer_armed;
 	bool timer_cancelling;

@@ -68,9 +68,9 @@ static struct zc_tls_ctx *client_ctx(const char *leaf, const char *ca,
 struct sopt {
 	size_t max_msg, total;
 	bool consumer;     /* verify and release on a consumer thread */
-	/* The pool has two buffers beyond the receive ring, and the
+	/* The pool has @spare buffers beyond the receive ring, and the
 	 * consumer is slow: it holds far more plaintext than the pool has. */
-	bool small_pool;
+	unsigned spare;
 	bool no_budget;    /* rx_budget 0, else 8 MiB */
 	size_t rx_batch_bytes;
 	unsigned rxbuf_size; /* [64 KiB] */
@@ -88,9 +88,9 @@ static struct hs_result stream(const struct sopt *o)
 		.rc = { .rxbuf_size = o->rxbuf_size ? o->rxbuf_size : 65536,
 			.rx_budget = o->no_budget ? 0 : 8u << 20,
 			.rx_batch_bytes = o->rx_batch_bytes,
-			.rx_ring_entries = o->small_pool ? 16 : 0,
-			.pool_bytes = o->small_pool ? 18 * 65536 : 0 },
-		.consumer_delay_us = o->small_pool ? 200 : 0,
+			.rx_ring_entries = o->spare ? 16 : 0,
+			.pool_bytes = o->spare ? (16 + o->spare) * 65536 : 0 },
+		.consumer_delay_us = o->spare ? 200 : 0,
 		.conns = 2,
 		.total = o->total,
 		.max_msg = o->max_msg,
@@ -155,7 +155,7 @@ Test(stack_tls, empty_pool_does_not_fail_the_session, .init = certs,
      .fini = certs_drop)
 {
 	struct hs_result res = stream(&(struct sopt){
-		.max_msg = 256u << 10, .consumer = true, .small_pool = true,
+		.max_msg = 256u << 10, .consumer = true, .spare = 2,
 		.total = ZC_TEST_SANITIZED ? (1u << 20) : (4u << 20) });
 
 	/* The pool did run dry. */
@@ -170,7 +170,7 @@ Test(stack_tls, empty_pool_without_budget_waits, .init = certs,
      .fini = certs_drop)
 {
 	struct hs_result res = stream(&(struct sopt){
-		.max_msg = 256u << 10, .consumer = true, .small_pool = true,
+		.max_msg = 256u << 10, .consumer = true, .spare = 2,
 		.no_budget = true,
 		.total = ZC_TEST_SANITIZED ? (1u << 20) : (4u << 20) });
 
