@@ -346,6 +346,15 @@ static void service_recv(struct zc_conn *c)
 {
 	if (c->recv_armed || c->eof || c->fd_closed)
 		return;
+	if (c->state == ZC__OPEN && c->tls_rx_wait) {
+		/* TLS ciphertext waits for pool buffers to open it into: read
+		 * no more meanwhile (what was read waits, bounded by the ring),
+		 * and retry each batch until buffers come back, as a receive
+		 * starved of ring buffers does. */
+		arm_err_poll(c);
+		zc__conn_dirty(c);
+		return;
+	}
 	/* Closing connections read (and drop) until EOF, budget or not. */
 	if (c->state == ZC__OPEN && !budget_allows(c)) {
 		arm_err_poll(c);
@@ -498,7 +507,12 @@ void zc__conn_service(struct zc_conn *c)
 		}
 		return;
 	}
-	if (c->state == ZC__OPEN && c->eof && !c->eof_reported) {
+	/* Before EOF is reported: the plaintext that waits precedes it.
+	 * Not OPEN any more: the wait ends (the ring is refilled again). */
+	if (c->tls_rx_wait)
+		zc__tls_rx_retry(c);
+	if (c->state == ZC__OPEN && c->eof && !c->eof_reported &&
+	    !c->tls_rx_wait) {
 		c->eof_reported = true;
 		if (c->tls && zc__tls_eof(c))
 			; /* it ended a handshake: the connection failed */

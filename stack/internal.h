@@ -198,6 +198,9 @@ struct zc_reactor {
 
 	bool torn_down;
 	unsigned tls_hs;      /* TLS handshakes running (tls.c) */
+	/* TLS connections whose opening waits for pool buffers
+	 * (c->tls_rx_wait): the ring is not refilled meanwhile (rxring.c). */
+	unsigned tls_rx_waiting;
 	struct zc_reactor_stats st;
 };
 
@@ -268,6 +271,9 @@ struct zc_conn {
 	bool err_poll_cancelling;
 	bool zc_copied;       /* AUTO switched to copy by a kernel report */
 	bool plain_only;      /* not TCP (Unix): no zero-copy, mode COPY */
+	bool tls_rx_wait;     /* TLS: an opening found the pool empty; the
+			       * ciphertext waits, no receive is armed, and
+			       * the service retries (tls.c) */
 
 	/* Send queue: entries not yet fully sent, in order. */
 	struct zc__sendq_ent *sq_head, *sq_tail;
@@ -401,6 +407,9 @@ void zc__tls_connected(struct zc_conn *c);
 /* Ciphertext arrived: @b carries one reference, bytes [@off, +@len). */
 void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 		unsigned len);
+/* c->tls_rx_wait: open what waits if the pool has buffers again (else
+ * the wait goes on); a connection no longer OPEN just stops waiting. */
+void zc__tls_rx_retry(struct zc_conn *c);
 /* zc_conn_send() on a TLS connection (same contract). */
 int zc__tls_send(struct zc_conn *c, struct zc_chain *data,
 		 void (*done)(void *arg, int err), void *arg);

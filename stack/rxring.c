@@ -102,6 +102,15 @@ void zc__rxring_refill(struct zc_reactor *r)
 	unsigned added = 0;
 	size_t size = r->cfg.rxbuf_size;
 
+	/*
+	 * Buffers that come home go first to TLS openings that wait for
+	 * them: the ciphertext they hold came from the ring, and only an
+	 * opening gives it back.  Refilled first, an idle ring could hold
+	 * every free buffer while those connections, which read nothing
+	 * meanwhile, wait for ever.
+	 */
+	if (r->tls_rx_waiting)
+		return;
 	while (r->br_nfree) {
 		uint16_t bid = r->br_free[r->br_nfree - 1];
 		struct zc_buf *b;

@@ -114,11 +114,40 @@ static void cancel_timer(struct zc_conn *c)
 	io_uring_sqe_set_data64(sqe, zc__ud(NULL, ZC__OP_IGNORE));
 }
 
+/*
+ * An opening found the pool empty (and the connection has no receive
+ * budget, so nothing bounds memory of its own): the ciphertext not yet
+ * opened waits in tls->rx, the connection reads no more, and its service
+ * retries (zc__tls_rx_retry()) until the consumers give buffers back;
+ * the ring is not refilled meanwhile, so that they come to the opening
+ * first (rxring.c).  The same back-pressure a plaintext connection gets
+ * from an empty ring.
+ */
+static void rx_wait(struct zc_conn *c)
+{
+	if (!c->tls_rx_wait) {
+		if (!c->tls->rx_retrying)
+			ZC__STAT_INC(c->r, tls_rx_stalls);
+		c->r->tls_rx_waiting++;
+	}
+	c->tls_rx_wait = true;
+	zc__conn_dirty(c);
+}
+
+static void rx_wait_end(struct zc_conn *c)
+{
+	if (!c->tls_rx_wait)
+		return;
+	c->tls_rx_wait = false;
+	c->r->tls_rx_waiting--;
+}
+
 void zc__tls_dead(struct zc_conn *c)
 {
 	struct zc__tls *t = c->tls;
 
 	hs_uncount(c);
+	rx_wait_end(c);
 	cancel_timer(c);
 	pend_fail(t, c->err ? c->err : -ECANCELED);
 }
@@ -284,16 +313,15 @@ static int seal_chain(struct zc_conn *c, const struct zc_chain *data)
 			p += m;
 			left -= m;
 			if (len == ZC__TLS_PT_MAX || n == REC_IOV_MAX) {
-				ret = zc__tls_rec_seal(c->tls, c->r->pool,
-						       ZC__TLS_CT_APPDATA, iov, n);
+				ret = zc__tls_rec_seal(c, ZC__TLS_CT_APPDATA,
+						       iov, n);
 				n = 0;
 				len = 0;
 			}
 		}
 	}
 	if (!ret && n)
-		ret = zc__tls_rec_seal(c->tls, c->r->pool, ZC__TLS_CT_APPDATA,
-				       iov, n);
+		ret = zc__tls_rec_seal(c, ZC__TLS_CT_APPDATA, iov, n);
 	return ret;
 }
 
@@ -333,7 +361,7 @@ static int seal_alert(struct zc_conn *c, uint8_t level, uint8_t desc)
 {
 	unsigned char al[2] = { level, desc };
 
-	return zc__tls_rec_seal(c->tls, c->r->pool, ZC__TLS_CT_ALERT,
+	return zc__tls_rec_seal(c, ZC__TLS_CT_ALERT,
 				&(struct iovec){ al, sizeof(al) }, 1);
 }
 
@@ -494,7 +522,7 @@ static void handover(struct zc_conn *c)
 	const char *why;
 	int ret = zc__tls_keys_take(t, &k, &why);
 
-	if (!ret && (ret = zc__tls_rec_new(&k, &t->rec)))
+	if (!ret && (ret = zc__tls_rec_new(&k, t->ctx->ku_records, &t->rec)))
 		why = "record layer setup failed";
 	OPENSSL_cleanse(&k, sizeof(k));
 	if (!ret) {
@@ -677,7 +705,11 @@ static void decrypt(struct zc_conn *c)
 	/* SSL_read may have written (key update answers, alerts). */
 	if (c->tls && t->st == ZC__TLS_UP && flush_tx(c, NULL, NULL))
 		ret = -ENOMEM;
-	if (ret) {
+	if (ret == -ENOBUFS && c->tls && t->st == ZC__TLS_UP) {
+		/* No SSL_read was given the buffer that failed: nothing is
+		 * lost, OpenSSL still holds what it has not returned. */
+		rx_wait(c);
+	} else if (ret) {
 		fail(c, ret, "out of memory decrypting");
 	} else if (e == SSL_ERROR_ZERO_RETURN) {
 		/* close_notify: the same as EOF for the user. */
@@ -706,9 +738,14 @@ static void open_records(struct zc_conn *c)
 	if (!c->tls || t->st != ZC__TLS_UP)
 		return;
 	/* A KeyUpdate answered is in tls->tx. */
-	if (ret >= 0 && flush_tx(c, NULL, NULL)) {
+	if ((ret >= 0 || ret == -ENOBUFS) && flush_tx(c, NULL, NULL)) {
 		ret = -ENOMEM;
 		why = "out of memory sending";
+	}
+	if (ret == -ENOBUFS) {
+		/* The record that found the pool empty is still in tls->rx. */
+		rx_wait(c);
+		return;
 	}
 	if (ret == 1) {
 		c->eof = true;
@@ -720,6 +757,15 @@ static void open_records(struct zc_conn *c)
 	if (alert && !seal_alert(c, 2, alert))
 		send_alert(c);
 	fail(c, ret, why);
+}
+
+/* Open what tls->rx holds, by whichever record layer runs the session. */
+static void rx_open(struct zc_conn *c)
+{
+	if (c->tls->st == ZC__TLS_UP && c->tls->rec)
+		open_records(c);
+	else if (c->tls->st == ZC__TLS_UP)
+		decrypt(c);
 }
 
 void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
@@ -741,10 +787,21 @@ void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 	}
 	if (t->st == ZC__TLS_HANDSHAKE)
 		handshake(c);
-	if (t->st == ZC__TLS_UP && t->rec)
-		open_records(c);
-	else if (t->st == ZC__TLS_UP)
-		decrypt(c);
+	/* Waiting for buffers: opened by the retry, in order. */
+	if (!c->tls_rx_wait)
+		rx_open(c);
+}
+
+void zc__tls_rx_retry(struct zc_conn *c)
+{
+	rx_wait_end(c);
+	/* A connection closing drops what it receives, this too. */
+	if (c->state != ZC__OPEN)
+		return;
+	c->tls->rx_retrying = true;
+	rx_open(c);
+	if (c->tls)
+		c->tls->rx_retrying = false;
 }
 
 /* -------------------------------------------------------------------------

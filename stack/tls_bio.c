@@ -61,13 +61,24 @@ int zc__tls_buf(struct zc_pool *pool, bool heap_ok, struct zc_buf **out)
 	return ret;
 }
 
+/*
+ * Pool buffers kept for openings: below this headroom, records are sealed
+ * into memory of their own, so that ciphertext waiting to be sent (to a
+ * peer that may itself wait for our records to be read) never holds the
+ * last buffers an opening needs to make progress.
+ */
+#define TX_RESERVE_BUFS 2
+
 long zc__tls_tx_room(struct zc__tls *t, struct zc_pool *pool,
 		     unsigned char **dst)
 {
+	size_t bs = zc_pool_buf_size(pool);
 	int ret;
 
 	if (!t->txb) {
-		ret = zc__tls_buf(pool, true, &t->txb);
+		ret = zc_pool_headroom(pool) < TX_RESERVE_BUFS * bs ?
+			      zc_buf_alloc_large(pool, bs, &t->txb) :
+			      zc__tls_buf(pool, true, &t->txb);
 		if (ret)
 			return ret;
 		t->txstart = t->txoff = 0;

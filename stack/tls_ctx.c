@@ -109,6 +109,7 @@ int zc_tls_ctx_new(const struct zc_tls_config *cfg, struct zc_tls_ctx **out)
 			     cfg->handshake_timeout_ms : HS_TIMEOUT_MS_DEFAULT;
 	ctx->max_hs = cfg->max_handshakes ? cfg->max_handshakes :
 					    MAX_HS_DEFAULT;
+	ctx->ku_records = cfg->key_update_records;
 	ret = set_alpn(ctx, cfg->alpn ? cfg->alpn : ZC_TLS_ALPN);
 	if (ret)
 		goto err;

@@ -20,6 +20,7 @@ struct zc_tls_ctx {
 	char *server_name;
 	unsigned hs_timeout_ms;
 	unsigned max_hs;
+	uint64_t ku_records; /* key_update_records as configured (0: default) */
 	/* Cipher of the latest handshake (OpenSSL's static name). */
 	_Atomic(const char *) last_cipher;
 };
@@ -103,6 +104,7 @@ struct zc__tls {
 	struct zc_buf *txb;
 	uint32_t txstart, txoff;
 	int bio_err;              /* -errno a BIO callback hit (-ENOBUFS) */
+	bool rx_retrying;         /* in zc__tls_rx_retry(): a wait goes on */
 	bool counted;             /* counts in r->tls_hs */
 	bool timer_armed;
 	bool timer_cancelling;
@@ -140,9 +142,10 @@ long zc__tls_tx_room(struct zc__tls *t, struct zc_pool *pool,
  * that consumers hold.  Only where something bounds it: sealed records sit
  * in the send queue (sndq_max), and opened ones count against the
  * connection's receive budget; without a budget, an opening that finds
- * the pool empty still fails (-ENOBUFS), since the ring, refilled by the
- * ciphertext buffers each opening gives back, would never stop.  One
- * reference for the caller, exclusive.  0, -ENOBUFS, -ENOMEM.
+ * the pool empty gets -ENOBUFS and waits for buffers (c->tls_rx_wait),
+ * since the ring, refilled by the ciphertext buffers each opening gives
+ * back, would never stop.  One reference for the caller, exclusive.  0,
+ * -ENOBUFS, -ENOMEM.
  */
 int zc__tls_buf(struct zc_pool *pool, bool heap_ok, struct zc_buf **out);
 int zc__tls_tx_commit(struct zc__tls *t, size_t n);
@@ -163,16 +166,20 @@ int zc__tls_keys_take(struct zc__tls *t, struct zc__tls_keys *k,
  * key and iv from it (RFC 8446 7.2).  0 or -EIO. */
 int zc__tls_keys_update(enum zc__tls_suite s, struct zc__tls_dirkeys *d);
 
-/* tls_rec.c: the TLS 1.3 record layer after the hand-over. */
-int zc__tls_rec_new(const struct zc__tls_keys *k, struct zc__tls_rec **out);
+/* tls_rec.c: the TLS 1.3 record layer after the hand-over; a KeyUpdate
+ * of ours every @ku_records records sealed (0: the suite's default, see
+ * key_update_records in zcrpc/tls.h). */
+int zc__tls_rec_new(const struct zc__tls_keys *k, uint64_t ku_records,
+		    struct zc__tls_rec **out);
 void zc__tls_rec_free(struct zc__tls_rec *rec);
 /*
  * Seal the @n pieces as one record of content @type (their total at most
- * ZC__TLS_PT_MAX) into tls->tx, from @pool's buffers.  0 or -errno
- * (-ENOBUFS, -EOVERFLOW: the sequence would wrap, -EIO: the cipher).
+ * ZC__TLS_PT_MAX) into c->tls->tx, from the reactor pool's buffers; a
+ * KeyUpdate of ours first when the write key has sealed its share.  0 or
+ * -errno (-ENOMEM, -EOVERFLOW: the sequence would wrap, -EIO: the cipher).
  */
-int zc__tls_rec_seal(struct zc__tls *t, struct zc_pool *pool, uint8_t type,
-		     const struct iovec *iov, unsigned n);
+int zc__tls_rec_seal(struct zc_conn *c, uint8_t type, const struct iovec *iov,
+		     unsigned n);
 /*
  * Open every complete record at the front of c->tls->rx (consumed), append
  * application data to @out as views of the reactor pool's buffers, act on alerts and
@@ -182,8 +189,9 @@ int zc__tls_rec_seal(struct zc__tls *t, struct zc_pool *pool, uint8_t type,
  * -EBADMSG a record failed its tag, -EPROTO / -EMSGSIZE malformed or
  * oversized, -EOVERFLOW the sequence would wrap (these count in
  * tls_bad_records), -ECONNABORTED / -EKEYREJECTED the peer's fatal alert
- * (tls_peer_alerts), -ENOBUFS / -ENOMEM / -EIO.  @out holds what was
- * opened before.
+ * (tls_peer_alerts), -ENOMEM / -EIO; -ENOBUFS: the pool is empty, the
+ * record that found it so stays in tls->rx to be opened again (not an
+ * error of the session).  @out holds what was opened before.
  */
 int zc__tls_rec_open(struct zc_conn *c, struct zc_chain *out,
 		     const char **why, uint8_t *alert);

@@ -57,6 +57,7 @@ int zc__tls_accept(struct zc_conn *c, struct zc_tls_ctx *ctx)
 }
 
 void zc__tls_connected(struct zc_conn *c) {}
+void zc__tls_rx_retry(struct zc_conn *c) {}
 
 void zc__tls_rx(struct zc_conn *c, struct zc_buf *b, uint32_t off,
 		unsigned len)

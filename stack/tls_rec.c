@@ -52,6 +52,7 @@ struct dir {
 struct zc__tls_rec {
 	enum zc__tls_suite suite;
 	struct dir rd, wr;
+	uint64_t wr_limit; /* records per write key, 0: none */
 	bool eof; /* close_notify received: nothing more is read */
 	/* Receive output, during one zc__tls_rec_open(): @rxb (our
 	 * reference) holds opened plaintext [@rxstart, @rxend) not yet cut
@@ -122,7 +123,8 @@ static void dir_free(struct dir *d)
 	OPENSSL_cleanse(&d->k, sizeof(d->k));
 }
 
-int zc__tls_rec_new(const struct zc__tls_keys *k, struct zc__tls_rec **out)
+int zc__tls_rec_new(const struct zc__tls_keys *k, uint64_t ku_records,
+		    struct zc__tls_rec **out)
 {
 	struct zc__tls_rec *rec = calloc(1, sizeof(*rec));
 	int ret;
@@ -133,6 +135,11 @@ int zc__tls_rec_new(const struct zc__tls_keys *k, struct zc__tls_rec **out)
 	rec->rd.k = k->rx;
 	rec->wr.k = k->tx;
 	rec->key_update = -1;
+	/* RFC 8446 5.5: AES-GCM's usage limit; ChaCha20-Poly1305's
+	 * sequence would wrap first (dir_nonce refuses that). */
+	rec->wr_limit = ku_records ? ku_records :
+			k->suite == ZC__TLS_CHACHA20_POLY1305 ?
+					 0 : ZC_TLS_KEY_UPDATE_RECORDS_DEFAULT;
 	ret = dir_key(&rec->rd, k->suite, 0);
 	if (!ret)
 		ret = dir_key(&rec->wr, k->suite, 1);
@@ -187,8 +194,9 @@ static int tx_put(struct zc__tls *t, struct zc_pool *pool, EVP_CIPHER_CTX *cc,
 	return 0;
 }
 
-int zc__tls_rec_seal(struct zc__tls *t, struct zc_pool *pool, uint8_t type,
-		     const struct iovec *iov, unsigned n)
+/* One record of @type under the current write key. */
+static int seal(struct zc__tls *t, struct zc_pool *pool, uint8_t type,
+		const struct iovec *iov, unsigned n)
 {
 	struct dir *d = &t->rec->wr;
 	unsigned char hdr[ZC__TLS_HDR_LEN], tag[ZC__TLS_TAG_LEN];
@@ -219,6 +227,38 @@ int zc__tls_rec_seal(struct zc__tls *t, struct zc_pool *pool, uint8_t type,
 		return -EIO;
 	d->k.seq++;
 	return tx_put(t, pool, NULL, tag, sizeof(tag));
+}
+
+/* A KeyUpdate of ours, update_not_requested, under the current write
+ * key, then the next write key (RFC 8446 4.6.3, 7.2). */
+static int send_key_update(struct zc_conn *c)
+{
+	static const unsigned char ku[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
+	struct zc__tls_rec *rec = c->tls->rec;
+	int ret = seal(c->tls, c->r->pool, CT_HANDSHAKE,
+		       &(struct iovec){ (void *)ku, sizeof(ku) }, 1);
+
+	if (ret)
+		return ret;
+	if (zc__tls_keys_update(rec->suite, &rec->wr.k) ||
+	    dir_key(&rec->wr, rec->suite, 1))
+		return -EIO;
+	return 0;
+}
+
+int zc__tls_rec_seal(struct zc_conn *c, uint8_t type, const struct iovec *iov,
+		     unsigned n)
+{
+	struct zc__tls_rec *rec = c->tls->rec;
+	int ret;
+
+	if (rec->wr_limit && rec->wr.k.seq >= rec->wr_limit) {
+		ret = send_key_update(c);
+		if (ret)
+			return ret;
+		ZC__STAT_INC(c->r, tls_key_updates_sent);
+	}
+	return seal(c->tls, c->r->pool, type, iov, n);
 }
 
 /* -------------------------------------------------------------------------
@@ -472,7 +512,6 @@ static int hs_feed(struct zc__tls_rec *rec, const unsigned char *p, size_t n,
  * ours too, after a KeyUpdate of ours under the old key (4.6.3). */
 static int key_update(struct zc_conn *c, struct verdict *vd)
 {
-	static const unsigned char ku[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
 	struct zc__tls_rec *rec = c->tls->rec;
 	bool requested = rec->key_update == 1;
 	int ret;
@@ -485,14 +524,10 @@ static int key_update(struct zc_conn *c, struct verdict *vd)
 			      AL_INTERNAL_ERROR);
 	if (!requested)
 		return 0;
-	ret = zc__tls_rec_seal(c->tls, c->r->pool, CT_HANDSHAKE,
-			       &(struct iovec){ (void *)ku, sizeof(ku) }, 1);
+	/* Our answer does not ask back (4.6.3). */
+	ret = send_key_update(c);
 	if (ret)
 		return refuse(vd, ret, "answering a KeyUpdate",
-			      AL_INTERNAL_ERROR);
-	if (zc__tls_keys_update(rec->suite, &rec->wr.k) ||
-	    dir_key(&rec->wr, rec->suite, 1))
-		return refuse(vd, -EIO, "updating the write key",
 			      AL_INTERNAL_ERROR);
 	return 0;
 }
@@ -615,6 +650,13 @@ static int next_record(struct zc_conn *c, struct zc_chain *out,
 	if (zc_chain_len(&t->rx) < sizeof(hdr) + len)
 		return 0;
 	ret = open_one(t, c->r->pool, out, &o, hdr, len);
+	if (ret == -ENOBUFS) {
+		/* The pool is empty: the record stays in tls->rx to be opened
+		 * again (its sequence did not move, and the next nonce
+		 * restarts the cipher); tls.c waits for buffers. */
+		opening_drop(&o);
+		return refuse(vd, ret, "pool empty", 0);
+	}
 	if (ret == -EBADMSG)
 		refuse(vd, ret, "record failed authentication",
 		       AL_BAD_RECORD_MAC);
@@ -648,7 +690,7 @@ int zc__tls_rec_open(struct zc_conn *c, struct zc_chain *out,
 		zc_buf_put(rec->rxb);
 		rec->rxb = NULL;
 	}
-	if (ret >= 0 && cut)
+	if ((ret >= 0 || ret == -ENOBUFS) && cut)
 		ret = refuse(&vd, cut, "out of memory opening a record", 0);
 	if (vd.peer)
 		ZC__STAT_INC(c->r, tls_peer_alerts);

@@ -476,7 +476,7 @@ int RunClient(const peer_opts &o)
 
 int main(int argc, char **argv)
 {
-	return peer_main(argc, argv, "capnp_echo", kPort,
+	return peer_main(argc, argv, "capnp_echo", kPort, false,
 			 [](const peer_opts *o) { return Serve(*o); },
 			 [](const peer_opts *o) { return RunClient(*o); });
 }

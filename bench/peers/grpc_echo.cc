@@ -15,8 +15,16 @@
  *
  * --rate R (open loop, peer_common.h): each client thread sends R/T calls
  * per second (--arrival const or poisson); see RunOpen().
+ *
+ * --tls: gRPC's own TLS (grpc::SslServerCredentials / SslCredentials),
+ * the server with --cert/--key, the client verifying it against --ca for
+ * the name "localhost" (bench/compare makes a throwaway certificate).
+ *
+ *   grpc_echo -s --tls --cert server.pem --key server.key
+ *   grpc_echo --tls --ca ca.pem -r 64,64 -P 16 -d 16
  */
 #include <atomic>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,6 +47,53 @@ constexpr uint16_t kPort = 7003;
 constexpr uint64_t kDrainGuardNs = 5000000000ull;
 constexpr uint64_t kMsNs = 1000000u;
 constexpr unsigned kMaxPostedPerQueue = 4096;
+
+/* ---- TLS --------------------------------------------------------------- */
+
+/* The whole file at @path into @out; false when it cannot be read. */
+bool ReadFile(const char *path, std::string *out)
+{
+	std::ifstream f(path, std::ios::binary);
+
+	if (!f)
+		return false;
+	out->assign(std::istreambuf_iterator<char>(f),
+		    std::istreambuf_iterator<char>());
+	return true;
+}
+
+std::shared_ptr<grpc::ServerCredentials> ServerCreds(const peer_opts &o)
+{
+	grpc::SslServerCredentialsOptions ssl;
+	grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+
+	if (!o.tls)
+		return grpc::InsecureServerCredentials();
+	if (!ReadFile(o.cert, &pair.cert_chain) ||
+	    !ReadFile(o.key, &pair.private_key)) {
+		fprintf(stderr, "grpc_echo: cannot read %s or %s\n", o.cert,
+			o.key);
+		return nullptr;
+	}
+	ssl.pem_key_cert_pairs.push_back(pair);
+	return grpc::SslServerCredentials(ssl);
+}
+
+/* Credentials of a client channel; @args gets the name to verify. */
+std::shared_ptr<grpc::ChannelCredentials>
+ChannelCreds(const peer_opts &o, grpc::ChannelArguments *args)
+{
+	grpc::SslCredentialsOptions ssl;
+
+	if (!o.tls)
+		return grpc::InsecureChannelCredentials();
+	if (!ReadFile(o.ca, &ssl.pem_root_certs)) {
+		fprintf(stderr, "grpc_echo: cannot read %s\n", o.ca);
+		return nullptr;
+	}
+	args->SetSslTargetNameOverride("localhost");
+	return grpc::SslCredentials(ssl);
+}
 
 /* ---- server ------------------------------------------------------------ */
 
@@ -134,7 +189,10 @@ int Serve(const peer_opts &o)
 
 	if (o.resp)
 		fixed.emplace(o.resp, 'g');
-	builder.AddListeningPort(addr, grpc::InsecureServerCredentials());
+	auto creds = ServerCreds(o);
+	if (!creds)
+		return -ENOENT;
+	builder.AddListeningPort(addr, creds);
 	builder.SetMaxReceiveMessageSize(-1);
 	builder.RegisterService(&svc);
 	for (unsigned i = 0; i < o.threads; i++) {
@@ -158,8 +216,8 @@ int Serve(const peer_opts &o)
 		}
 		threads.emplace_back(ServeQueue, q.get());
 	}
-	fprintf(stderr, "grpc_echo: serving on %s (%s)\n", addr.c_str(),
-		fixed ? "fixed response" : "echo");
+	fprintf(stderr, "grpc_echo: serving on %s (%s%s)\n", addr.c_str(),
+		fixed ? "fixed response" : "echo", o.tls ? ", TLS" : "");
 
 	sigwait(&sigs, &sig);
 	for (auto &q : queues) {
@@ -408,8 +466,10 @@ int RunClient(const peer_opts &o)
 		/* Without a private pool, equal channels share one connection. */
 		args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
 		args.SetMaxReceiveMessageSize(-1);
-		auto ch = grpc::CreateCustomChannel(
-			target, grpc::InsecureChannelCredentials(), args);
+		auto creds = ChannelCreds(o, &args);
+		if (!creds)
+			return -ENOENT;
+		auto ch = grpc::CreateCustomChannel(target, creds, args);
 		if (!ch->WaitForConnected(gpr_time_add(
 			    gpr_now(GPR_CLOCK_MONOTONIC),
 			    gpr_time_from_seconds(5, GPR_TIMESPAN)))) {
@@ -451,7 +511,7 @@ int RunClient(const peer_opts &o)
 
 int main(int argc, char **argv)
 {
-	return peer_main(argc, argv, "grpc_echo", kPort,
+	return peer_main(argc, argv, "grpc_echo", kPort, true,
 			 [](const peer_opts *o) { return Serve(*o); },
 			 [](const peer_opts *o) { return RunClient(*o); });
 }

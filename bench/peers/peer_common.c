@@ -33,6 +33,11 @@ static void usage(const char *tool, uint16_t port)
 		"  --rate N      open loop: N calls/s in all on a schedule, latency from\n"
 		"                each call's intended send time (default: closed loop)\n"
 		"  --arrival A   open loop schedule: const (default) or poisson\n"
+		"  --tls         TLS (peers that have it; grpc_echo): the server needs\n"
+		"                --cert and --key, the client --ca (its name: localhost)\n"
+		"  --cert FILE   server: PEM certificate chain\n"
+		"  --key FILE    server: PEM private key\n"
+		"  --ca FILE     client: PEM CA bundle the server's certificate verifies against\n"
 		"Prints one JSON object: calls/s and latency percentiles in us.\n",
 		tool, tool, port);
 }
@@ -95,6 +100,10 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 		{ "help", no_argument, NULL, 'h' },
 		{ "rate", required_argument, NULL, 'R' },
 		{ "arrival", required_argument, NULL, 'A' },
+		{ "tls", no_argument, NULL, 'S' },
+		{ "cert", required_argument, NULL, 'C' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "ca", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned port = default_port;
@@ -155,6 +164,18 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 			else
 				goto bad;
 			break;
+		case 'S':
+			o->tls = true;
+			break;
+		case 'C':
+			o->cert = optarg;
+			break;
+		case 'K':
+			o->key = optarg;
+			break;
+		case 'a':
+			o->ca = optarg;
+			break;
 		case 'h':
 			usage(tool, default_port);
 			return 1;
@@ -166,6 +187,11 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 		goto bad;
 	if (o->server && !sizes_given)
 		o->resp = 0;
+	if (o->tls && (o->server ? !o->cert || !o->key : !o->ca)) {
+		fprintf(stderr, "%s: --tls needs %s\n", tool,
+			o->server ? "--cert and --key" : "--ca");
+		goto bad;
+	}
 	if (!o->server && !o->host)
 		o->host = "127.0.0.1";
 	if (o->threads > o->conns && !o->server)
@@ -181,7 +207,7 @@ bad:
 }
 
 int peer_main(int argc, char **argv, const char *tool, uint16_t default_port,
-	      int (*serve)(const struct peer_opts *o),
+	      bool has_tls, int (*serve)(const struct peer_opts *o),
 	      int (*client)(const struct peer_opts *o))
 {
 	struct peer_opts o;
@@ -189,6 +215,10 @@ int peer_main(int argc, char **argv, const char *tool, uint16_t default_port,
 
 	if (ret)
 		return ret > 0 ? 0 : 2;
+	if (o.tls && !has_tls) {
+		fprintf(stderr, "%s: no TLS mode\n", tool);
+		return 2;
+	}
 	ret = o.server ? serve(&o) : client(&o);
 	return ret ? 1 : 0;
 }

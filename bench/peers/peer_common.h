@@ -52,6 +52,11 @@ struct peer_opts {
 	unsigned threads;	/* -T, threads driving the connections */
 	double rate;		/* --rate: open loop, calls/s in all; 0 closed */
 	enum peer_arrival arrival;	/* --arrival, open loop only */
+	/* --tls: PEM files.  Server: its certificate chain and key; client:
+	 * the CA bundle that signs the server's certificate (checked for
+	 * the name "localhost").  Peers without TLS refuse --tls. */
+	bool tls;
+	const char *cert, *key, *ca;
 };
 
 /*
@@ -113,11 +118,11 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 /*
  * The whole main() of a peer: parses the options (peer_parse_opts), then
  * runs @serve with -s, @client otherwise; each returns 0 or -errno after
- * printing why.  Returns the exit status: 0, 1 when the run failed, 2 for
- * bad options.
+ * printing why.  --tls is refused unless @has_tls.  Returns the exit
+ * status: 0, 1 when the run failed, 2 for bad options.
  */
 int peer_main(int argc, char **argv, const char *tool, uint16_t default_port,
-	      int (*serve)(const struct peer_opts *o),
+	      bool has_tls, int (*serve)(const struct peer_opts *o),
 	      int (*client)(const struct peer_opts *o));
 
 /* Monotonic clock in nanoseconds. */

@@ -445,5 +445,5 @@ out:
 
 int main(int argc, char **argv)
 {
-	return peer_main(argc, argv, "zmq_echo", PEER_PORT, serve, run_client);
+	return peer_main(argc, argv, "zmq_echo", PEER_PORT, false, serve, run_client);
 }

@@ -2,7 +2,9 @@
 /*
  * tests/stack/test_tls.c - TLS connections of the stack (stack/tls*.c):
  * byte streams both ways over TLS, verified byte by byte with memory
- * scribbled on release; each handshake refusal ends with its error on the
+ * scribbled on release, also with an empty pool (with and without a
+ * receive budget), with records cut across receive batches
+ * (rx_batch_bytes) and with a KeyUpdate of ours every 2 records; each handshake refusal ends with its error on the
  * refused side and a counter on the server, nothing leaked (every reactor
  * destroys to 0); a flood of stalled handshakes is capped and timed out
  * while an established connection keeps being served; a reset mid-record
@@ -62,37 +64,58 @@ static struct zc_tls_ctx *client_ctx(const char *leaf, const char *ca,
  * Streams
  */
 
-/* With @small_pool, the pool has two buffers beyond the receive ring, and
- * the consumer is slow: it holds far more plaintext than the pool has. */
-static struct hs_result stream(size_t max_msg, size_t total, bool consumer,
-			       bool small_pool)
+/* One stream run's shape; zeroed fields take the harness's defaults. */
+struct sopt {
+	size_t max_msg, total;
+	bool consumer;     /* verify and release on a consumer thread */
+	/* The pool has @spare buffers beyond the receive ring, and the
+	 * consumer is slow: it holds far more plaintext than the pool has. */
+	unsigned spare;
+	bool no_budget;    /* rx_budget 0, else 8 MiB */
+	size_t rx_batch_bytes;
+	unsigned rxbuf_size; /* [64 KiB] */
+	uint64_t key_update_records; /* both contexts [default] */
+};
+
+static struct hs_result stream(const struct sopt *o)
 {
-	struct zc_tls_ctx *s = server_ctx("server", ZC_TLS_VERIFY_REQUIRE, 0, 0);
-	struct zc_tls_ctx *c = client_ctx("client", "ca", "localhost");
+	struct zc_tls_ctx *s, *c;
 	struct hs_cfg cfg = {
 		/* A receive budget bounds what consumers hold; opened
 		 * records then go to memory of their own when the pool is
-		 * empty (see docs/SECURITY.md). */
-		.rc = { .rxbuf_size = 65536, .rx_budget = 8u << 20,
-			.rx_ring_entries = small_pool ? 16 : 0,
-			.pool_bytes = small_pool ? 18 * 65536 : 0 },
-		.consumer_delay_us = small_pool ? 200 : 0,
+		 * empty.  Without one, an empty pool stops the reading
+		 * until buffers come back (see docs/SECURITY.md). */
+		.rc = { .rxbuf_size = o->rxbuf_size ? o->rxbuf_size : 65536,
+			.rx_budget = o->no_budget ? 0 : 8u << 20,
+			.rx_batch_bytes = o->rx_batch_bytes,
+			.rx_ring_entries = o->spare ? 16 : 0,
+			.pool_bytes = o->spare ? (16 + o->spare) * 65536 : 0 },
+		.consumer_delay_us = o->spare ? 200 : 0,
 		.conns = 2,
-		.total = total,
-		.max_msg = max_msg,
+		.total = o->total,
+		.max_msg = o->max_msg,
 		.server_sends = true,
-		.consumer_thread = consumer,
+		.consumer_thread = o->consumer,
 		/* Sent from wrapped malloc memory that is overwritten once
 		 * the stack releases it: a plaintext byte read after its
 		 * release would reach the peer corrupted. */
-		.wrap = consumer,
-		.scribble = consumer,
-		.tls_server = s,
-		.tls_client = c,
+		.wrap = o->consumer,
+		.scribble = o->consumer,
 		.timeout_s = 60,
 	};
 	struct hs_result res;
 
+	cr_assert_eq(tc_ctx(&T, (struct zc_tls_config){
+				.role = ZC_TLS_SERVER,
+				.verify = ZC_TLS_VERIFY_REQUIRE,
+				.key_update_records = o->key_update_records },
+			    "server", "ca", &s), 0);
+	cr_assert_eq(tc_ctx(&T, (struct zc_tls_config){
+				.role = ZC_TLS_CLIENT, .server_name = "localhost",
+				.key_update_records = o->key_update_records },
+			    "client", "ca", &c), 0);
+	cfg.tls_server = s;
+	cfg.tls_client = c;
 	hs_run(&cfg, &res);
 	zc_tls_ctx_put(s);
 	zc_tls_ctx_put(c);
@@ -100,27 +123,29 @@ static struct hs_result stream(size_t max_msg, size_t total, bool consumer,
 	cr_assert(!res.timed_out);
 	cr_assert_eq(res.bytes_bad, 0, "corrupted bytes: %llu",
 		     (unsigned long long)res.bytes_bad);
-	cr_assert_eq(res.bytes_rx, 2 * cfg.conns * total);
+	cr_assert_eq(res.bytes_rx, 2 * cfg.conns * o->total);
 	cr_assert_eq(res.close_errs, 0);
 	cr_assert_eq(res.st[0].tls_handshakes, cfg.conns);
 	cr_assert_eq(res.st[1].tls_handshakes, cfg.conns);
 	cr_assert_eq(res.st[0].tls_failed, 0);
+	cr_assert_eq(res.st[0].tls_bad_records + res.st[1].tls_bad_records, 0);
 	/* Ciphertext is larger than the plaintext it carries. */
-	cr_assert_gt(res.st[1].tx_bytes, cfg.conns * total);
+	cr_assert_gt(res.st[1].tx_bytes, cfg.conns * o->total);
 	return res;
 }
 
 Test(stack_tls, small_messages_both_ways, .init = certs, .fini = certs_drop)
 {
-	stream(300, ZC_TEST_SANITIZED ? (1u << 20) : (8u << 20), false, false);
+	stream(&(struct sopt){ .max_msg = 300,
+			       .total = ZC_TEST_SANITIZED ? (1u << 20) : (8u << 20) });
 }
 
 /* Messages up to 16 MiB, verified and released on another thread, the
  * memory scribbled once released: a buffer reused too early shows. */
 Test(stack_tls, large_messages_scribbled, .init = certs, .fini = certs_drop)
 {
-	stream(16u << 20, ZC_TEST_SANITIZED ? (24u << 20) : (96u << 20), true,
-	       false);
+	stream(&(struct sopt){ .max_msg = 16u << 20, .consumer = true,
+			       .total = ZC_TEST_SANITIZED ? (24u << 20) : (96u << 20) });
 }
 
 /* An empty pool does not fail a session with a receive budget (it was
@@ -129,11 +154,68 @@ Test(stack_tls, large_messages_scribbled, .init = certs, .fini = certs_drop)
 Test(stack_tls, empty_pool_does_not_fail_the_session, .init = certs,
      .fini = certs_drop)
 {
-	struct hs_result res = stream(256u << 10, ZC_TEST_SANITIZED ?
-					  (1u << 20) : (4u << 20), true, true);
+	struct hs_result res = stream(&(struct sopt){
+		.max_msg = 256u << 10, .consumer = true, .spare = 2,
+		.total = ZC_TEST_SANITIZED ? (1u << 20) : (4u << 20) });
 
 	/* The pool did run dry. */
 	cr_assert_gt(res.st[0].pool.pool_empty + res.st[1].pool.pool_empty, 0);
+}
+
+/* Nor without a budget (then it was closed with -ENOBUFS): nothing bounds
+ * memory of its own there, so the session stops reading while the pool is
+ * dry and opens the waiting records once the consumer gives buffers back;
+ * every byte arrives, in order. */
+Test(stack_tls, empty_pool_without_budget_waits, .init = certs,
+     .fini = certs_drop)
+{
+	struct hs_result res = stream(&(struct sopt){
+		.max_msg = 256u << 10, .consumer = true, .spare = 2,
+		.no_budget = true,
+		.total = ZC_TEST_SANITIZED ? (1u << 20) : (4u << 20) });
+
+	cr_assert_gt(res.st[0].tls_rx_stalls + res.st[1].tls_rx_stalls, 0);
+}
+
+/* Both sides send a KeyUpdate after every 2 records they seal (our
+ * record layer reading our own): messages of every size up to 1 MiB
+ * still arrive byte-identical across thousands of keys, both ways. */
+Test(stack_tls, key_updates_of_ours_both_ways, .init = certs,
+     .fini = certs_drop)
+{
+	size_t total = ZC_TEST_SANITIZED ? (2u << 20) : (16u << 20);
+	struct hs_result res = stream(&(struct sopt){
+		.max_msg = 1u << 20, .consumer = true, .total = total,
+		.key_update_records = 2 });
+
+	for (int i = 0; i < 2; i++) {
+		uint64_t sent = res.st[!i].tls_key_updates_sent,
+			 got = res.st[i].tls_key_updates;
+
+		/* At least total / 2^14 records per connection, one key for
+		 * each two. */
+		cr_assert_geq(sent, (total >> 14) - 2);
+		/* Every one sent was received, but for one before each
+		 * close_notify the peer may have closed without reading. */
+		cr_assert(got <= sent && got + 2 >= sent, "got %llu sent %llu",
+			  (unsigned long long)got, (unsigned long long)sent);
+	}
+}
+
+/* The per-batch receive limit (rx_batch_bytes) far below a record: each
+ * record arrives over several batches, and messages of every size from
+ * 1 B to 1 MiB come through byte-identical, both ways. */
+Test(stack_tls, records_across_receive_batches, .init = certs,
+     .fini = certs_drop)
+{
+	struct hs_result res = stream(&(struct sopt){
+		.max_msg = 1u << 20, .consumer = true, .rxbuf_size = 4096,
+		.rx_batch_bytes = 6000,
+		.total = ZC_TEST_SANITIZED ? (2u << 20) : (16u << 20) });
+
+	/* The limit did cut receives (as in test_fair.c). */
+	cr_assert_gt(res.st[0].rx_batch_limits, 0);
+	cr_assert_gt(res.st[1].rx_batch_limits, 0);
 }
 
 /* -------------------------------------------------------------------------

@@ -33,6 +33,8 @@
 #include "tls_certs.h"
 
 static struct tc T;
+/* The server's key_update_records (0: the default). */
+static uint64_t ku_records;
 static struct zc_reactor *r;
 static struct zc_listener *lis;
 static struct zc_tls_ctx *sctx;
@@ -57,7 +59,8 @@ static void srv_up(void)
 	cr_assert_eq(tc_make(&T), 0, "making certificates");
 	cr_assert_eq(tc_ctx(&T, (struct zc_tls_config){
 				.role = ZC_TLS_SERVER, .allow_tls12 = true,
-				.handshake_timeout_ms = 5000 },
+				.handshake_timeout_ms = 5000,
+				.key_update_records = ku_records },
 			    "server", "ca", &sctx), 0);
 	cr_assert_eq(zc_reactor_spawn(&rc, &r), 0);
 	cr_assert_eq(zc_reactor_call(r, listen_fn, NULL), 0);
@@ -430,6 +433,65 @@ Test(stack_tlsrec, every_suite_as_server)
 	cr_assert_eq(st.tls_rec_zcrpc, 3);
 	cr_assert_eq(st.tls_key_updates, 3);
 	cr_assert_eq(st.tls_bad_records, 0);
+}
+
+/* -------------------------------------------------------------------------
+ * KeyUpdates of our own: a server whose write key seals 3 records only
+ */
+
+static void srv_up_ku(void)
+{
+	ku_records = 3;
+	srv_up();
+}
+
+TestSuite(stack_tlsrec_ku, .init = srv_up_ku, .fini = srv_down, .timeout = 60);
+
+/* After every 3 records the server sends a KeyUpdate and moves its write
+ * key; OpenSSL's client reads on across all of them, byte-identical, and
+ * receives each one (it is asked for nothing back).  Every suite: the
+ * limit given applies to ChaCha20-Poly1305 too. */
+Test(stack_tlsrec_ku, key_updates_of_ours_every_3_records)
+{
+	static const char *const suites[] = { "TLS_AES_128_GCM_SHA256",
+					      "TLS_AES_256_GCM_SHA384",
+					      "TLS_CHACHA20_POLY1305_SHA256" };
+	struct zc_reactor_stats st;
+	unsigned got = 0;
+
+	for (unsigned i = 0; i < 3; i++) {
+		int fd;
+		SSL *ssl;
+
+		cr_assert_eq(SSL_CTX_set_ciphersuites(cctx, suites[i]), 1);
+		ssl = cli_connect(TLS1_3_VERSION, &fd);
+		SSL_set_msg_callback(ssl, msg_cb);
+		SSL_set_msg_callback_arg(ssl, &got);
+		/* Full records, odd ones, and one-byte ones. */
+		echo(ssl, 1u << 20, 16384, 40 + i);
+		echo(ssl, 300000, 4097, 43 + i);
+		echo(ssl, 2000, 1, 46 + i);
+		/* A KeyUpdate of the client's, asked to answer, in between:
+		 * the answer moves the write key as well. */
+		cr_assert_eq(SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+		echo(ssl, 200000, 16384, 49 + i);
+		cli_close(ssl, fd);
+	}
+	srv_idle_stats(&st);
+	/* The 1 MiB echo alone is 64 records of at most 16 KiB per
+	 * connection, hence at least 21 keys of 3 (how the echo cuts the
+	 * rest into records depends on how its receives batch). */
+	cr_assert_geq(st.tls_key_updates_sent, 3 * 21, "sent %llu",
+		      (unsigned long long)st.tls_key_updates_sent);
+	/* Each of ours reached the client, and our 3 answers; but for one
+	 * per connection before the close_notify, which comes after the
+	 * client has gone. */
+	cr_assert(got >= st.tls_key_updates_sent &&
+		  got <= st.tls_key_updates_sent + 3, "client got %u, sent %llu",
+		  got, (unsigned long long)st.tls_key_updates_sent);
+	cr_assert_eq(st.tls_key_updates, 3);
+	cr_assert_eq(st.tls_bad_records, 0);
+	cr_assert_eq(st.tls_rec_zcrpc, 3);
 }
 
 /* -------------------------------------------------------------------------

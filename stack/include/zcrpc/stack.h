@@ -292,6 +292,10 @@ struct zc_reactor_stats {
 				    * length, type, message) */
 	uint64_t tls_peer_alerts;  /* sessions closed by a peer's fatal alert */
 	uint64_t tls_key_updates;  /* KeyUpdates received */
+	uint64_t tls_key_updates_sent; /* KeyUpdates we sent on our own, at
+				    * key_update_records (zcrpc/tls.h) */
+	uint64_t tls_rx_stalls;    /* openings stopped by an empty pool,
+				    * retried once buffers come back */
 	/* the reactor's pool (deferred frees, drains, kicks, ...) */
 	struct zc_pool_stats pool;
 };

@@ -114,7 +114,20 @@ struct zc_tls_config {
 	/* Servers: handshakes running at once per reactor; connections
 	 * accepted beyond it are closed at once. [256] */
 	unsigned max_handshakes;
+	/* TLS 1.3 sessions whose records zcrpc runs: records we seal under
+	 * one write key.  Before the next record we send a KeyUpdate
+	 * (update_not_requested) and move to the next key (RFC 8446 4.6.3),
+	 * so no key seals more than this.  The default keeps AES-GCM inside
+	 * the usage limit of RFC 8446 5.5 (2^24.5 full-size records per key)
+	 * with margin; ChaCha20-Poly1305 needs no limit.  Sessions left on
+	 * OpenSSL's records (TLS 1.2) are not covered.
+	 * [0: ZC_TLS_KEY_UPDATE_RECORDS_DEFAULT with AES-GCM, none with
+	 * ChaCha20-Poly1305] */
+	uint64_t key_update_records;
 };
+
+/* Records per write key by default with AES-GCM (key_update_records). */
+#define ZC_TLS_KEY_UPDATE_RECORDS_DEFAULT (1ull << 24)
 
 /*
  * Any thread.  Load the files and build a context.  Returns 0 and *@out
