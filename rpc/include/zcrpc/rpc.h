@@ -222,7 +222,8 @@ struct zc_rpc_server_config {
 	 * request).  A connection on an accepting reactor whose new request
 	 * announces msg_len >= bulk_message_bytes stops parsing before that
 	 * request, lets the calls it has dispatched be answered and their
-	 * answers sent, then moves (zc_conn_move(): its unparsed bytes and
+	 * answers framed (bytes still queued in the stack go out from the
+	 * bulk reactor), then moves (zc_conn_move(): its unparsed bytes and
 	 * the calls it is still receiving with it) to a bulk reactor, round
 	 * robin, where parsing resumes.  It stays there until it closes;
 	 * the protocol does not change and the peer sees nothing but the
@@ -243,7 +244,8 @@ struct zc_rpc_server_config {
  * ticker thread (the timers of every reactor of the server; it wakes
  * them 10 times a second while they have connections, 100 times while a
  * drain or a call deadline needs it).  Returns 0 and *@out, or -EINVAL
- * (no reactors, max_frame outside [4 KiB, 16 MiB], max_message over
+ * (no reactors, nbulk without bulk_reactors, max_frame outside [4 KiB,
+ * 16 MiB], max_message over
  * max_inflight_bytes, reserve_bytes not below max_inflight_bytes),
  * -ENOMEM, a pthread error.  The caller owns the server and must
  * zc_rpc_server_destroy() it.
