@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,5 +361,164 @@ Test(move, peer_reset_during_move, .timeout = 120)
 	cr_assert_eq(atomic_load(&s.done_wrong_thread), 0);
 	cr_assert_eq(atomic_load(&s.wrong_thread), 0);
 	cr_log_info("moved before the reset: %u of %u", on_b, rounds);
+	teardown(&s);
+}
+
+/*
+ * A consumer thread owns what arrives: it checks the bytes, releases them
+ * (to A's or B's pool, from its own thread) and gives the receive budget
+ * back with zc_conn_recv_done(), which resumes a paused connection through
+ * its reactor's queue.  The connection moves while those resumes come in:
+ * none may reach the reactor it left (TSan, and the byte count).
+ */
+struct citem {
+	struct citem *next;
+	struct zc_conn *c;	/* one zc_conn_get() reference */
+	struct zc_chain ch;
+};
+
+struct consumer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct citem *head, **tail;
+	bool stop;
+	pthread_t th;
+	atomic_uint_fast64_t pos, bad;
+};
+
+static struct consumer cons;
+
+static void *consume(void *arg)
+{
+	struct consumer *k = arg;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&k->lock);
+	for (;;) {
+		struct citem *it = k->head;
+
+		if (!it) {
+			if (k->stop)
+				break;
+			pthread_cond_wait(&k->cond, &k->lock);
+			continue;
+		}
+		k->head = it->next;
+		if (!k->head)
+			k->tail = &k->head;
+		pthread_mutex_unlock(&k->lock);
+		for (uint32_t i = 0; i < it->ch.n; i++) {
+			const struct zc_view *v = zc_chain_view(&it->ch, i);
+			uint64_t pos = atomic_load(&k->pos);
+
+			atomic_fetch_add(&k->bad, hs_count_bad(9, pos,
+					 zc_view_data(v), v->len));
+			atomic_store(&k->pos, pos + v->len);
+		}
+		/* Slower than the sender now and then: the budget fills. */
+		if (++n % 16 == 0)
+			usleep(200);
+		zc_conn_recv_done(it->c, zc_chain_len(&it->ch));
+		zc_chain_release(&it->ch);
+		zc_conn_put(it->c);
+		free(it);
+		pthread_mutex_lock(&k->lock);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+static void c_data(struct zc_conn *c, struct zc_chain *data, void *ud)
+{
+	struct srv *s = ud;
+	struct citem *it = malloc(sizeof(*it));
+
+	if (zc_reactor_current() != zc_conn_reactor(c))
+		atomic_fetch_add(&s->wrong_thread, 1);
+	atomic_fetch_add(zc_reactor_current() == s->a ? &s->data_on_a :
+						     &s->data_on_b, 1);
+	cr_assert(it);
+	it->c = c;
+	it->ch = *data;
+	zc_conn_get(c);
+	pthread_mutex_lock(&cons.lock);
+	it->next = NULL;
+	*cons.tail = it;
+	cons.tail = &it->next;
+	pthread_cond_signal(&cons.cond);
+	pthread_mutex_unlock(&cons.lock);
+}
+
+static const struct zc_conn_ops c_ops = {
+	.on_data = c_data,
+	.on_close = s_close,
+};
+
+static int use_consumer(void *arg)
+{
+	struct srv *s = arg;
+
+	zc_conn_set_ops(s->c, &c_ops, s);
+	return 0;
+}
+
+Test(move, consumer_thread_gives_budget_back, .timeout = 60)
+{
+	static char out[64 << 10];
+	size_t total = ZC_TEST_SANITIZED ? (8u << 20) : (32u << 20);
+	size_t sent = 0;
+	bool asked = false;
+	double end = now_s() + 30;
+	struct zc_reactor_stats sa, sb;
+	struct srv s;
+	int fd;
+
+	memset(&cons, 0, sizeof(cons));
+	pthread_mutex_init(&cons.lock, NULL);
+	pthread_cond_init(&cons.cond, NULL);
+	cons.tail = &cons.head;
+	cr_assert_eq(pthread_create(&cons.th, NULL, consume, &cons), 0);
+	setup(&s, 0);
+	fd = peer_connect(&s);
+	cr_assert(wait_for(&s.accepted, 1, 10));
+	cr_assert_eq(zc_reactor_call(s.a, use_consumer, &s), 0);
+	while (sent < total && now_s() < end) {
+		size_t len = total - sent < sizeof(out) ? total - sent :
+							  sizeof(out);
+		ssize_t n;
+
+		hs_fill(9, sent, out, len);
+		n = send(fd, out, len, MSG_NOSIGNAL);
+		cr_assert_gt(n, 0);
+		sent += (size_t)n;
+		if (!asked && sent >= total / 4) {
+			asked = true;
+			cr_assert_eq(zc_reactor_call(s.a, do_move, &s), 0);
+		}
+	}
+	while (atomic_load(&cons.pos) < total && now_s() < end)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&cons.pos), total, "consumed %lu of %zu",
+		     (unsigned long)atomic_load(&cons.pos), total);
+	cr_assert_eq(atomic_load(&cons.bad), 0);
+	cr_assert(wait_for(&s.moved, 1, 10));
+	cr_assert_eq(atomic_load(&s.move_err), 0);
+	cr_assert_gt(atomic_load(&s.data_on_b), 0);
+	cr_assert_eq(atomic_load(&s.wrong_thread), 0);
+	/* The premise: the budget did stop the connection (and the
+	 * consumer resumed it). */
+	zc_reactor_stats(s.a, &sa);
+	zc_reactor_stats(s.b, &sb);
+	cr_assert_gt(sa.rx_budget_stops + sb.rx_budget_stops, 0);
+	cr_log_info("budget stops: %lu on A, %lu on B",
+		    (unsigned long)sa.rx_budget_stops,
+		    (unsigned long)sb.rx_budget_stops);
+	close(fd);
+	cr_assert(wait_for(&s.closed, 1, 10));
+	pthread_mutex_lock(&cons.lock);
+	cons.stop = true;
+	pthread_cond_signal(&cons.cond);
+	pthread_mutex_unlock(&cons.lock);
+	pthread_join(cons.th, NULL);
 	teardown(&s);
 }
