@@ -224,6 +224,10 @@ void zc__reasm_init(struct zc__reasm *ra);
 int zc__reasm_add(struct zc__reasm *ra, struct zc_chain *msg,
 		  struct zc_chain *rx, uint32_t len, uint32_t msg_len,
 		  struct zc_pool *pool, bool keep_views);
+/* A message still in view mode that pins ring buffers goes to copy mode
+ * now (memory from @pool): 0, or -ENOMEM with nothing changed. */
+int zc__reasm_unpin(struct zc__reasm *ra, struct zc_chain *msg,
+		    uint32_t msg_len, struct zc_pool *pool);
 /* All fragments are in: the heap memory (if any) becomes a view at the
  * end of @msg.  Returns 0 or -ENOMEM (the reasm keeps it). */
 int zc__reasm_finish(struct zc__reasm *ra, struct zc_chain *msg);

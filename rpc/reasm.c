@@ -99,6 +99,14 @@ static int to_copy_mode(struct zc__reasm *ra, struct zc_chain *msg,
 	return 0;
 }
 
+int zc__reasm_unpin(struct zc__reasm *ra, struct zc_chain *msg,
+		    uint32_t msg_len, struct zc_pool *pool)
+{
+	if (ra->heap || !ra->pinned)
+		return 0;
+	return to_copy_mode(ra, msg, msg_len, pool);
+}
+
 int zc__reasm_add(struct zc__reasm *ra, struct zc_chain *msg,
 		  struct zc_chain *rx, uint32_t len, uint32_t msg_len,
 		  struct zc_pool *pool, bool keep_views)

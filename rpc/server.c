@@ -37,7 +37,7 @@ char zc__discard_mark;
  * sender to our parser in less (PROTOCOL.md section 6). */
 #define DEADLINE_FLOOR_NS 10000u
 
-static void sconn_put(struct zc__sconn *sc)
+void zc__sconn_put(struct zc__sconn *sc)
 {
 	if (--sc->refs)
 		return;
@@ -81,7 +81,7 @@ static void batch_end(struct zc__srctx *rc)
 		sc->flush_queued = false;
 		if (sc->conn)
 			zc__tx_flush(&sc->tx);
-		sconn_put(sc);
+		zc__sconn_put(sc);
 	}
 }
 
@@ -141,7 +141,7 @@ static void budget_kick(struct zc_rpc_server *s)
 {
 	if (!atomic_load(&s->budget_waiting))
 		return;
-	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+	for (unsigned i = 0; i < s->nrc; i++) {
 		struct zc__srctx *rc = &s->rcs[i];
 
 		if (atomic_load(&rc->nwaiting) &&
@@ -241,7 +241,7 @@ static void response_gone(struct zc__txmsg *tm)
 	sc->nsending--;
 	call->tm = NULL;
 	call_free(call);
-	sconn_put(sc);	/* never the last: a flush or on_close holds one */
+	zc__sconn_put(sc);	/* never the last: a flush or on_close holds one */
 }
 
 /* Reactor thread: put the answer of @call on the wire and forget it. */
@@ -305,7 +305,8 @@ static void call_complete(struct zc_rpc_call *call)
 	}
 out:
 	call_free(call);
-	sconn_put(sc);
+	zc__sconn_move_kick(sc);	/* the last call it waited for? */
+	zc__sconn_put(sc);
 }
 
 void zc__server_inbox(struct zc__inbox *ib, struct zc__inode *list)
@@ -572,7 +573,7 @@ static void drop_reasm(struct zc__sconn *sc, struct zc_rpc_call *call)
 	reasm_end(sc, call);
 	call_unadmit(sc->rc->s, call);
 	call_free(call);
-	sconn_put(sc);
+	zc__sconn_put(sc);
 }
 
 static void on_cancel(struct zc__sconn *sc, const struct zc_frame *f)
@@ -654,12 +655,17 @@ static bool over_tx_budget(const struct zc__sconn *sc)
 static void eof_reap(struct zc__sconn *sc);
 static void version_mismatch(struct zc__sconn *sc);
 
-static void parse(struct zc__sconn *sc)
+void zc__sconn_parse(struct zc__sconn *sc)
 {
 	struct zc__srctx *rc = sc->rc;
 
 	if (sc->parsing)
 		return;
+	if (sc->bulk_want) {
+		/* Waiting to move: the rest is parsed on the bulk reactor. */
+		zc__sconn_move_kick(sc);
+		return;
+	}
 	/* Hold the struct: handlers may answer (and drop refs) inline. */
 	sc->refs++;
 	sc->parsing = true;
@@ -693,6 +699,8 @@ static void parse(struct zc__sconn *sc)
 				       "malformed frame header");
 			break;
 		}
+		if (zc__sconn_bulk_check(sc, &f))
+			break;	/* moves first (server_move.c) */
 		if (budget_blocks(sc, &f)) {
 			/* Leave the frame unparsed: its bytes stay charged to
 			 * the receive budget, so the stack stops reading. */
@@ -707,7 +715,7 @@ static void parse(struct zc__sconn *sc)
 	sc->parsing = false;
 	batch_end(rc);
 	zc__sconn_maybe_close(sc);
-	sconn_put(sc);
+	zc__sconn_put(sc);
 }
 
 /*
@@ -786,7 +794,7 @@ void zc__sconn_tick_wait(struct zc__sconn *sc)
 	 * (parse() lets it through to admission, which says so). */
 	if (zc__frame_decode_chain(&sc->rx, &sc->lim, &f) > 0 &&
 	    wait_expired(sc, &f))
-		parse(sc);
+		zc__sconn_parse(sc);
 }
 
 void zc__server_resume(struct zc_work *w)
@@ -807,8 +815,8 @@ void zc__server_resume(struct zc_work *w)
 		atomic_fetch_sub(&rc->nwaiting, 1);
 		atomic_fetch_sub(&rc->s->budget_waiting, 1);
 		if (sc->conn)
-			parse(sc);
-		sconn_put(sc);
+			zc__sconn_parse(sc);
+		zc__sconn_put(sc);
 	}
 }
 
@@ -828,7 +836,7 @@ static void sc_on_data(struct zc_conn *c, struct zc_chain *data, void *ud)
 		protocol_error(sc, "out of memory");
 		return;
 	}
-	parse(sc);
+	zc__sconn_parse(sc);
 	if (sc->conn)
 		zc__srv_rx_unpin(sc);
 }
@@ -841,15 +849,18 @@ static void sc_released(struct zc__tx *tx, size_t payload)
 	if (sc->paused && sc->conn && !over_tx_budget(sc)) {
 		sc->paused = false;
 		sc->stall_base = zc__now_ns();
-		parse(sc);
+		zc__sconn_parse(sc);
 	}
 }
 
 /* Everything queued is with the stack: a closing connection may close. */
 static void sc_tx_idle(struct zc__tx *tx)
 {
-	zc__sconn_maybe_close((struct zc__sconn *)((char *)tx -
-				offsetof(struct zc__sconn, tx)));
+	struct zc__sconn *sc = (struct zc__sconn *)((char *)tx -
+				offsetof(struct zc__sconn, tx));
+
+	zc__sconn_maybe_close(sc);
+	zc__sconn_move_kick(sc);	/* its answers are all sent */
 }
 
 static void sc_on_writable(struct zc_conn *c, void *ud)
@@ -871,7 +882,7 @@ static void sc_on_eof(struct zc_conn *c, void *ud)
 	/* Frames received before the FIN and not parsed yet (we had
 	 * stopped for room) are still served when parsing resumes. */
 	if (!sc->paused && !sc->budget_wait)
-		parse(sc);
+		zc__sconn_parse(sc);
 }
 
 static void sc_on_close(struct zc_conn *c, int err, void *ud)
@@ -904,16 +915,10 @@ static void sc_on_close(struct zc_conn *c, int err, void *ud)
 	sc->nreasm = 0;
 	zc_chain_release(&sc->rx);
 	sc->conn = NULL;
-	if (sc->prev)
-		sc->prev->next = sc->next;
-	else
-		sc->rc->conns = sc->next;
-	if (sc->next)
-		sc->next->prev = sc->prev;
-	atomic_fetch_sub(&sc->rc->nconns, 1);
+	zc__sconn_unlink(sc);
 	zc__ctr_sub(&s->conns_open, 1);
 	zc__server_drain_check(sc->rc);
-	sconn_put(sc);
+	zc__sconn_put(sc);
 }
 
 static const struct zc_conn_ops sconn_ops = {
@@ -964,17 +969,35 @@ void zc__server_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
 		free(sc);
 		return;
 	}
-	sc->next = rc->conns;
-	if (rc->conns)
-		rc->conns->prev = sc;
-	rc->conns = sc;
-	atomic_fetch_add(&rc->nconns, 1);
+	zc__sconn_link(rc, sc);
 	zc__ctr_add(&rc->s->sconns_live, 1);
 	zc__ctr_add(&rc->s->conns_accepted, 1);
 	zc__ctr_add(&rc->s->conns_open, 1);
 	zc_conn_set_ops(c, &sconn_ops, sc);
 	zc__srv_conn_setup(sc);
 	zc__tx_flush(&sc->tx);
+}
+
+void zc__sconn_link(struct zc__srctx *rc, struct zc__sconn *sc)
+{
+	sc->prev = NULL;
+	sc->next = rc->conns;
+	if (rc->conns)
+		rc->conns->prev = sc;
+	rc->conns = sc;
+	atomic_fetch_add(&rc->nconns, 1);
+}
+
+void zc__sconn_unlink(struct zc__sconn *sc)
+{
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		sc->rc->conns = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	sc->prev = sc->next = NULL;
+	atomic_fetch_sub(&sc->rc->nconns, 1);
 }
 
 /* ---- drain ------------------------------------------------------------- */

@@ -71,6 +71,9 @@ struct zc__srctx {
 	/* Ring bytes that calls of this reactor pin as views, and the cap
 	 * above which request bytes are copied out (server_mem.c). */
 	size_t pinned, pin_max;
+	/* A bulk reactor (accepts nothing, takes connections that turn
+	 * bulk: server_move.c). */
+	bool bulk;
 };
 
 struct zc__sconn {
@@ -114,6 +117,14 @@ struct zc__sconn {
 	 * handshake is over by then); one reference, dropped with @sc. */
 	struct zc_tls_peer *tls_peer;
 	bool tls_peer_known;
+	/* Moving to a bulk reactor (server_move.c): bulk_want from the
+	 * request that crossed bulk_message_bytes (left unparsed) until the
+	 * move ends; moving while the stack moves it (unlinked from rc);
+	 * bulk_done once moved or given up (never tried again). */
+	bool bulk_want, moving, bulk_done;
+	bool move_check_queued;
+	struct zc__srctx *move_to;
+	struct zc_work move_check;
 };
 
 /*
@@ -146,7 +157,11 @@ struct zc_rpc_call {
 
 struct zc_rpc_server {
 	struct zc_rpc_server_config cfg;
+	/* cfg.nreactors accepting ones, then cfg.nbulk bulk ones. */
 	struct zc__srctx *rcs;
+	unsigned nrc;
+	atomic_uint next_bulk;		/* round robin over the bulk ones */
+	atomic_bool aborting;		/* destroy's abort has begun */
 	struct zc__method **methods;	/* sorted by id */
 	unsigned nmethods;
 	bool listening;
@@ -187,7 +202,7 @@ struct zc_rpc_server {
 		rejected_draining, expired_queued, cancels, dropped_answers,
 		tx_budget_stops, rx_budget_stops, inflight, inflight_bytes,
 		conns_timed_out, expired_reasm, lingered, drain_cut,
-		rx_copied, conns_unwritable;
+		rx_copied, conns_unwritable, conns_moved;
 	zc__ctr reasm_bytes;		/* inflight_bytes of partial messages */
 	zc__ctr sconns_live;		/* sconn structs not freed yet */
 	atomic_uint budget_waiting;	/* connections waiting, all reactors */
@@ -224,6 +239,10 @@ void zc__srv_rx_unpin(struct zc__sconn *sc);
 enum zc__bytes_verdict { ZC__BYTES_OK, ZC__BYTES_WAIT, ZC__BYTES_REFUSE };
 enum zc__bytes_verdict zc__srv_bytes_check(const struct zc__sconn *sc,
 					   uint32_t msg_len);
+/* A connection moved to this reactor (@sc->rc): the request bytes it
+ * brought as views of the old reactor's ring are copied out (the pin
+ * caps are per ring), or, without memory, charged here. */
+void zc__srv_conn_moved(struct zc__sconn *sc);
 /* on_close: log and count a connection the unwritable timeout ended. */
 void zc__srv_conn_closed(struct zc__sconn *sc, int err);
 
@@ -231,6 +250,21 @@ void zc__srv_conn_closed(struct zc__sconn *sc, int err);
 void zc__server_goaway_all(struct zc__srctx *rc);
 /* Reactor thread: destroy's step: GOAWAY, cancel, reset every conn. */
 void zc__server_abort_all(struct zc__srctx *rc);
+
+/* ---- moving to a bulk reactor (server_move.c), reactor thread ---- */
+/* @f, the frame at the head of @sc's unparsed bytes: true when it is a
+ * new request that makes @sc move before it is parsed (then bulk_want is
+ * set and a move check queued). */
+bool zc__sconn_bulk_check(struct zc__sconn *sc, const struct zc_frame *f);
+/* Something @sc waited for may have ended: check (later, outside any
+ * batch) whether it can move now. */
+void zc__sconn_move_kick(struct zc__sconn *sc);
+/* Link @sc into @rc's connections (accept, move). */
+void zc__sconn_link(struct zc__srctx *rc, struct zc__sconn *sc);
+void zc__sconn_unlink(struct zc__sconn *sc);
+/* server.c's parse() and sconn_put(), for the move. */
+void zc__sconn_parse(struct zc__sconn *sc);
+void zc__sconn_put(struct zc__sconn *sc);
 
 /* ---- shared by server.c and server_tick.c (reactor thread) ---- */
 /* @now + @ms, or UINT64_MAX for ZC_RPC_TIMEOUT_OFF. */

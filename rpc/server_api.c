@@ -53,7 +53,7 @@ static int add_method(struct zc_rpc_server *s, uint32_t id, const char *name,
 		return -EEXIST;
 	m = calloc(1, sizeof(*m));
 	if (m)
-		m->lat = calloc(s->cfg.nreactors, sizeof(*m->lat));
+		m->lat = calloc(s->nrc, sizeof(*m->lat));
 	arr = realloc(s->methods, (s->nmethods + 1) * sizeof(*arr));
 	if (!m || !m->lat || !arr) {
 		if (m)
@@ -256,7 +256,8 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	pthread_condattr_t ca;
 	int ret;
 
-	if (!cfg || !cfg->reactors || !cfg->nreactors)
+	if (!cfg || !cfg->reactors || !cfg->nreactors ||
+	    (cfg->nbulk && !cfg->bulk_reactors))
 		return -EINVAL;
 	c = *cfg;
 #define DEF(f, v) do { if (!c.f) c.f = (v); } while (0)
@@ -277,6 +278,7 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	DEF(idle_timeout_ms, 300000);
 	DEF(stall_timeout_ms, 30000);
 	DEF(linger_ms, 2000);
+	DEF(bulk_message_bytes, 1u << 20);
 #undef DEF
 	if (c.max_frame < ZC_FRAME_MIN || c.max_frame > ZC_FRAME_MAX ||
 	    c.max_message > c.max_inflight_bytes ||
@@ -294,15 +296,20 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->tcond, &ca);
 	pthread_condattr_destroy(&ca);
-	s->rcs = calloc(cfg->nreactors, sizeof(*s->rcs));
+	s->nrc = cfg->nreactors + cfg->nbulk;
+	s->rcs = calloc(s->nrc, sizeof(*s->rcs));
 	if (!s->rcs) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	for (unsigned i = 0; i < cfg->nreactors; i++) {
+	for (unsigned i = 0; i < s->nrc; i++) {
+		bool bulk = i >= cfg->nreactors;
+
 		s->rcs[i].s = s;
-		s->rcs[i].r = cfg->reactors[i];
-		zc__inbox_init(&s->rcs[i].inbox, cfg->reactors[i],
+		s->rcs[i].bulk = bulk;
+		s->rcs[i].r = bulk ? cfg->bulk_reactors[i - cfg->nreactors] :
+				     cfg->reactors[i];
+		zc__inbox_init(&s->rcs[i].inbox, s->rcs[i].r,
 			       zc__server_inbox);
 		s->rcs[i].resume_work.fn = zc__server_resume;
 		s->rcs[i].tick_work.fn = zc__server_tick;
@@ -488,7 +495,7 @@ static bool on_own_reactor(const struct zc_rpc_server *s)
 {
 	struct zc_reactor *cur = zc_reactor_current();
 
-	for (unsigned i = 0; cur && i < s->cfg.nreactors; i++)
+	for (unsigned i = 0; cur && i < s->nrc; i++)
 		if (s->rcs[i].r == cur)
 			return true;
 	return false;
@@ -502,10 +509,10 @@ int zc_rpc_server_drain_start(struct zc_rpc_server *s, unsigned timeout_ms,
 	s->drain_done = done;
 	s->drain_arg = arg;
 	s->drain_timeout_ms = timeout_ms;
-	atomic_store(&s->drain_left, s->cfg.nreactors);
+	atomic_store(&s->drain_left, s->nrc);
 	atomic_store(&s->drained, true);
 	/* Queued even on our own reactor: the drain runs from its loop. */
-	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+	for (unsigned i = 0; i < s->nrc; i++) {
 		atomic_store(&s->rcs[i].drain_queued, true);
 		zc_reactor_queue(s->rcs[i].r, &s->rcs[i].drain_work);
 	}
@@ -560,7 +567,7 @@ static bool destroy_busy(struct zc_rpc_server *s)
 	if (zc__ctr_get(&s->inflight) || zc__ctr_get(&s->sconns_live) ||
 	    (atomic_load(&s->drain_started) && atomic_load(&s->drain_left)))
 		return true;
-	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+	for (unsigned i = 0; i < s->nrc; i++) {
 		struct zc__srctx *rc = &s->rcs[i];
 
 		if (atomic_load(&rc->inbox.queued) ||
@@ -583,7 +590,10 @@ static int destroy_step(struct zc_rpc_server *s)
 	if (!s->destroying) {
 		s->destroying = true;
 		atomic_store(&s->drained, true);
-		for (unsigned i = 0; i < s->cfg.nreactors; i++)
+		/* A connection arriving on a bulk reactor after its abort
+		 * ran is aborted there (server_move.c). */
+		atomic_store(&s->aborting, true);
+		for (unsigned i = 0; i < s->nrc; i++)
 			(void)zc_reactor_call(s->rcs[i].r, abort_fn, &s->rcs[i]);
 	}
 	if (destroy_busy(s))
@@ -598,7 +608,7 @@ int zc_rpc_server_destroy(struct zc_rpc_server *s)
 	bool loop = on_own_reactor(s);
 	int ret;
 
-	if (loop && s->cfg.nreactors > 1)
+	if (loop && s->nrc > 1)
 		return -EDEADLK;
 	if (loop) {
 		/* Nothing of ours runs concurrently on our only reactor. */
@@ -614,7 +624,7 @@ int zc_rpc_server_destroy(struct zc_rpc_server *s)
 				usleep(1000);
 			/* A batch that just cleared its flag may still be
 			 * running: let every reactor finish it. */
-			for (unsigned i = 0; i < s->cfg.nreactors; i++)
+			for (unsigned i = 0; i < s->nrc; i++)
 				(void)zc_reactor_call(s->rcs[i].r, noop_fn,
 						      NULL);
 			if (!destroy_busy(s))
@@ -714,6 +724,7 @@ void zc_rpc_server_stats(const struct zc_rpc_server *s,
 	out->drain_cut = zc__ctr_get(&s->drain_cut);
 	out->conns_unwritable = zc__ctr_get(&s->conns_unwritable);
 	out->rx_copied = zc__ctr_get(&s->rx_copied);
+	out->conns_moved = zc__ctr_get(&s->conns_moved);
 }
 
 int zc_rpc_server_method_stats(const struct zc_rpc_server *s,
@@ -741,6 +752,6 @@ int zc_rpc_server_method_latency(const struct zc_rpc_server *s,
 
 	if (!m)
 		return -ENOENT;
-	zc__hist_read(m->lat, s->cfg.nreactors, out);
+	zc__hist_read(m->lat, s->nrc, out);
 	return 0;
 }

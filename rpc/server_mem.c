@@ -55,6 +55,16 @@ void zc__srv_conn_closed(struct zc__sconn *sc, int err)
 		s->cfg.unwritable_timeout_ms);
 }
 
+/* The reactor's pin cap, at its first connection (accepted or moved). */
+static void pin_max_init(struct zc__srctx *rc)
+{
+	if (rc->pin_max)
+		return;
+	rc->pin_max = rc->s->cfg.rx_pin_max;
+	if (!rc->pin_max)
+		rc->pin_max = zc_pool_max_bytes(zc_reactor_pool(rc->r)) / 4;
+}
+
 void zc__srv_conn_setup(struct zc__sconn *sc)
 {
 	struct zc__srctx *rc = sc->rc;
@@ -64,12 +74,7 @@ void zc__srv_conn_setup(struct zc__sconn *sc)
 	if (!have || have > want)
 		zc_conn_set_rx_budget(sc->conn, want);
 	set_user_timeout(sc);
-	if (!rc->pin_max) {
-		rc->pin_max = rc->s->cfg.rx_pin_max;
-		if (!rc->pin_max)
-			rc->pin_max =
-				zc_pool_max_bytes(zc_reactor_pool(rc->r)) / 4;
-	}
+	pin_max_init(rc);
 }
 
 bool zc__srv_keep_views(const struct zc__sconn *sc,
@@ -125,6 +130,33 @@ void zc__srv_rx_unpin(struct zc__sconn *sc)
 	/* -ENOMEM: the views stay, the receive budget still bounds them. */
 	if (!zc__chain_to_heap(&sc->rx, pool))
 		zc__ctr_add(&sc->rc->s->rx_copied, len);
+}
+
+void zc__srv_conn_moved(struct zc__sconn *sc)
+{
+	struct zc__srctx *rc = sc->rc;
+	struct zc_pool *pool = zc_reactor_pool(rc->r);
+	size_t len = zc_chain_len(&sc->rx);
+	uint32_t i = 0;
+	uint64_t id;
+	void *v;
+
+	pin_max_init(rc);
+	while (zc__map_next(&sc->calls, &i, &id, &v)) {
+		struct zc_rpc_call *call = v;
+
+		if (v == ZC__DISCARD || call->state != CALL_REASM ||
+		    !call->ra.pinned)
+			continue;
+		if (zc__reasm_unpin(&call->ra, &call->req, call->msg_len,
+				    pool))
+			rc->pinned += call->ra.pinned;	/* freed here */
+		else
+			zc__ctr_add(&rc->s->rx_copied, call->ra.got);
+	}
+	/* -ENOMEM: the views stay, the receive budget still bounds them. */
+	if (len && pins_ring(&sc->rx) && !zc__chain_to_heap(&sc->rx, pool))
+		zc__ctr_add(&rc->s->rx_copied, len);
 }
 
 enum zc__bytes_verdict zc__srv_bytes_check(const struct zc__sconn *sc,

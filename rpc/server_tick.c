@@ -66,7 +66,7 @@ static void *ticker_main(void *arg)
 			pthread_mutex_lock(&s->tlock);
 			continue;
 		}
-		for (unsigned i = 0; i < s->cfg.nreactors; i++) {
+		for (unsigned i = 0; i < s->nrc; i++) {
 			struct zc__srctx *rc = &s->rcs[i];
 
 			if (wants_tick(s, rc) &&

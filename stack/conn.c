@@ -144,7 +144,7 @@ static void arm_recv(struct zc_conn *c)
 	ZC__STAT_INC(r, rx_arms);
 }
 
-static void cancel_ud(struct zc_reactor *r, uint64_t ud)
+void zc__cancel_ud(struct zc_reactor *r, uint64_t ud)
 {
 	struct io_uring_sqe *sqe = zc__sqe(r);
 
@@ -152,12 +152,12 @@ static void cancel_ud(struct zc_reactor *r, uint64_t ud)
 	io_uring_sqe_set_data64(sqe, zc__ud(NULL, ZC__OP_IGNORE));
 }
 
-static void cancel_recv(struct zc_conn *c)
+void zc__cancel_recv(struct zc_conn *c)
 {
 	if (!c->recv_armed || c->recv_cancelling)
 		return;
 	c->recv_cancelling = true;
-	cancel_ud(c->r, zc__ud(c, ZC__OP_RECV));
+	zc__cancel_ud(c->r, zc__ud(c, ZC__OP_RECV));
 }
 
 static size_t budget_of(const struct zc_conn *c)
@@ -182,7 +182,7 @@ void zc__conn_deliver(struct zc_conn *c, struct zc_chain *chain)
 		/* Completions already posted still arrive: the overshoot is
 		 * bounded by the ring, not by the budget. */
 		ZC__STAT_INC(c->r, rx_budget_stops);
-		cancel_recv(c);
+		zc__cancel_recv(c);
 	}
 }
 
@@ -447,18 +447,18 @@ static void service_dead(struct zc_conn *c)
 {
 	struct zc_reactor *r = c->r;
 
-	cancel_recv(c);
+	zc__cancel_recv(c);
 	if (c->tls)
 		zc__tls_dead(c);
 	if (c->err_poll_armed && !c->err_poll_cancelling) {
 		c->err_poll_cancelling = true;
-		cancel_ud(r, zc__ud(c, ZC__OP_POLL));
+		zc__cancel_ud(r, zc__ud(c, ZC__OP_POLL));
 	}
 	if (c->connect_inflight)
-		cancel_ud(r, zc__ud(c, ZC__OP_CONNECT));
+		zc__cancel_ud(r, zc__ud(c, ZC__OP_CONNECT));
 	if (c->send_inflight && c->aborting && !c->send_cancelling) {
 		c->send_cancelling = true;
-		cancel_ud(r, c->cur_zc ? zc__ud(c->cur_zc, ZC__OP_SEND_ZC) :
+		zc__cancel_ud(r, c->cur_zc ? zc__ud(c->cur_zc, ZC__OP_SEND_ZC) :
 					 zc__ud(c, ZC__OP_SEND));
 	}
 	if (!c->send_inflight)
@@ -526,6 +526,10 @@ void zc__conn_service(struct zc_conn *c)
 		if (c->ops && c->ops->on_writable)
 			c->ops->on_writable(c, c->ud);
 	}
+	/* Being moved: waits for its requests, then leaves (and is no
+	 * longer ours to touch); abandoned if it started closing. */
+	if (c->moving && zc__move_service(c))
+		return;
 	switch (c->state) {
 	case ZC__DONE:
 	case ZC__CONNECTING:

@@ -197,6 +197,7 @@ struct zc_reactor {
 	long long trim_next_us;
 
 	bool torn_down;
+	bool closing;         /* teardown begun: no connection moves in */
 	unsigned tls_hs;      /* TLS handshakes running (tls.c) */
 	/* TLS connections whose opening waits for pool buffers
 	 * (c->tls_rx_wait): the ring is not refilled meanwhile (rxring.c). */
@@ -294,6 +295,14 @@ struct zc_conn {
 	/* TLS state (tls.c), NULL for plaintext connections. */
 	struct zc__tls *tls;
 
+	/* zc_conn_move() under way (move.c): set on the old reactor until
+	 * the connection is handed over through move_work. */
+	bool moving;
+	struct zc_reactor *move_to;
+	zc_conn_moved_fn move_done;
+	void *move_arg;
+	struct zc_work move_work;
+
 	/* Connect. */
 	struct sockaddr_storage peer; /* read by the kernel at submit */
 	struct __kernel_timespec ts;
@@ -373,6 +382,10 @@ int zc__sock_setup(struct zc_reactor *r, int fd);
 int zc__sock_bufs(struct zc_reactor *r, int fd);
 void zc__conn_service(struct zc_conn *c);
 void zc__conn_fail(struct zc_conn *c, int err);
+/* Cancel the request @ud names (its completion is ignored). */
+void zc__cancel_ud(struct zc_reactor *r, uint64_t ud);
+/* Cancel the connection's receive, once. */
+void zc__cancel_recv(struct zc_conn *c);
 void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__handle_connect(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__handle_timeout(struct zc_reactor *r, const struct io_uring_cqe *cqe);
@@ -381,6 +394,11 @@ void zc__abort_all(struct zc_reactor *r);
 /* Hand a plaintext chain (moved) to on_data(), with the receive budget's
  * accounting; drops it if nobody listens. */
 void zc__conn_deliver(struct zc_conn *c, struct zc_chain *chain);
+
+/* move.c: zc__conn_service() of a connection being moved.  True when
+ * the service stops here (still waiting, or handed over: then @c is the
+ * other reactor's); false once the move is abandoned (closing). */
+bool zc__move_service(struct zc_conn *c);
 
 /* send.c */
 /* Queue @chain (moved) without the sndq_max check: 0 or -ENOMEM (then

@@ -867,6 +867,9 @@ static int reactor_teardown(struct zc_reactor *r)
 
 	atomic_store(&r->stop, 0);
 	if (!r->torn_down) {
+		/* Read by zc_conn_move() on other reactors' threads; from
+		 * here on a connection moved to us is closed on arrival. */
+		__atomic_store_n(&r->closing, true, __ATOMIC_RELAXED);
 		zc__close_listeners(r);
 		zc__abort_all(r);
 		/* Wait for every connection and listener to let go: aborts

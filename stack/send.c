@@ -328,7 +328,11 @@ void zc__send_kick(struct zc_conn *c)
 				      IORING_SEND_ZC_REPORT_USAGE : 0;
 		int slab = zc_buf_slab_index(bufs[0]);
 
-		if (n == 1 && slab >= 0 && (unsigned)slab < r->fixed_n &&
+		/* Registered slabs are this reactor's pool's: a buffer of
+		 * another pool (a moved connection's, a chain built on
+		 * another reactor) sends unregistered. */
+		if (n == 1 && slab >= 0 && zc_buf_pool(bufs[0]) == r->pool &&
+		    (unsigned)slab < r->fixed_n &&
 		    r->fixed_ok[slab]) {
 			io_uring_prep_send_zc_fixed(sqe, c->fd, c->iov[0].iov_base,
 						    total, MSG_NOSIGNAL, zf,

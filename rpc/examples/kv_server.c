@@ -2,12 +2,18 @@
 /*
  * kv_server - a key-value store served with zcrpc.
  *
- *   kv_server [-p PORT]       (PORT 0, the default, picks a free port)
+ *   kv_server [-p PORT] [--bulk-reactor]
+ *                             (PORT 0, the default, picks a free port)
  *
  * Prints "listening on PORT", serves until SIGINT/SIGTERM, then drains.
+ * --bulk-reactor adds a second reactor that accepts nothing and takes the
+ * connections that send requests of 1 MiB or more (bulk_reactors in
+ * zcrpc/rpc.h), so that small calls on the first stay prompt.
  *
- * What it shows: handlers running inline on the reactor (so the table
- * needs no lock), keeping only a copy of what must outlive the request
+ * What it shows: handlers running inline on the reactor (with a bulk
+ * reactor two threads run them, so the table has a mutex: held for a
+ * lookup and a reference, never while copying a value or answering),
+ * keeping only a copy of what must outlive the request
  * (receive buffers go back to the pool at once), and answering GET
  * without copying: each value lives in a zc_buf_wrap()ed block, every
  * answer is one more reference on it, and a PUT that replaces a value
@@ -18,7 +24,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +43,8 @@ struct entry {
 };
 
 static struct entry *table[NBUCKETS];
+/* The handlers of both reactors (--bulk-reactor) share the table. */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned hash(const char *k, size_t n)
 {
@@ -70,7 +80,7 @@ static void put(struct zc_rpc_call *call, struct zc_chain *req, void *arg)
 	size_t len = zc_chain_len(req), vlen;
 	char *key = NULL, *val = NULL;
 	struct zc_chain empty;
-	struct zc_buf *b;
+	struct zc_buf *b, *old = NULL;
 	struct entry **e;
 	uint8_t hdr[2];
 	uint16_t klen;
@@ -91,19 +101,24 @@ static void put(struct zc_rpc_call *call, struct zc_chain *req, void *arg)
 	zc_chain_copyout(req, 2u + klen, val + 1, vlen);
 	zc_chain_release(req);
 
+	pthread_mutex_lock(&table_lock);
 	e = lookup(key, klen);
 	if (*e) {
-		zc_buf_put((*e)->val);	/* answers in flight keep theirs */
+		old = (*e)->val;	/* answers in flight keep theirs */
 		free(key);
 	} else if ((*e = calloc(1, sizeof(**e)))) {
 		(*e)->key = key;
 	} else {
+		pthread_mutex_unlock(&table_lock);
 		free(key);
 		zc_buf_put(b);		/* frees val */
 		zc_rpc_reply_error(call, ZC_RPC_INTERNAL, "out of memory");
 		return;
 	}
 	(*e)->val = b;
+	pthread_mutex_unlock(&table_lock);
+	if (old)
+		zc_buf_put(old);
 	zc_chain_init(&empty);
 	(void)zc_rpc_reply(call, &empty);
 	return;
@@ -125,16 +140,27 @@ static void get(struct zc_rpc_call *call, struct zc_chain *req, void *arg)
 	struct zc_pool *pool = zc_reactor_pool(zc_rpc_call_reactor(call));
 	char key[256];
 	size_t n = zc_chain_copyout(req, 0, key, sizeof(key));
-	struct entry *e = *lookup(key, n);
+	struct zc_buf *b, *val = NULL;
 	struct zc_chain resp;
 	struct zc_view v;
-	struct zc_buf *b;
+	struct entry *e;
 	int ret;
 
 	zc_chain_release(req);
 	zc_chain_init(&resp);
+	/* Our own reference, taken under the lock: a PUT may replace the
+	 * value (and drop the table's) the moment we let go. */
+	pthread_mutex_lock(&table_lock);
+	e = *lookup(key, n);
 	if (e) {
-		ret = zc_view_init(&v, e->val, 0, zc_buf_capacity(e->val));
+		val = e->val;
+		zc_buf_get(val);
+	}
+	pthread_mutex_unlock(&table_lock);
+	if (val) {
+		ret = zc_view_adopt(&v, val, 0, zc_buf_capacity(val));
+		if (ret)
+			zc_buf_put(val);
 	} else {
 		ret = zc_buf_wrap(pool, &miss, 1, static_value, NULL, &b);
 		if (!ret)
@@ -158,6 +184,7 @@ int main(int argc, char **argv)
 		{ "cert", required_argument, NULL, 'c' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "ca", required_argument, NULL, 'a' },
+		{ "bulk-reactor", no_argument, NULL, 'b' },
 		{ 0 }
 	};
 	/* TLS with --cert/--key; with --ca too, clients must show a
@@ -166,7 +193,8 @@ int main(int argc, char **argv)
 	struct zc_tls_ctx *tls = NULL;
 	struct zc_reactor_config rc = { 0 };
 	struct zc_rpc_server *srv;
-	struct zc_reactor *r;
+	struct zc_reactor *r, *bulk = NULL;
+	bool want_bulk = false;
 	sigset_t sigs;
 	int opt, sig, ret;
 
@@ -176,9 +204,10 @@ int main(int argc, char **argv)
 		case 'c': tc.cert_file = optarg; break;
 		case 'k': tc.key_file = optarg; break;
 		case 'a': tc.ca_file = optarg; break;
+		case 'b': want_bulk = true; break;
 		default:
-			fprintf(stderr, "usage: kv_server [-p PORT] [--cert FILE "
-				"--key FILE [--ca FILE]]\n");
+			fprintf(stderr, "usage: kv_server [-p PORT] [--bulk-reactor] "
+				"[--cert FILE --key FILE [--ca FILE]]\n");
 			return 2;
 		}
 	}
@@ -195,12 +224,15 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	ret = zc_reactor_spawn(&rc, &r);
+	if (!ret && want_bulk)
+		ret = zc_reactor_spawn(&rc, &bulk);
 	if (ret) {
 		fprintf(stderr, "reactor: %s\n", strerror(-ret));
 		return 1;
 	}
 	ret = zc_rpc_server_create(&(struct zc_rpc_server_config){
-		.reactors = &r, .nreactors = 1, .tls = tls }, &srv);
+		.reactors = &r, .nreactors = 1, .tls = tls,
+		.bulk_reactors = &bulk, .nbulk = bulk ? 1 : 0 }, &srv);
 	if (!ret)
 		ret = zc_rpc_server_register(srv, KV_PUT, "put", ZC_RPC_INLINE,
 					     0, put, NULL);
@@ -231,6 +263,10 @@ int main(int argc, char **argv)
 		}
 	}
 	while ((ret = zc_reactor_destroy(r)) == -EBUSY)
+		usleep(1000);
+	/* Values PUT on the bulk reactor came from its pool: freed above,
+	 * they go home through its deferred list. */
+	while (!ret && bulk && (ret = zc_reactor_destroy(bulk)) == -EBUSY)
 		usleep(1000);
 	zc_tls_ctx_put(tls);
 	return ret ? 1 : 0;

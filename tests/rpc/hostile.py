@@ -15,6 +15,9 @@
 #   RSS bounds (a sanitized server's allocator costs several times more),
 #   and --time-factor=F the one-second bound on service after the attack
 #   (a sanitized server is several times slower at freeing what it held).
+# The server is whatever run_py.sh starts: ZC_KV_ARGS=--bulk-reactor gives
+# kv_server a bulk reactor (ctest rpc.hostile_bulk.*); nothing asserted
+# here changes.
 import os
 import multiprocessing
 import select

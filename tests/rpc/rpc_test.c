@@ -42,8 +42,11 @@ void rt_server_start(struct rt_env *e, const struct rt_opts *o)
 	struct sockaddr_in sin;
 	int ret;
 
+	/* The last o->sc.nbulk server reactors are bulk ones. */
+	RT_REQUIRE(o->sc.nbulk < e->nsrv);
 	sc.reactors = e->srv_r;
-	sc.nreactors = e->nsrv;
+	sc.nreactors = e->nsrv - o->sc.nbulk;
+	sc.bulk_reactors = o->sc.nbulk ? e->srv_r + sc.nreactors : NULL;
 	ret = zc_rpc_server_create(&sc, &e->srv);
 	RT_REQUIRE(ret == 0, "server create: %d", ret);
 	if (o->setup)

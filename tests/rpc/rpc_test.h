@@ -37,7 +37,8 @@ struct rt_env {
 
 struct rt_opts {
 	struct zc_reactor_config rc;	/* every reactor */
-	struct zc_rpc_server_config sc;	/* reactors filled in */
+	struct zc_rpc_server_config sc;	/* reactors filled in (the last
+					 * sc.nbulk of them: bulk_reactors) */
 	struct zc_rpc_client_config cc;	/* reactor and addr filled in */
 	unsigned server_reactors;	/* [1] */
 	bool no_client;

@@ -217,6 +217,26 @@ struct zc_rpc_server_config {
 	 * the connections.  Not for Unix sockets. [false: a port already in
 	 * use fails -EADDRINUSE] */
 	bool reuseport;
+	/*
+	 * Bulk reactors: they accept nothing, and serve the connections
+	 * that turn bulk, so that the reactors above keep serving small
+	 * calls promptly (a thread busy copying one peer's megabytes takes
+	 * tens of microseconds to milliseconds to look at anyone else's
+	 * request).  A connection on an accepting reactor whose new request
+	 * announces msg_len >= bulk_message_bytes stops parsing before that
+	 * request, lets the calls it has dispatched be answered and their
+	 * answers framed (bytes still queued in the stack go out from the
+	 * bulk reactor), then moves (zc_conn_move(): its unparsed bytes and
+	 * the calls it is still receiving with it) to a bulk reactor, round
+	 * robin, where parsing resumes.  It stays there until it closes;
+	 * the protocol does not change and the peer sees nothing but the
+	 * pause.  Not for TLS connections (they stay).  Borrowed: they must
+	 * outlive the server, and must not be in @reactors.
+	 * [NULL / 0: none; every connection stays where it was accepted] */
+	struct zc_reactor *const *bulk_reactors;
+	unsigned nbulk;
+	/* See bulk_reactors. [1 MiB] */
+	uint32_t bulk_message_bytes;
 };
 
 /* A timeout of the server config that never fires. */
@@ -227,7 +247,8 @@ struct zc_rpc_server_config {
  * ticker thread (the timers of every reactor of the server; it wakes
  * them 10 times a second while they have connections, 100 times while a
  * drain or a call deadline needs it).  Returns 0 and *@out, or -EINVAL
- * (no reactors, max_frame outside [4 KiB, 16 MiB], max_message over
+ * (no reactors, nbulk without bulk_reactors, max_frame outside [4 KiB,
+ * 16 MiB], max_message over
  * max_inflight_bytes, reserve_bytes not below max_inflight_bytes),
  * -ENOMEM, a pthread error.  The caller owns the server and must
  * zc_rpc_server_destroy() it.
@@ -423,6 +444,9 @@ struct zc_rpc_server_stats {
 	uint64_t lingered;		/* reset: peer did not close in linger */
 	uint64_t drain_cut;		/* calls and answers cut by a drain
 					 * deadline (ERROR cancelled) */
+	uint64_t conns_moved;		/* moved to a bulk reactor (per
+					 * reactor: zc_reactor_stats()
+					 * moved_in / moved_out) */
 };
 
 /*

@@ -8,7 +8,8 @@
  *
  *   A reactor is one thread, one io_uring and one alloc pool (the pool's
  *   owner thread is the reactor thread).  Every connection belongs to one
- *   reactor for its whole life.  Its loop is:
+ *   reactor at a time: the one it was accepted or connected on, until
+ *   zc_conn_move() hands it to another.  Its loop is:
  *
  *     reap a batch of CQEs -> run handlers (on_data, done callbacks, ...)
  *       -> zc_pool_drain() (buffers released on other threads come home)
@@ -277,6 +278,9 @@ struct zc_reactor_stats {
 	uint64_t zc_to_copy;       /* AUTO connections switched to copy */
 	uint64_t tx_sliced;        /* send requests cut at tx_slice_bytes */
 	uint64_t prefaults;        /* large regions populated off the loop */
+	/* zc_conn_move() */
+	uint64_t moved_out;        /* connections handed to another reactor */
+	uint64_t moved_in;         /* connections taken from another */
 	/* TLS (zcrpc/tls.h) */
 	uint64_t tls_handshakes;   /* handshakes completed */
 	uint64_t tls_failed;       /* handshakes failed (bad peer, verify) */
@@ -669,6 +673,52 @@ enum zc_close_how {
  * call).  Calling it again, or after EOF/errors, is harmless; ABORT may
  * follow GRACEFUL to cut it short. */
 ZC_API void zc_conn_close(struct zc_conn *c, enum zc_close_how how);
+
+/*
+ * zc_conn_move()'s completion: @err 0 on the new reactor's thread, the
+ * connection now its own; or, on the old reactor's thread, the
+ * connection's error (-ECANCELED for an abort, -EPIPE for a graceful
+ * close) when it started closing before it could leave, or -ESHUTDOWN
+ * (on the new reactor's thread) when that reactor was being destroyed:
+ * the connection is then closed there (on_close follows, same thread).
+ */
+typedef void (*zc_conn_moved_fn)(struct zc_conn *c, int err, void *arg);
+
+/*
+ * Reactor thread of @c only.  Move @c to reactor @to, for good: the stack
+ * stops receiving (cancels the receive and waits for its completion),
+ * waits until no request of @c is in flight on the old ring (sends under
+ * way and zero-copy notifications included; a resume queued by
+ * zc_conn_recv_done() has run), unlinks it, and hands it to @to through
+ * its work queue, where receiving starts again from @to's buffer ring and
+ * @done(@c, 0, @arg) runs first on @to's thread.  Sends queued and not
+ * yet started are carried over, in order, and go out from @to.  From
+ * then on every callback of @c runs on @to's thread, zc_conn_reactor()
+ * is @to and the reactor-thread functions must be called there.
+ *
+ * Meanwhile (until @done) callbacks still run on the old thread for what
+ * was under way: on_data() for bytes received before the receive ended,
+ * done() of sends, on_eof(); the caller calls zc_conn_close() there if it
+ * must (the move is then abandoned: @done with the error, then on_close)
+ * and no other reactor-thread function.  Thread-safe calls
+ * (zc_conn_recv_done(), zc_conn_get()/put(), zc_conn_rx_budget()) stay
+ * valid throughout.
+ *
+ * Ownership: the stack's reference and the connection's ops and user
+ * data go with it; views of the old reactor's buffers that the caller
+ * holds (received bytes) stay valid and, released on @to's thread, go
+ * home through the old pool's deferred list.  The receive budget's
+ * count (bytes out) goes with the connection.
+ *
+ * Returns 0 (@done will run exactly once), or, with nothing changed and
+ * @done never called: -EINVAL (NULL argument, @to is @c's reactor),
+ * -EOPNOTSUPP (a TLS connection: its session is not moved), -EBUSY
+ * (still connecting), -EPIPE (closing or closed), -EALREADY (a move is
+ * under way), -ESHUTDOWN (@to is being destroyed).  @to must stay alive
+ * (zc_reactor_destroy() not returned) until @done has run.
+ */
+ZC_API ZC_MUST_CHECK int zc_conn_move(struct zc_conn *c, struct zc_reactor *to,
+				      zc_conn_moved_fn done, void *arg);
 
 /* -------------------------------------------------------------------------
  * Logging: one process-wide sink for the messages of every layer.
