@@ -316,6 +316,7 @@ struct collect_arg {
 	struct zp_rctx *rx;
 	struct zp_side *side;
 	struct zp_hist *hist;
+	struct zp_hist *olh; /* --rate: lag, issued -> answered; or NULL */
 };
 
 static int collect_fn(void *arg)
@@ -331,6 +332,10 @@ static int collect_fn(void *arg)
 	bench_ol_counts_add(&ca->side->ol, &rx->ol.n);
 	if (ca->hist)
 		zp_hist_merge(ca->hist, rx->hist);
+	if (ca->olh && rx->ol.lag_h) {
+		zp_hist_merge(&ca->olh[0], rx->ol.lag_h);
+		zp_hist_merge(&ca->olh[1], rx->ol.resp_h);
+	}
 	zc_reactor_stats(rx->r, &st);
 	k = rx->tcp;
 	k.zc_sends = st.tx_zc;
@@ -350,15 +355,26 @@ static int collect_fn(void *arg)
 static void engine_collect(struct zp_engine *e, struct zp_side *side,
 			   struct zp_hist *hist)
 {
+	/* Without memory the breakdown stays zero; the run still counts. */
+	struct zp_hist *olh = zp_open_loop(e) ? malloc(2 * sizeof(*olh)) : NULL;
 	unsigned i;
 
 	if (e->consumer)
 		zp_consumer_flush(e->consumer);
+	if (olh) {
+		zp_hist_reset(&olh[0]);
+		zp_hist_reset(&olh[1]);
+	}
 	for (i = 0; i < e->n; i++) {
-		struct collect_arg ca = { &e->rx[i], side, hist };
+		struct collect_arg ca = { &e->rx[i], side, hist, olh };
 
 		zc_reactor_call(e->rx[i].r, collect_fn, &ca);
 	}
+	if (olh) {
+		zp_hist_summary(&olh[0], &side->ol_lag);
+		zp_hist_summary(&olh[1], &side->ol_resp);
+	}
+	free(olh);
 	if (e->rpc)
 		zp_rpc_collect(e, side);
 	zp_tcpu_read(&e->tcpu, &side->threads);

@@ -46,10 +46,14 @@ int zp_olq_init(struct zp_olq *q, struct zc_reactor *r, zp_ol_issue_fn issue,
 	memset(q, 0, sizeof(*q));
 	q->ring = malloc(OL_RING * sizeof(*q->ring));
 	q->backlog = malloc(OL_BACKLOG_MIN * sizeof(*q->backlog));
-	if (!q->ring || !q->backlog) {
+	q->lag_h = malloc(sizeof(*q->lag_h));
+	q->resp_h = malloc(sizeof(*q->resp_h));
+	if (!q->ring || !q->backlog || !q->lag_h || !q->resp_h) {
 		zp_olq_fini(q);
 		return -ENOMEM;
 	}
+	zp_hist_reset(q->lag_h);
+	zp_hist_reset(q->resp_h);
 	q->mask = OL_RING - 1;
 	q->bcap = OL_BACKLOG_MIN;
 	q->r = r;
@@ -63,8 +67,12 @@ void zp_olq_fini(struct zp_olq *q)
 {
 	free(q->ring);
 	free(q->backlog);
+	free(q->lag_h);
+	free(q->resp_h);
 	q->ring = NULL;
 	q->backlog = NULL;
+	q->lag_h = NULL;
+	q->resp_h = NULL;
 }
 
 /* Append @t to the backlog, doubling it when full.  False: no memory. */
@@ -126,18 +134,23 @@ void zp_ol_pump(struct zp_olq *q)
 }
 
 void zp_ol_done(struct zp_olq *q, uint64_t intended, uint64_t issued_ns,
-		bool ok)
+		uint64_t answered_ns)
 {
 	uint64_t lag = issued_ns > intended ? issued_ns - intended : 0;
 
 	if (lag > q->n.max_lag_ns)
 		q->n.max_lag_ns = lag;
-	if (!ok)
+	zp_hist_record(q->lag_h, lag);
+	if (!answered_ns) {
 		q->n.failed++;
-	else if (lag > ZP_LATE_NS)
+		return;
+	}
+	if (lag > ZP_LATE_NS)
 		q->n.late++;
 	else
 		q->n.sent++;
+	/* One thread's monotonic clock: answered_ns >= issued_ns. */
+	zp_hist_record(q->resp_h, answered_ns - issued_ns);
 }
 
 void zp_ol_stop(struct zp_olq *q)

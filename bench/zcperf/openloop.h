@@ -37,6 +37,7 @@
 #include <zcrpc/zcrpc.h>
 
 #include "../ol_counts.h"
+#include "hist.h"
 #include "opts.h"
 
 /* A request issued more than this after its intended time is late. */
@@ -92,6 +93,9 @@ struct zp_olq {
 	void *arg;
 	bool stopping;
 	struct bench_ol_counts n;
+	/* Where a call's latency went: intended -> issued (the sender's
+	 * lag) and issued -> answered (the network and the server). */
+	struct zp_hist *lag_h, *resp_h;
 };
 
 /* Set up @q for reactor @r (any thread, before the pacer starts).
@@ -105,12 +109,13 @@ void zp_olq_fini(struct zp_olq *q);
  * backlog while the family has room. */
 void zp_ol_pump(struct zp_olq *q);
 /*
- * Reactor thread: a request issued at @issued_ns for @intended ended, ok
- * or not.  Records nothing in any histogram: the caller records
- * now - intended for answered requests.
+ * Reactor thread: a request issued at @issued_ns for @intended ended,
+ * answered at @answered_ns, or not answered when that is 0.  Records its
+ * lag and, answered, issued -> answered in q's histograms; the caller
+ * records the latency (answered - intended).
  */
 void zp_ol_done(struct zp_olq *q, uint64_t intended, uint64_t issued_ns,
-		bool ok);
+		uint64_t answered_ns);
 /* Reactor thread, at the deadline (after the pacer was joined): take
  * what is left in the inbox, count the backlog as unsent, stop issuing. */
 void zp_ol_stop(struct zp_olq *q);

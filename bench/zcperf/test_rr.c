@@ -39,9 +39,10 @@ static void ol_answer(struct zp_conn *pc)
 	struct zp_rctx *rx = pc->rx;
 	unsigned depth = rx->eng->cfg.depth;
 	uint64_t *e = &pc->ol_fifo[2 * pc->ol_head];
+	uint64_t now = zp_now_ns();
 
-	zp_hist_record(rx->hist, zp_now_ns() - e[0]);
-	zp_ol_done(&rx->ol, e[0], e[1], true);
+	zp_hist_record(rx->hist, now - e[0]);
+	zp_ol_done(&rx->ol, e[0], e[1], now);
 	rx->transactions++;
 	pc->ol_head = (pc->ol_head + 1) % depth;
 	pc->ol_n--;
