@@ -654,7 +654,8 @@ static int start_fn(void *arg)
 	unsigned j;
 
 	if (zp_open_loop(cc->rx->eng)) {
-		/* The pacer drives; every slot waits for an intended time. */
+		/* The schedule drives; every slot waits for an intended
+		 * time. */
 		for (j = 0; j < cc->nslots; j++) {
 			cc->slots[j].next_free = cc->free_slots;
 			cc->free_slots = &cc->slots[j];
@@ -672,7 +673,7 @@ static int stop_fn(void *arg)
 
 	cc->stopping = true;
 	if (zp_open_loop(cc->rx->eng)) {
-		if (cc->rx->ol.ring)
+		if (zp_olq_live(&cc->rx->ol))
 			zp_ol_stop(&cc->rx->ol);
 		ol_finish_if_idle(cc);
 	}

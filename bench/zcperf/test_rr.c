@@ -9,7 +9,7 @@
  * transaction finish and closes gracefully, so every request sent is
  * answered: bytes == transactions * (REQ + RESP) on both sides.
  *
- * With --rate (openloop.h) the client sends on the pacer's schedule
+ * With --rate (openloop.h) the client sends on its reactors' schedule
  * instead, up to -d requests outstanding per connection: the server
  * answers in order, so the answers match the oldest request.  At the
  * deadline a connection closes once its last answer is in.
@@ -163,10 +163,10 @@ static void start(struct zp_conn *pc)
 		send_request(pc);
 		return;
 	}
-	/* The pacer drives the requests; the queue is made once per
+	/* The schedule drives the requests; the queue is made once per
 	 * reactor, the outstanding ring once per connection. */
 	pc->ol_fifo = calloc(2 * rx->eng->cfg.depth, sizeof(*pc->ol_fifo));
-	if (!pc->ol_fifo || (!rx->ol.ring &&
+	if (!pc->ol_fifo || (!zp_olq_live(&rx->ol) &&
 			     zp_olq_init(&rx->ol, rx->r, ol_issue, rx)))
 		fail(pc);
 }
