@@ -79,7 +79,7 @@ typedef int (*zp_ol_issue_fn)(struct zp_olq *q, uint64_t intended, void *arg);
 
 /* One reactor's share of the schedule; its reactor thread's alone. */
 struct zp_olq {
-	struct zc_timer timer;	/* first: zc_timer's alignment */
+	struct zc_timer timer;	/* first: timer_fn() casts it back */
 	struct zc_reactor *r;
 	/* the schedule: next intended time, mean gap, end (ns) */
 	double next, gap;

@@ -118,7 +118,7 @@ Test(stack_timer, arm_checks_and_past_times)
 	cr_assert_not(zc_timer_armed(&o.t));
 	/* An hour away: the destroy neither waits for it nor fires it. */
 	cr_assert_eq(zc_timer_arm(r, &o.t, now_ns() + 3600000000000ull), 0);
-	cr_assert_eq(zc_reactor_run_once(r, 0) >= 0, true);
+	cr_assert_geq(zc_reactor_run_once(r, 0), 0);
 	cr_assert_eq(zc_reactor_destroy(r), 0);
 	cr_assert_eq(o.fired, 1);
 }
