@@ -44,7 +44,7 @@
  * connection (CONNECT, TIMEOUT, RECV, SEND) or zero-copy send record
  * (SEND_ZC: both its completion and its notification carry it, told apart
  * by IORING_CQE_F_NOTIF), or a connection's error watch (POLL) or TLS
- * handshake deadline (TLS_TIMER).
+ * handshake deadline (TLS_TIMER), or a user's zc_timer (TIMER).
  * ZC__OP_IGNORE with a NULL object marks requests
  * whose completions carry nothing to do (cancels, msg_ring wakes).
  */
@@ -60,6 +60,7 @@ enum zc__op {
 	ZC__OP_SEND_ZC,
 	ZC__OP_POLL,
 	ZC__OP_TLS_TIMER,
+	ZC__OP_TIMER,
 };
 #define ZC__UD_OP_MASK 15ull
 
@@ -389,6 +390,8 @@ void zc__cancel_recv(struct zc_conn *c);
 void zc__handle_recv(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__handle_connect(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__handle_timeout(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+/* stack/timer.c: a zc_timer's timeout completed. */
+void zc__handle_timer(const struct io_uring_cqe *cqe);
 void zc__handle_poll(struct zc_reactor *r, const struct io_uring_cqe *cqe);
 void zc__abort_all(struct zc_reactor *r);
 /* Hand a plaintext chain (moved) to on_data(), with the receive budget's

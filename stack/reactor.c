@@ -570,6 +570,9 @@ static void handle_cqe(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 	case ZC__OP_TLS_TIMER:
 		zc__tls_handle_timer(r, cqe);
 		break;
+	case ZC__OP_TIMER:
+		zc__handle_timer(cqe);
+		break;
 	}
 }
 

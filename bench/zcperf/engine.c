@@ -214,7 +214,7 @@ static int stop_fn(void *arg)
 	struct zp_rctx *rx = arg;
 	struct zp_conn *pc, *next;
 
-	if (rx->ol.ring)
+	if (zp_olq_live(&rx->ol))
 		zp_ol_stop(&rx->ol);
 	for (pc = rx->conns; pc; pc = next) {
 		next = pc->next;
@@ -224,28 +224,46 @@ static int stop_fn(void *arg)
 	return 0;
 }
 
-/* --rate: the families made a queue on each reactor that has
- * connections; the pacer feeds those from now to the deadline. */
-static void start_pacer(struct zp_engine *e)
-{
-	uint64_t now = zp_now_ns();
-	unsigned i, nq = 0;
-	int ret;
+struct begin_arg {
+	struct zp_engine *e;
+	struct zp_olq *q;
+	unsigned index, nq;
+	uint64_t start_ns;
+};
 
-	e->olqs = calloc(e->n, sizeof(*e->olqs));
-	if (!e->olqs) {
-		atomic_fetch_add(&e->conn_failures, 1);
-		return;
-	}
+static int begin_fn(void *arg)
+{
+	struct begin_arg *b = arg;
+
+	return zp_ol_begin(b->q, b->index, b->nq, b->e->cfg.rate,
+			   (enum zp_arrival)b->e->cfg.arrival, b->start_ns,
+			   b->e->ol_end_ns);
+}
+
+/* --rate: the families made a queue on each reactor that has
+ * connections; each runs its share of the schedule from now to the
+ * deadline. */
+static void start_schedule(struct zp_engine *e)
+{
+	struct begin_arg b = { e, NULL, 0, 0, zp_now_ns() };
+	unsigned i;
+	int ret = 0;
+
+	e->ol_end_ns = b.start_ns + (uint64_t)(e->cfg.seconds * 1e9);
 	for (i = 0; i < e->n; i++)
-		if (e->rx[i].ol.ring)
-			e->olqs[nq++] = &e->rx[i].ol;
-	ret = nq ? zp_pacer_start(&e->pacer, e->olqs, nq, e->cfg.rate,
-				  (enum zp_arrival)e->cfg.arrival, now,
-				  now + (uint64_t)(e->cfg.seconds * 1e9))
-		 : -ENOMEM;
+		b.nq += zp_olq_live(&e->rx[i].ol);
+	if (!b.nq)
+		ret = -ENOMEM;
+	for (i = 0; i < e->n && !ret; i++) {
+		if (!zp_olq_live(&e->rx[i].ol))
+			continue;
+		b.q = &e->rx[i].ol;
+		ret = zc_reactor_call(e->rx[i].r, begin_fn, &b);
+		b.index++;
+	}
 	if (ret) {
-		fprintf(stderr, "zcperf: pacer: %s\n", strerror(-ret));
+		fprintf(stderr, "zcperf: open-loop schedule: %s\n",
+			strerror(-ret));
 		atomic_fetch_add(&e->conn_failures, 1);
 	}
 }
@@ -264,7 +282,7 @@ static void engine_start(struct zp_engine *e)
 		for (i = 0; i < e->n; i++)
 			zc_reactor_call(e->rx[i].r, start_fn, &e->rx[i]);
 	if (zp_open_loop(e))
-		start_pacer(e);
+		start_schedule(e);
 }
 
 void zp_maybe_stall(struct zp_engine *e)
@@ -287,8 +305,10 @@ static void engine_stop(struct zp_engine *e)
 {
 	unsigned i;
 
-	/* The schedule ends at the deadline: nothing is pushed after. */
-	zp_pacer_join(&e->pacer);
+	/* The reactors' schedules end at ol_end_ns: stopping earlier would
+	 * count the times between as unsent. */
+	if (zp_open_loop(e))
+		zp_sleep_until(e->ol_end_ns);
 	if (e->rpc) {
 		zp_rpc_stop(e);
 		return;
@@ -316,6 +336,7 @@ struct collect_arg {
 	struct zp_rctx *rx;
 	struct zp_side *side;
 	struct zp_hist *hist;
+	struct zp_hist *olh; /* --rate: lag, issued -> answered; or NULL */
 };
 
 static int collect_fn(void *arg)
@@ -331,6 +352,10 @@ static int collect_fn(void *arg)
 	bench_ol_counts_add(&ca->side->ol, &rx->ol.n);
 	if (ca->hist)
 		zp_hist_merge(ca->hist, rx->hist);
+	if (ca->olh && rx->ol.lag_h) {
+		zp_hist_merge(&ca->olh[0], rx->ol.lag_h);
+		zp_hist_merge(&ca->olh[1], rx->ol.resp_h);
+	}
 	zc_reactor_stats(rx->r, &st);
 	k = rx->tcp;
 	k.zc_sends = st.tx_zc;
@@ -351,15 +376,26 @@ static int collect_fn(void *arg)
 static void engine_collect(struct zp_engine *e, struct zp_side *side,
 			   struct zp_hist *hist)
 {
+	/* Without memory the breakdown stays zero; the run still counts. */
+	struct zp_hist *olh = zp_open_loop(e) ? malloc(2 * sizeof(*olh)) : NULL;
 	unsigned i;
 
 	if (e->consumer)
 		zp_consumer_flush(e->consumer);
+	if (olh) {
+		zp_hist_reset(&olh[0]);
+		zp_hist_reset(&olh[1]);
+	}
 	for (i = 0; i < e->n; i++) {
-		struct collect_arg ca = { &e->rx[i], side, hist };
+		struct collect_arg ca = { &e->rx[i], side, hist, olh };
 
 		zc_reactor_call(e->rx[i].r, collect_fn, &ca);
 	}
+	if (olh) {
+		zp_hist_summary(&olh[0], &side->ol_lag);
+		zp_hist_summary(&olh[1], &side->ol_resp);
+	}
+	free(olh);
 	if (e->rpc)
 		zp_rpc_collect(e, side);
 	zp_tcpu_read(&e->tcpu, &side->threads);
@@ -519,7 +555,6 @@ static void engine_destroy(struct zp_engine *e)
 {
 	unsigned i;
 
-	zp_pacer_join(&e->pacer);
 	if (e->rpc)
 		zp_rpc_quiesce(e);
 	for (i = 0; i < e->n; i++)
@@ -557,7 +592,6 @@ static void engine_destroy(struct zp_engine *e)
 		free(e->rx);
 	}
 	zp_rpc_free(e);
-	free(e->olqs);
 	zp_latch_destroy(&e->connected);
 	zp_latch_destroy(&e->closed);
 	zp_tcpu_destroy(&e->tcpu);

@@ -155,8 +155,7 @@ struct zp_engine {
 	atomic_uint conn_failures;    /* failed connects, error closes, calls */
 	atomic_uint created;          /* zp_conns made (connects + accepts) */
 	struct zp_tcpu tcpu;          /* this side's threads' CPU clocks */
-	struct zp_pacer pacer;        /* --rate, client only */
-	struct zp_olq **olqs;         /* the pacer's queues */
+	uint64_t ol_end_ns;           /* --rate, client: the schedule's end */
 	/* --stall: when the server may stall (UINT64_MAX until the start;
 	 * its reactors read it), and whether it did */
 	_Atomic uint64_t stall_at_ns;

@@ -157,7 +157,7 @@ void zp_on_close(struct zc_conn *c, int err, void *ud)
 	for (; pc->ol_fifo && pc->ol_n; pc->ol_n--) {
 		uint64_t *o = &pc->ol_fifo[2 * pc->ol_head];
 
-		zp_ol_done(&rx->ol, o[0], o[1], false);
+		zp_ol_done(&rx->ol, o[0], o[1], 0);
 		pc->ol_head = (pc->ol_head + 1) % e->cfg.depth;
 	}
 	if (rx->ol_cursor == pc)

@@ -19,8 +19,8 @@
  * client.c (the two ends of a run), engine.c and engine_conn.c (reactors
  * and connections of one side), latch.c (waiting for them), test_stream.c
  * / test_rr.c / test_rpc.c (the test families),
- * consumer.c (the RFS consumer thread), openloop.c (--rate: the pacer
- * and the reactors' schedules), hist.c (latency histogram), cpu.c
+ * consumer.c (the RFS consumer thread), openloop.c (--rate: the
+ * reactors' schedules), hist.c (latency histogram), cpu.c
  * (utilisation and service demand), report.c (output), tour.c (loopback
  * runs), echo.c (--echo).
  */

@@ -9,13 +9,18 @@
  * or Poisson (--arrival), and measures each latency from that intended
  * time, as wrk2 does: a stall shows up in the percentiles.
  *
- * Threads: one pacer thread per client side generates the schedule and
- * deals the intended times round-robin to the reactors, through one
- * single-producer single-consumer inbox each, waking a reactor with a
- * zc_work when it queued something.  On the reactor the times go to a
- * backlog (FIFO), and the family issues from its front whenever it has
- * room: a free RPC slot, or a TCP_RR connection with fewer than -d
- * requests outstanding.  Nothing else is shared.
+ * Threads: none of its own.  Each client reactor that has connections
+ * runs its share of the schedule itself (--rate / reactors per second; a
+ * constant schedule is dealt round-robin by phase, a Poisson one is a
+ * Poisson stream per reactor, whose sum is Poisson at --rate): a zc_timer
+ * on its own ring wakes it at the next intended time (at most every 50
+ * us: the times due by then go out as one batch), and every time due
+ * then, or when an answer wakes the reactor, goes to a backlog (FIFO) from whose
+ * front the family issues while it has room: a free RPC slot, or a TCP_RR
+ * connection with fewer than -d requests outstanding.  Nothing is handed
+ * across threads per request, as the peers' loops do (bench/peers): a
+ * pacer thread that dealt the times to the reactors before woke a
+ * reactor from another thread for every batch of them.
  *
  * Accounting (what bench-smoke checks): every intended time before the
  * deadline is `scheduled`; each ends as exactly one of
@@ -29,14 +34,13 @@
 #ifndef ZCPERF_OPENLOOP_H
 #define ZCPERF_OPENLOOP_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <zcrpc/zcrpc.h>
 
 #include "../ol_counts.h"
+#include "hist.h"
 #include "opts.h"
 
 /* A request issued more than this after its intended time is late. */
@@ -73,65 +77,59 @@ struct zp_olq;
  */
 typedef int (*zp_ol_issue_fn)(struct zp_olq *q, uint64_t intended, void *arg);
 
-/*
- * One reactor's open-loop queue.  The inbox fields are shared with the
- * pacer (atomics); the rest is the reactor thread's.
- */
+/* One reactor's share of the schedule; its reactor thread's alone. */
 struct zp_olq {
+	struct zc_timer timer;	/* first: timer_fn() casts it back */
 	struct zc_reactor *r;
-	/* inbox: pacer writes tail, reactor writes head */
-	uint64_t *ring;
-	uint32_t mask;
-	_Atomic uint64_t head, tail;
-	atomic_bool wake_queued;
-	struct zc_work work;
-	/* reactor thread only */
+	/* the schedule: next intended time, mean gap, end (ns) */
+	double next, gap;
+	uint64_t end_ns;
+	uint64_t fired_ns;	/* when the timer last fired */
+	uint64_t seed;
+	bool poisson;
+	bool begun, stopping;
 	uint64_t *backlog;   /* FIFO of intended times, grows */
 	size_t bcap, bhead, bcount;
 	zp_ol_issue_fn issue;
 	void *arg;
-	bool stopping;
 	struct bench_ol_counts n;
+	/* Where a call's latency went: intended -> issued (the sender's
+	 * lag) and issued -> answered (the network and the server). */
+	struct zp_hist *lag_h, *resp_h;
 };
 
-/* Set up @q for reactor @r (any thread, before the pacer starts).
- * 0 or -ENOMEM. */
+/* Reactor thread of @r: set up @q for @r.  0 or -ENOMEM. */
 int zp_olq_init(struct zp_olq *q, struct zc_reactor *r, zp_ol_issue_fn issue,
 		void *arg);
-/* Free what init took; the pacer is joined and no work is queued. */
+/* Free what init took (its reactor is destroyed, or @q never began). */
 void zp_olq_fini(struct zp_olq *q);
+/* True once zp_olq_init() succeeded (and until zp_olq_fini()). */
+static inline bool zp_olq_live(const struct zp_olq *q)
+{
+	return q->backlog != NULL;
+}
 
-/* Reactor thread: take the inbox into the backlog, then issue from the
- * backlog while the family has room. */
+/*
+ * Reactor thread: start @q's share of the schedule, queue @index of
+ * @nq: @rate / @nq per second from @start_ns to @end_ns, constant (phase
+ * @index / @rate) or Poisson (its own seed).  0, or -EINVAL, or -errno
+ * from the timer (the schedule then ends unsent at zp_ol_stop()).
+ */
+int zp_ol_begin(struct zp_olq *q, unsigned index, unsigned nq, double rate,
+		enum zp_arrival arrival, uint64_t start_ns, uint64_t end_ns);
+/* Reactor thread: take the times now due into the backlog, issue from it
+ * while the family has room, and keep the timer armed for the next. */
 void zp_ol_pump(struct zp_olq *q);
 /*
- * Reactor thread: a request issued at @issued_ns for @intended ended, ok
- * or not.  Records nothing in any histogram: the caller records
- * now - intended for answered requests.
+ * Reactor thread: a request issued at @issued_ns for @intended ended,
+ * answered at @answered_ns, or not answered when that is 0.  Records its
+ * lag and, answered, issued -> answered in q's histograms; the caller
+ * records the latency (answered - intended).
  */
 void zp_ol_done(struct zp_olq *q, uint64_t intended, uint64_t issued_ns,
-		bool ok);
-/* Reactor thread, at the deadline (after the pacer was joined): take
- * what is left in the inbox, count the backlog as unsent, stop issuing. */
+		uint64_t answered_ns);
+/* Reactor thread, at the deadline: count every time of the schedule not
+ * yet issued (the backlog, and those not yet due) as unsent, and stop. */
 void zp_ol_stop(struct zp_olq *q);
-
-struct zp_pacer {
-	pthread_t thread;
-	struct zp_olq **qs;
-	unsigned nq;
-	double rate;        /* requests per second, all queues together */
-	enum zp_arrival arrival;
-	uint64_t start_ns, end_ns;
-	uint64_t seed;
-	bool started;
-};
-
-/* Start generating intended times in [@start_ns, @end_ns) over @qs.
- * 0 or -errno. */
-int zp_pacer_start(struct zp_pacer *p, struct zp_olq **qs, unsigned nq,
-		   double rate, enum zp_arrival arrival, uint64_t start_ns,
-		   uint64_t end_ns);
-/* Wait for the pacer to pass @end_ns and finish (no-op if not started). */
-void zp_pacer_join(struct zp_pacer *p);
 
 #endif /* ZCPERF_OPENLOOP_H */

@@ -197,6 +197,11 @@ static void print_open_loop(FILE *f, const struct zp_result *r)
 		(unsigned long long)o->scheduled, (unsigned long long)o->sent,
 		(unsigned long long)o->late, (unsigned long long)o->failed,
 		(unsigned long long)o->unsent, (double)o->max_lag_ns / 1e3);
+	fprintf(f, "  send lag us         p50 %9.1f  p99 %9.1f  p99.9 %9.1f\n"
+		   "  issued->answer us   p50 %9.1f  p99 %9.1f  p99.9 %9.1f\n",
+		r->client.ol_lag.p50, r->client.ol_lag.p99, r->client.ol_lag.p999,
+		r->client.ol_resp.p50, r->client.ol_resp.p99,
+		r->client.ol_resp.p999);
 	if (o->late || o->unsent)
 		fprintf(f, "  NOTE: the sender fell behind its schedule: %llu "
 			   "requests went out over %llu us late, %llu never went "
@@ -287,7 +292,10 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   open_loop {rate, arrival, offered_per_s (scheduled / requested
  *              seconds), achieved_per_s (answered / measured seconds),
  *              scheduled, sent, late, failed, unsent, max_send_lag_us,
- *              late_threshold_us} (openloop.h; all 0 in closed loop),
+ *              late_threshold_us, send_lag_us {p50, p90, p99, p999}
+ *              (intended -> issued), issued_to_answer_us {p50, p90,
+ *              p99, p999}: where the latency went} (openloop.h; all 0 in
+ *              closed loop),
  *   connections {active, idle, accept_s, accept_per_s (all -P and
  *              --idle connections over the time from listen to the last
  *              accept), server_rss_listen_kb, rss_per_conn_bytes (server
@@ -373,6 +381,14 @@ static void json_side(FILE *f, const struct zp_side *s)
 	fputs("}}", f);
 }
 
+/* "name":{p50, p90, p99, p999} of @l. */
+static void json_quantiles(FILE *f, const char *name, const struct zp_lat *l)
+{
+	fprintf(f, "\"%s\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+		   "\"p999\":%.3f}",
+		name, l->p50, l->p90, l->p99, l->p999);
+}
+
 static void report_json(FILE *f, const struct zp_result *r)
 {
 	const struct zp_test_cfg *c = &r->cfg;
@@ -403,7 +419,7 @@ static void report_json(FILE *f, const struct zp_result *r)
 		   "\"offered_per_s\":%.2f,\"achieved_per_s\":%.2f,"
 		   "\"scheduled\":%llu,\"sent\":%llu,\"late\":%llu,"
 		   "\"failed\":%llu,\"unsent\":%llu,\"max_send_lag_us\":%.3f,"
-		   "\"late_threshold_us\":%llu},",
+		   "\"late_threshold_us\":%llu,",
 		c->rate, zp_arrival_name((enum zp_arrival)c->arrival),
 		offered_per_s(r), c->rate > 0 ? r->transactions_per_s : 0,
 		(unsigned long long)r->client.ol.scheduled,
@@ -413,6 +429,10 @@ static void report_json(FILE *f, const struct zp_result *r)
 		(unsigned long long)r->client.ol.unsent,
 		(double)r->client.ol.max_lag_ns / 1e3,
 		(unsigned long long)(ZP_LATE_NS / 1000));
+	json_quantiles(f, "send_lag_us", &r->client.ol_lag);
+	fprintf(f, ",");
+	json_quantiles(f, "issued_to_answer_us", &r->client.ol_resp);
+	fprintf(f, "},");
 	fprintf(f, "\"connections\":{\"active\":%u,\"idle\":%u,"
 		   "\"accept_s\":%.6f,\"accept_per_s\":%.1f,"
 		   "\"server_rss_listen_kb\":%llu,\"rss_per_conn_bytes\":%.1f,"

@@ -71,6 +71,9 @@ struct zp_side {
 				 * stays flat" compares end with warm. */
 	struct zp_counters ctr;
 	struct bench_ol_counts ol; /* --rate, client side; zeros otherwise */
+	/* --rate, client side: each answered call's intended -> issued
+	 * (send lag) and issued -> answered, whose sum is its latency. */
+	struct zp_lat ol_lag, ol_resp;
 	struct zp_thread_use threads; /* reactors, consumer, workers */
 	/* Server: RSS when it listened (before any data connection), and
 	 * the time from then until every connection (-P and --idle) was

@@ -358,12 +358,14 @@ static void ol_call_done(void *arg, int status, struct zc_chain *resp)
 	struct rpc_cctx *cc = s->cc;
 	struct zp_rctx *rx = cc->rx;
 	enum zp_ol_outcome out = zp_ol_outcome(status);
+	uint64_t answered = 0;
 
 	if (out == ZP_OL_ANSWERED) {
 		rx->bytes_received += zc_chain_len(resp);
 		zc_chain_release(resp);
 		/* From the intended time: the wait for a slot is latency. */
-		zp_hist_record(rx->hist, zp_now_ns() - s->t0);
+		answered = zp_now_ns();
+		zp_hist_record(rx->hist, answered - s->t0);
 		rx->transactions++;
 	} else {
 		if (rx->eng->verbose)
@@ -374,7 +376,7 @@ static void ol_call_done(void *arg, int status, struct zc_chain *resp)
 		else
 			rx->bytes_sent -= rx->tmpl_len; /* not processed */
 	}
-	zp_ol_done(&rx->ol, s->t0, s->t_issued, out == ZP_OL_ANSWERED);
+	zp_ol_done(&rx->ol, s->t0, s->t_issued, answered);
 	cc->inflight--;
 	s->next_free = cc->free_slots;
 	cc->free_slots = s;
@@ -652,7 +654,8 @@ static int start_fn(void *arg)
 	unsigned j;
 
 	if (zp_open_loop(cc->rx->eng)) {
-		/* The pacer drives; every slot waits for an intended time. */
+		/* The schedule drives; every slot waits for an intended
+		 * time. */
 		for (j = 0; j < cc->nslots; j++) {
 			cc->slots[j].next_free = cc->free_slots;
 			cc->free_slots = &cc->slots[j];
@@ -670,7 +673,7 @@ static int stop_fn(void *arg)
 
 	cc->stopping = true;
 	if (zp_open_loop(cc->rx->eng)) {
-		if (cc->rx->ol.ring)
+		if (zp_olq_live(&cc->rx->ol))
 			zp_ol_stop(&cc->rx->ol);
 		ol_finish_if_idle(cc);
 	}

@@ -9,7 +9,7 @@
  * transaction finish and closes gracefully, so every request sent is
  * answered: bytes == transactions * (REQ + RESP) on both sides.
  *
- * With --rate (openloop.h) the client sends on the pacer's schedule
+ * With --rate (openloop.h) the client sends on its reactors' schedule
  * instead, up to -d requests outstanding per connection: the server
  * answers in order, so the answers match the oldest request.  At the
  * deadline a connection closes once its last answer is in.
@@ -39,9 +39,10 @@ static void ol_answer(struct zp_conn *pc)
 	struct zp_rctx *rx = pc->rx;
 	unsigned depth = rx->eng->cfg.depth;
 	uint64_t *e = &pc->ol_fifo[2 * pc->ol_head];
+	uint64_t now = zp_now_ns();
 
-	zp_hist_record(rx->hist, zp_now_ns() - e[0]);
-	zp_ol_done(&rx->ol, e[0], e[1], true);
+	zp_hist_record(rx->hist, now - e[0]);
+	zp_ol_done(&rx->ol, e[0], e[1], now);
 	rx->transactions++;
 	pc->ol_head = (pc->ol_head + 1) % depth;
 	pc->ol_n--;
@@ -162,10 +163,10 @@ static void start(struct zp_conn *pc)
 		send_request(pc);
 		return;
 	}
-	/* The pacer drives the requests; the queue is made once per
+	/* The schedule drives the requests; the queue is made once per
 	 * reactor, the outstanding ring once per connection. */
 	pc->ol_fifo = calloc(2 * rx->eng->cfg.depth, sizeof(*pc->ol_fifo));
-	if (!pc->ol_fifo || (!rx->ol.ring &&
+	if (!pc->ol_fifo || (!zp_olq_live(&rx->ol) &&
 			     zp_olq_init(&rx->ol, rx->r, ol_issue, rx)))
 		fail(pc);
 }

@@ -204,6 +204,7 @@ static const char *const required[] = {
 	"open_loop.rate", "open_loop.offered_per_s", "open_loop.achieved_per_s",
 	"open_loop.scheduled", "open_loop.sent", "open_loop.late",
 	"open_loop.failed", "open_loop.unsent", "open_loop.max_send_lag_us",
+	"open_loop.send_lag_us.p99", "open_loop.issued_to_answer_us.p99",
 	"receive_cpu.seconds", "receive_cpu.s_per_gib", "receive_cpu.us_per_call",
 	"client.threads_cpu_s", "server.threads_cpu_s",
 	"counters.rpc_spanning", "counters.rpc_shared_buf",

@@ -427,6 +427,56 @@ ZC_API int zc_reactor_call(struct zc_reactor *r, int (*fn)(void *arg),
 			   void *arg);
 
 /* -------------------------------------------------------------------------
+ * Timers
+ */
+
+struct zc_timer;
+/*
+ * Runs once per successful zc_timer_arm(), on the reactor thread, from a
+ * batch: @status 0 when the time came, or the -errno with which the kernel
+ * refused the timeout (then at once, early: check the clock if it matters).
+ */
+typedef void (*zc_timer_fn)(struct zc_timer *t, int status);
+
+/*
+ * A one-shot timer of a reactor: an io_uring timeout at an absolute
+ * CLOCK_MONOTONIC time on the reactor's own ring, so a sleeping reactor
+ * wakes for it itself, with no thread of its own and no cross-thread wake
+ * (zcperf --rate paces its calls with it).  Embed it in your own object;
+ * it needs 16-byte alignment, which malloc() gives.
+ */
+struct zc_timer {
+	zc_timer_fn fn;	/* the caller's: set before zc_timer_arm() */
+	/* private to the stack: the kernel reads ts when the reactor
+	 * submits the timeout, after zc_timer_arm() returned */
+	struct {
+		int64_t tv_sec, tv_nsec;
+	} ts;
+	bool armed;
+} __attribute__((aligned(16)));
+
+/*
+ * Reactor thread only.  Arm @t: @t->fn(@t, 0) runs on @r's thread in the
+ * first batch at or after @when_ns (CLOCK_MONOTONIC nanoseconds, as
+ * clock_gettime() gives them; a time already past runs it in the next
+ * batch).  Returns 0, or -EINVAL (@t->fn is NULL), -EBUSY (@t is armed and
+ * its fn has not started yet), -ESHUTDOWN (@r is torn down).
+ *
+ * Ownership: from a successful arm until @fn starts, @t belongs to the
+ * stack and must stay valid and untouched; when @fn starts it is the
+ * caller's again, and @fn may arm it anew.  A timer still armed when @r is
+ * destroyed never fires: @t is the caller's once zc_reactor_destroy()
+ * returned.  On error nothing is armed and @t is unchanged.  There is no
+ * cancel: a timer that is no longer wanted fires and is ignored.
+ */
+ZC_API ZC_MUST_CHECK int zc_timer_arm(struct zc_reactor *r, struct zc_timer *t,
+				      uint64_t when_ns);
+
+/* Any thread that owns @t.  True from a successful zc_timer_arm() until
+ * @t's fn starts. */
+ZC_API bool zc_timer_armed(const struct zc_timer *t);
+
+/* -------------------------------------------------------------------------
  * Connections
  */
 
