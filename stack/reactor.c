@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +134,8 @@ static int apply_defaults(struct zc_reactor_config *c)
 		return -EINVAL;
 	if (c->sock_sndbuf > INT_MAX || c->sock_rcvbuf > INT_MAX)
 		return -EINVAL;
+	if (c->nice < -39 || c->nice > 39)
+		return -EINVAL;
 	return 0;
 }
 
@@ -217,6 +220,22 @@ static void pin_self(const struct zc_reactor_config *cfg)
 			 "reactor thread not pinned to cpu %d", cfg->cpu);
 }
 
+/* setpriority(PRIO_PROCESS, 0) acts on the calling thread (Linux). */
+static void nice_self(const struct zc_reactor_config *cfg)
+{
+	int now;
+
+	if (!cfg->nice)
+		return;
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, 0);
+	if ((now == -1 && errno) ||
+	    setpriority(PRIO_PROCESS, 0, now + cfg->nice))
+		zc__logp(ZC_LOG_WARN, NULL, "cannot renice",
+			 "reactor thread niceness not changed by %d: errno %d",
+			 cfg->nice, errno);
+}
+
 static void arm_wake(struct zc_reactor *r)
 {
 	struct io_uring_sqe *sqe;
@@ -236,6 +255,7 @@ static int reactor_setup(struct zc_reactor *r)
 	int ret;
 
 	pin_self(&r->cfg);
+	nice_self(&r->cfg);
 	ret = ring_setup(r);
 	if (ret)
 		return ret;

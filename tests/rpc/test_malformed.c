@@ -446,8 +446,11 @@ Test(malformed, non_reader_stops_only_itself, .timeout = 60)
 {
 	/* The peer's receive buffer is small, so the server's send queue
 	 * fills at once: past tx_budget the server stops reading it, and
-	 * 300 ms of zero window later the kernel resets it. */
-	struct rt_opts o = { .sc = { .unwritable_timeout_ms = 300,
+	 * a second of zero window later the kernel resets it.  (300 ms was
+	 * too short under load: the flood, a neighbour call per round, had
+	 * not yet filled the socket buffer and tx_budget when the reset
+	 * came, and tx_budget_stops stayed 0 once in a full parallel run.) */
+	struct rt_opts o = { .sc = { .unwritable_timeout_ms = 1000,
 				     .tx_budget = 1 << 20 },
 			     .cc = { .conns = 1 } };
 	struct zc_rpc_server_stats ss;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -405,6 +406,34 @@ Test(stack_reactor, socket_buffers_apply)
 	cr_assert_eq(x.accepted_snd, 2 * 65536);
 	zc_reactor_call(x.r, sockbuf_teardown, &x);
 	cr_assert_eq(zc_reactor_destroy(x.r), 0);
+}
+
+/* The reactor thread's niceness, read on that thread (the caller's does
+ * not change). */
+static int thread_nice(void *arg)
+{
+	(void)arg;
+	return getpriority(PRIO_PROCESS, 0);
+}
+
+Test(stack_reactor, nice_lowers_only_the_reactor_thread)
+{
+	struct zc_reactor_config rc = { .nice = 5 };
+	struct zc_reactor_config bad = { .nice = 40 };
+	int mine = getpriority(PRIO_PROCESS, 0);
+	struct zc_reactor *r, *plain;
+
+	cr_assert_eq(zc_reactor_spawn(&bad, &r), -EINVAL);
+	cr_assert_eq(zc_reactor_spawn(&rc, &r), 0);
+	cr_assert_eq(zc_reactor_spawn(&(struct zc_reactor_config){ 0 }, &plain),
+		     0);
+	/* setpriority() clamps at 19. */
+	cr_assert_eq(zc_reactor_call(r, thread_nice, NULL),
+		     mine + 5 > 19 ? 19 : mine + 5);
+	cr_assert_eq(zc_reactor_call(plain, thread_nice, NULL), mine);
+	cr_assert_eq(getpriority(PRIO_PROCESS, 0), mine);
+	cr_assert_eq(zc_reactor_destroy(r), 0);
+	cr_assert_eq(zc_reactor_destroy(plain), 0);
 }
 
 /* The default ring holds 1 MiB of buffers, at least 8: the ring is filled

@@ -230,8 +230,11 @@ struct zc_rpc_server_config {
 	 * the calls it is still receiving with it) to a bulk reactor, round
 	 * robin, where parsing resumes.  It stays there until it closes;
 	 * the protocol does not change and the peer sees nothing but the
-	 * pause.  Not for TLS connections (they stay).  Borrowed: they must
-	 * outlive the server, and must not be in @reactors.
+	 * pause.  Not for TLS connections (they stay).  Give bulk reactors
+	 * a higher niceness (zc_reactor_config.nice, e.g. 10): when the
+	 * CPUs are busy their threads then yield to the reactors serving
+	 * small calls (docs/RELIABILITY.md measures both).  Borrowed: they
+	 * must outlive the server, and must not be in @reactors.
 	 * [NULL / 0: none; every connection stays where it was accepted] */
 	struct zc_reactor *const *bulk_reactors;
 	unsigned nbulk;

@@ -225,6 +225,15 @@ struct zc_reactor_config {
 	 * (slicing cost 4 bulk streams 30% of their throughput and gave
 	 * nobody anything).  At most 1 GiB. [256 KiB] */
 	size_t tx_slice_bytes;
+	/* Added to the niceness of the reactor thread (zc_reactor_spawn) or
+	 * of the calling thread (zc_reactor_create), in [-39, 39].  A
+	 * positive value lets the reactor's work yield the CPU to threads of
+	 * lower niceness: 10 for a reactor that takes bulk connections
+	 * (rpc.h, bulk_reactors) keeps the reactors serving small calls
+	 * first in line when the CPUs are busy (docs/RELIABILITY.md).  A
+	 * change the process may not make (a negative value without
+	 * CAP_SYS_NICE) is logged and left out, like @pin. [0: unchanged] */
+	int nice;
 };
 
 /* Default bytes of the receive ring (16 x 64 KiB, 256 x 4 KiB) and the
