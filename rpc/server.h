@@ -74,6 +74,9 @@ struct zc__srctx {
 	/* A bulk reactor (accepts nothing, takes connections that turn
 	 * bulk: server_move.c). */
 	bool bulk;
+	/* Connections on their way here (server_move.c): this reactor's
+	 * drain is not done while any is. */
+	atomic_uint inbound;
 };
 
 struct zc__sconn {

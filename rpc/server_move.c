@@ -94,12 +94,14 @@ static void sc_moved(struct zc_conn *c, int err, void *arg)
 		/* Closing where it is: on_close follows there. */
 		old->pinned += reasm_pinned(sc);
 		zc__sconn_link(old, sc);
+		atomic_fetch_sub(&to->inbound, 1);
 		zc__sconn_put(sc);
 		return;
 	}
 	sc->rc = to;
 	sc->tx.pool = zc_reactor_pool(to->r);
 	zc__sconn_link(to, sc);
+	atomic_fetch_sub(&to->inbound, 1);
 	zc__srv_conn_moved(sc);
 	if (!err) {
 		zc__ctr_add(&s->conns_moved, 1);
@@ -140,8 +142,15 @@ static void try_move(struct zc__sconn *sc)
 		return;	/* a later answer or flush kicks again */
 	to = &s->rcs[s->cfg.nreactors +
 		     atomic_fetch_add(&s->next_bulk, 1) % s->cfg.nbulk];
-	ret = zc_conn_move(sc->conn, to->r, sc_moved, sc);
+	/* From here @to's drain waits for it (it is on no list meanwhile).
+	 * Counted before the drain flag is read: a drain that began first
+	 * keeps it here (this reactor's drain sees it), one that begins
+	 * after finds it counted. */
+	atomic_fetch_add(&to->inbound, 1);
+	ret = atomic_load(&s->drained) ? -ESHUTDOWN :
+		zc_conn_move(sc->conn, to->r, sc_moved, sc);
 	if (ret) {
+		atomic_fetch_sub(&to->inbound, 1);
 		give_up(sc);
 		return;
 	}

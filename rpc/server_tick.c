@@ -247,8 +247,9 @@ void zc__server_drain_check(struct zc__srctx *rc)
 {
 	struct zc_rpc_server *s = rc->s;
 
-	if (!rc->draining || rc->drain_reported || rc->conns)
-		return;
+	if (!rc->draining || rc->drain_reported || rc->conns ||
+	    atomic_load(&rc->inbound))
+		return;	/* a tick checks again */
 	rc->drain_reported = true;
 	if (atomic_fetch_sub(&s->drain_left, 1) == 1 && s->drain_done)
 		s->drain_done(s->drain_arg,

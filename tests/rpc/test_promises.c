@@ -151,6 +151,12 @@ static void neighbour_start(struct neighbour *nb, struct zc_rpc_client *cli)
 	atomic_init(&nb->ok, 0);
 	atomic_init(&nb->bad, 0);
 	cr_assert_eq(pthread_create(&nb->th, NULL, neighbour_main, nb), 0);
+	/* Served once before the test goes on: an attack that ends within
+	 * milliseconds could otherwise stop a neighbour that, on a loaded
+	 * machine, had not made its first call yet (bounded: 10 s). */
+	for (unsigned i = 0; i < 1000 && !atomic_load(&nb->ok) &&
+			     !atomic_load(&nb->bad); i++)
+		usleep(10000);
 }
 
 /* Stop it; it must have been answered correctly every time, and at least
