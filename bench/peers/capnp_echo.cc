@@ -25,7 +25,13 @@
  * not block: answers that arrive during the sleep are timed when it ends,
  * at most one millisecond late.  At the end of the window the thread waits
  * (up to kDrainNs) for the calls still in flight.
+ *
+ * --idle N: before the active threads connect, a thread of its own (its
+ * own KJ loop) opens N more connections (in batches of PEER_IDLE_BATCH),
+ * each its own TwoPartyClient through bootstrap and one call, then stops
+ * running its loop, so they sit idle, until the run has ended.
  */
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -421,6 +427,74 @@ void RunClientThread(ClientThread *t)
 	}
 }
 
+/* The --idle connections' thread and the main thread meet here twice:
+ * once all are up (or failed), and when the run has ended. */
+struct IdleGate {
+	std::mutex lock;
+	std::condition_variable cv;
+	bool up = false, done = false;
+	int err = 0;
+
+	void Set(bool IdleGate::*flag)
+	{
+		std::lock_guard<std::mutex> g(lock);
+
+		this->*flag = true;
+		cv.notify_all();
+	}
+
+	void Wait(bool IdleGate::*flag)
+	{
+		std::unique_lock<std::mutex> g(lock);
+
+		cv.wait(g, [this, flag] { return this->*flag; });
+	}
+};
+
+/* Opens and proves o.idle connections, holds them until @gate is done;
+ * they belong to this thread's loop and are destroyed on it. */
+void RunIdle(const peer_opts *o, const kj::byte *payload, IdleGate *gate)
+{
+	try {
+		auto io = kj::setupAsyncIo();
+		auto addr = io.provider->getNetwork()
+				    .parseAddress(o->host, o->port)
+				    .wait(io.waitScope);
+		auto deadline = io.provider->getTimer().afterDelay(
+			PEER_IDLE_DEADLINE_NS * kj::NANOSECONDS);
+		auto timeout = deadline.fork();
+		std::vector<Conn> conns(o->idle);
+
+		for (unsigned first = 0; first < o->idle; first += PEER_IDLE_BATCH) {
+			unsigned n = std::min(o->idle, first + PEER_IDLE_BATCH);
+			kj::Vector<kj::Promise<void>> calls;
+
+			for (unsigned i = first; i < n; i++) {
+				Conn &c = conns[i];
+
+				c.stream = addr->connect().wait(io.waitScope);
+				c.rpc = kj::heap<capnp::TwoPartyClient>(*c.stream);
+				c.echo = c.rpc->bootstrap().castAs<Echo>();
+				auto req = c.echo.callRequest(SizeHint(o->req));
+				req.setData(kj::arrayPtr(payload, o->req));
+				calls.add(req.send().ignoreResult());
+			}
+			kj::joinPromises(calls.releaseAsArray())
+				.exclusiveJoin(timeout.addBranch().then([]() {
+					KJ_FAIL_REQUIRE("idle connections: no answer in time");
+				}))
+				.wait(io.waitScope);
+		}
+		gate->Set(&IdleGate::up);
+		gate->Wait(&IdleGate::done);
+	} catch (const kj::Exception &e) {
+		fprintf(stderr, "capnp_echo: idle connections: %s\n",
+			e.getDescription().cStr());
+		gate->err = -ECONNREFUSED;
+		gate->Set(&IdleGate::up);
+	}
+}
+
 int RunClient(const peer_opts &o)
 {
 	std::vector<ClientThread> threads(o.threads);
@@ -429,7 +503,22 @@ int RunClient(const peer_opts &o)
 	StartLatch latch;
 	bench_ol_counts ol{};
 	peer_hist *total = new peer_hist{};
+	PeerRss rss(o);
+	IdleGate gate;
+	std::thread idle;
 	int ret = 0;
+
+	rss.before_kb = peer_rss_sample(&rss);
+	if (o.idle) {
+		idle = std::thread(RunIdle, &o, payload.data(), &gate);
+		gate.Wait(&IdleGate::up);
+		if (gate.err) {
+			idle.join();
+			delete total;
+			return gate.err;
+		}
+	}
+	rss.idle_kb = peer_rss_sample(&rss);
 
 	for (unsigned i = 0; i < o.threads; i++) {
 		unsigned first = i * o.conns / o.threads;
@@ -453,6 +542,11 @@ int RunClient(const peer_opts &o)
 	}
 	for (auto &r : running)
 		r.join();
+	rss.end_kb = peer_rss_sample(&rss);
+	if (o.idle) {
+		gate.Set(&IdleGate::done);
+		idle.join();
+	}
 	for (auto &t : threads) {
 		if (t.err && !ret)
 			ret = t.err;
@@ -467,7 +561,8 @@ int RunClient(const peer_opts &o)
 	if (!ret)
 		peer_print_result_ol("capnp", &o,
 				     (latch.end_ns - latch.start_ns) / 1e9, total,
-				     o.rate > 0 ? &ol : nullptr);
+				     o.rate > 0 ? &ol : nullptr,
+				     o.idle || o.server_pid ? &rss : nullptr);
 	delete total;
 	return ret;
 }

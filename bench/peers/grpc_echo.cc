@@ -16,6 +16,10 @@
  * --rate R (open loop, peer_common.h): each client thread sends R/T calls
  * per second (--arrival const or poisson); see RunOpen().
  *
+ * --idle N: before the active channels, N more channels (their own TCP
+ * connections too), each through WaitForConnected and one blocking call,
+ * held idle until the run has ended.
+ *
  * --tls: gRPC's own TLS (grpc::SslServerCredentials / SslCredentials),
  * the server with --cert/--key, the client verifying it against --ca for
  * the name "localhost" (bench/compare makes a throwaway certificate).
@@ -24,6 +28,7 @@
  *   grpc_echo --tls --ca ca.pem -r 64,64 -P 16 -d 16
  */
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -449,34 +454,78 @@ void RunClientThread(ClientThread *t)
 		;
 }
 
+/* A channel of its own (its own TCP connection) to @target, connected;
+ * nullptr after printing why not. */
+std::shared_ptr<grpc::Channel> OpenChannel(const peer_opts &o,
+					   const std::string &target)
+{
+	grpc::ChannelArguments args;
+
+	/* Without a private pool, equal channels share one connection. */
+	args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+	args.SetMaxReceiveMessageSize(-1);
+	auto creds = ChannelCreds(o, &args);
+	if (!creds)
+		return nullptr;
+	auto ch = grpc::CreateCustomChannel(target, creds, args);
+	if (!ch->WaitForConnected(gpr_time_add(
+		    gpr_now(GPR_CLOCK_MONOTONIC),
+		    gpr_time_from_seconds(5, GPR_TIMESPAN)))) {
+		fprintf(stderr, "grpc_echo: cannot connect to %s\n",
+			target.c_str());
+		return nullptr;
+	}
+	return ch;
+}
+
+/* Opens o.idle channels into @idle, each through one call. */
+int OpenIdle(const peer_opts &o, const std::string &target,
+	     const zcpeer::Payload &req,
+	     std::vector<std::shared_ptr<grpc::Channel>> &idle)
+{
+	for (unsigned i = 0; i < o.idle; i++) {
+		auto ch = OpenChannel(o, target);
+		zcpeer::Payload resp;
+		grpc::ClientContext ctx;
+
+		if (!ch)
+			return -ECONNREFUSED;
+		ctx.set_deadline(std::chrono::system_clock::now() +
+				 std::chrono::seconds(5));
+		grpc::Status st = zcpeer::Echo::NewStub(ch)->Call(&ctx, req, &resp);
+		if (!st.ok()) {
+			fprintf(stderr, "grpc_echo: idle connection %u: %s\n", i,
+				st.error_message().c_str());
+			return -ECONNRESET;
+		}
+		idle.push_back(ch);
+	}
+	return 0;
+}
+
 int RunClient(const peer_opts &o)
 {
 	std::string target = std::string(o.host) + ":" + std::to_string(o.port);
 	std::vector<ClientThread> threads(o.threads);
 	std::vector<std::thread> running;
+	std::vector<std::shared_ptr<grpc::Channel>> idle;
 	zcpeer::Payload req;
 	peer_hist total{};
 	bench_ol_counts ol{};
+	PeerRss rss(o);
 	int ret = 0;
 
 	req.set_data(std::string(o.req, 'g'));
+	rss.before_kb = peer_rss_sample(&rss);
+	ret = OpenIdle(o, target, req, idle);
+	if (ret)
+		return ret;
+	rss.idle_kb = peer_rss_sample(&rss);
 	for (unsigned i = 0; i < o.conns; i++) {
-		grpc::ChannelArguments args;
+		auto ch = OpenChannel(o, target);
 
-		/* Without a private pool, equal channels share one connection. */
-		args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-		args.SetMaxReceiveMessageSize(-1);
-		auto creds = ChannelCreds(o, &args);
-		if (!creds)
-			return -ENOENT;
-		auto ch = grpc::CreateCustomChannel(target, creds, args);
-		if (!ch->WaitForConnected(gpr_time_add(
-			    gpr_now(GPR_CLOCK_MONOTONIC),
-			    gpr_time_from_seconds(5, GPR_TIMESPAN)))) {
-			fprintf(stderr, "grpc_echo: cannot connect to %s\n",
-				target.c_str());
+		if (!ch)
 			return -ECONNREFUSED;
-		}
 		threads[i % o.threads].stubs.push_back(zcpeer::Echo::NewStub(ch));
 	}
 
@@ -495,6 +544,7 @@ int RunClient(const peer_opts &o)
 	}
 	for (auto &r : running)
 		r.join();
+	rss.end_kb = peer_rss_sample(&rss);
 	for (auto &t : threads) {
 		if (t.err && !ret)
 			ret = t.err;
@@ -503,7 +553,8 @@ int RunClient(const peer_opts &o)
 	}
 	if (!ret)
 		peer_print_result_ol("grpc", &o, (end - start) / 1e9, &total,
-				     o.rate > 0 ? &ol : nullptr);
+				     o.rate > 0 ? &ol : nullptr,
+				     o.idle || o.server_pid ? &rss : nullptr);
 	return ret;
 }
 

@@ -4,6 +4,7 @@
  * RPC_RR peers.  See peer_common.h for the workload they measure.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../ol_gap.h"
 #include "peer_common.h"
@@ -38,6 +41,10 @@ static void usage(const char *tool, uint16_t port)
 		"  --cert FILE   server: PEM certificate chain\n"
 		"  --key FILE    server: PEM private key\n"
 		"  --ca FILE     client: PEM CA bundle the server's certificate verifies against\n"
+		"  --idle N      client: N more connections, each through one call, idle\n"
+		"                through the run beside the -P active ones\n"
+		"  --server-pid PID  client: report the server's VmRSS before the\n"
+		"                connections, with the idle ones, and at the end\n"
 		"Prints one JSON object: calls/s and latency percentiles in us.\n",
 		tool, tool, port);
 }
@@ -104,9 +111,11 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 		{ "cert", required_argument, NULL, 'C' },
 		{ "key", required_argument, NULL, 'K' },
 		{ "ca", required_argument, NULL, 'a' },
+		{ "idle", required_argument, NULL, 'I' },
+		{ "server-pid", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned port = default_port;
+	unsigned port = default_port, pid;
 	bool sizes_given = false;
 	char *end;
 	int c;
@@ -176,6 +185,15 @@ int peer_parse_opts(int argc, char **argv, const char *tool,
 		case 'a':
 			o->ca = optarg;
 			break;
+		case 'I':
+			if (parse_uint(optarg, 0, PEER_MAX_IDLE, &o->idle))
+				goto bad;
+			break;
+		case 'D':
+			if (parse_uint(optarg, 1, INT_MAX, &pid))
+				goto bad;
+			o->server_pid = (int)pid;
+			break;
 		case 'h':
 			usage(tool, default_port);
 			return 1;
@@ -219,8 +237,79 @@ int peer_main(int argc, char **argv, const char *tool, uint16_t default_port,
 		fprintf(stderr, "%s: no TLS mode\n", tool);
 		return 2;
 	}
+	/* A server takes what it may; a client knows what it opens (both
+	 * peers' sockets use up to two descriptors each: socket, wakeup). */
+	peer_raise_nofile(tool, o.server ? 0 : 2ul * (o.conns + o.idle) + 256u);
 	ret = o.server ? serve(&o) : client(&o);
 	return ret ? 1 : 0;
+}
+
+int peer_raise_nofile(const char *tool, unsigned long need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -errno;
+	if (need > rl.rlim_max) {
+		struct rlimit up = { .rlim_cur = need, .rlim_max = need };
+
+		if (!setrlimit(RLIMIT_NOFILE, &up))
+			rl = up;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (need > 1024u)
+		fprintf(stderr, "%s: open-file limit %llu (%lu needed)\n", tool,
+			(unsigned long long)rl.rlim_cur, need);
+	if (rl.rlim_cur < need) {
+		fprintf(stderr, "%s: warning: cannot raise the open-file limit "
+			"to %lu; connections past it may fail\n", tool, need);
+		return -EMFILE;
+	}
+	return 0;
+}
+
+void peer_rss_init(struct peer_rss *r, const struct peer_opts *o)
+{
+	char path[64];
+
+	*r = (struct peer_rss){ .before_kb = -1, .idle_kb = -1, .end_kb = -1,
+				.fd = -1 };
+	if (!o->server_pid)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/status", o->server_pid);
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0)
+		fprintf(stderr, "peer: %s: %s\n", path, strerror(errno));
+}
+
+long peer_rss_sample(const struct peer_rss *r)
+{
+	char buf[4096];
+	const char *line;
+	ssize_t n;
+	long kb;
+
+	if (r->fd < 0)
+		return -1;
+	n = pread(r->fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	line = strstr(buf, "\nVmRSS:");
+	if (!line || sscanf(line + 1, "VmRSS: %ld kB", &kb) != 1)
+		return -1;
+	return kb;
+}
+
+void peer_rss_close(struct peer_rss *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
 }
 
 uint64_t peer_now_ns(void)
@@ -373,7 +462,8 @@ uint64_t peer_hist_quantile(const struct peer_hist *h, double q)
 
 void peer_print_result_ol(const char *tool, const struct peer_opts *o,
 			  double seconds, const struct peer_hist *h,
-			  const struct bench_ol_counts *ol)
+			  const struct bench_ol_counts *ol,
+			  const struct peer_rss *rss)
 {
 	double rate = seconds > 0.0 ? (double)h->count / seconds : 0.0;
 
@@ -405,6 +495,17 @@ void peer_print_result_ol(const char *tool, const struct peer_opts *o,
 		       (unsigned long long)ol->failed,
 		       (unsigned long long)ol->unsent, ol->max_lag_ns / 1e3,
 		       PEER_LATE_NS / 1000u);
+	if (rss)
+		printf(",\"idle_connections\":%u,\"server_rss_kb\":{\"before\":%ld,"
+		       "\"idle\":%ld,\"end\":%ld}", o->idle, rss->before_kb,
+		       rss->idle_kb, rss->end_kb);
+	/* Growth over the connections that caused it, in bytes. */
+	if (rss && o->idle && rss->before_kb >= 0 && rss->idle_kb >= 0)
+		printf(",\"server_rss_per_idle_b\":%.0f",
+		       (rss->idle_kb - rss->before_kb) * 1024.0 / o->idle);
+	if (rss && rss->idle_kb >= 0 && rss->end_kb >= 0)
+		printf(",\"server_rss_per_active_b\":%.0f",
+		       (rss->end_kb - rss->idle_kb) * 1024.0 / o->conns);
 	printf("}\n");
 	fflush(stdout);
 }

@@ -32,6 +32,7 @@ struct peer_hist;
 
 #define PEER_MAX_DEPTH	 10000u	 /* below every peer's queue limits */
 #define PEER_MAX_CONNS	 4096u
+#define PEER_MAX_IDLE	 100000u
 #define PEER_MAX_THREADS 64u
 #define PEER_MAX_MSG	 (64u << 20)
 
@@ -57,7 +58,45 @@ struct peer_opts {
 	 * the name "localhost").  Peers without TLS refuse --tls. */
 	bool tls;
 	const char *cert, *key, *ca;
+	/* --idle N, client only: N more connections that each complete one
+	 * call (the protocol's handshake and a round trip) before the -P
+	 * active ones connect, then stay idle until the run has ended. */
+	unsigned idle;
+	/* --server-pid PID, client only: the server process whose VmRSS the
+	 * client samples (struct peer_rss); 0 for none. */
+	int server_pid;
 };
+
+/*
+ * The server's VmRSS in KiB (from /proc/PID/status, --server-pid) at three
+ * points of a client's run: before it opens any connection, once the
+ * --idle connections have each answered a call (before the active ones
+ * connect), and at the end of the window (every connection still open).
+ * -1 where not sampled.  The status file is opened once, before the
+ * connections, so that a client at its open-file limit can still read it.
+ * Owned by the client's thread that runs the run.
+ */
+struct peer_rss {
+	long before_kb, idle_kb, end_kb;
+	int fd;			/* /proc/PID/status, or -1 */
+};
+
+/* Opens the server's status file for --server-pid (a message is printed
+ * when it cannot) and marks every sample -1. */
+void peer_rss_init(struct peer_rss *r, const struct peer_opts *o);
+/* The server's VmRSS in KiB now, or -1 (no --server-pid, or unreadable). */
+long peer_rss_sample(const struct peer_rss *r);
+/* Closes the status file. */
+void peer_rss_close(struct peer_rss *r);
+
+/*
+ * Idle connections are opened and proven in batches of this many: at
+ * most this many handshakes are in the server's backlog at once, so no
+ * SYN is dropped and no connect waits out a retransmission timeout.
+ */
+#define PEER_IDLE_BATCH 256u
+/* How long the --idle connections may take to answer in all. */
+#define PEER_IDLE_DEADLINE_NS (120ull * 1000000000ull)
 
 /*
  * Open loop (--rate), as zcperf's (bench/zcperf/openloop.h): calls go out
@@ -108,6 +147,15 @@ void peer_sleep_until_ns(uint64_t ns);
 
 
 /*
+ * Raises this process's open-file limit (RLIMIT_NOFILE) to @need
+ * descriptors: the soft limit up to the hard one, and the hard one too
+ * where the process may (CAP_SYS_RESOURCE).  Prints on stderr what it set,
+ * and a warning when the limit stays below @need.  Returns 0 or -EMFILE
+ * when short (the caller may still try).
+ */
+int peer_raise_nofile(const char *tool, unsigned long need);
+
+/*
  * Parses argv into @o, starting from defaults (@default_port, 64 B, 1
  * connection, depth 1, 5 s, 1 thread).  Prints usage for @tool on stderr.
  * Returns 0, 1 after printing help for -h, or -EINVAL for a bad option.
@@ -150,14 +198,24 @@ uint64_t peer_hist_quantile(const struct peer_hist *h, double q);
 /*
  * Prints the result as one JSON object on stdout, with the field names of
  * zcperf --json (test, seconds, transactions_per_s, latency_us{...}); with
- * @ol (open loop, else NULL) the line also carries open_loop{...}.
+ * @ol (open loop, else NULL) the line also carries open_loop{...}; with
+ * @rss (else NULL) it carries idle_connections and server_rss{...}.
  */
 void peer_print_result_ol(const char *tool, const struct peer_opts *o,
 			  double seconds, const struct peer_hist *h,
-			  const struct bench_ol_counts *ol);
+			  const struct bench_ol_counts *ol,
+			  const struct peer_rss *rss);
 
 #ifdef __cplusplus
 }
+
+/* A peer_rss closed when it goes out of scope (the C++ peers). */
+struct PeerRss : peer_rss {
+	explicit PeerRss(const peer_opts &o) { peer_rss_init(this, &o); }
+	~PeerRss() { peer_rss_close(this); }
+	PeerRss(const PeerRss &) = delete;
+	PeerRss &operator=(const PeerRss &) = delete;
+};
 #endif
 
 #endif

@@ -22,6 +22,13 @@
  * does not block: replies that arrive meanwhile are timed when it ends,
  * at most one interval late.  At the end of the window the thread waits
  * (up to OL_DRAIN_NS) for the calls still in flight.
+ *
+ * --idle N: before the active connections, the main thread opens N more
+ * DEALER sockets (in batches of PEER_IDLE_BATCH), each sends one request
+ * and takes its reply (so the ZMTP handshake is done and the server holds
+ * the peer), then leaves them idle until the run has ended.  The context
+ * allows every socket (ZMQ_MAX_SOCKETS, 1,023 by default); each socket
+ * holds a TCP descriptor and a mailbox eventfd.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -96,7 +103,7 @@ static int serve(const struct peer_opts *o)
 	void *ctx, *router;
 	char *fixed = NULL;
 	zmq_msg_t id, body;
-	int linger = 0, ret = 0;
+	int linger = 0, backlog = 4096, ret = 0;
 
 	/* No SA_RESTART: a signal makes zmq_msg_recv() return EINTR. */
 	sigaction(SIGINT, &sa, NULL);
@@ -116,9 +123,12 @@ static int serve(const struct peer_opts *o)
 	router = zmq_socket(ctx, ZMQ_ROUTER);
 	snprintf(endpoint, sizeof(endpoint), "tcp://%s:%u",
 		 o->host ? o->host : "*", o->port);
-	/* Clients bound their own depth at PEER_MAX_DEPTH; stay above it. */
+	/* Clients bound their own depth at PEER_MAX_DEPTH; stay above it.
+	 * The backlog (100 by default) as the kernel's somaxconn here, so
+	 * a burst of connects is not dropped and retried. */
 	if (!router || set_hwm(router, client_hwm(PEER_MAX_DEPTH)) ||
 	    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    zmq_setsockopt(router, ZMQ_BACKLOG, &backlog, sizeof(backlog)) ||
 	    zmq_bind(router, endpoint)) {
 		fprintf(stderr, "zmq_echo: bind %s: %s\n", endpoint,
 			zmq_strerror(zmq_errno()));
@@ -378,11 +388,90 @@ out:
 	return NULL;
 }
 
+/* ---- client, idle connections (--idle) --------------------------------- */
+
+/*
+ * Sockets [@first, @n) of @socks each send one request; waits until each
+ * has its reply, or until @deadline.  Returns 0 or -errno.
+ */
+static int idle_prove(const struct peer_opts *o, void **socks, unsigned first,
+		      unsigned n, const char *payload, uint64_t deadline)
+{
+	zmq_pollitem_t items[PEER_IDLE_BATCH];
+	unsigned left = n - first;
+	zmq_msg_t msg;
+	int ret = 0;
+
+	for (unsigned i = first; i < n; i++) {
+		items[i - first] = (zmq_pollitem_t){ .socket = socks[i],
+						     .events = ZMQ_POLLIN };
+		if (zmq_send(socks[i], payload, o->req, ZMQ_DONTWAIT) < 0)
+			return -zmq_errno();
+	}
+	zmq_msg_init(&msg);
+	while (left && !ret) {
+		if (peer_now_ns() >= deadline) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (zmq_poll(items, (int)(n - first), 100) < 0) {
+			ret = -zmq_errno();
+			break;
+		}
+		for (unsigned i = 0; i < n - first; i++) {
+			if (!(items[i].revents & ZMQ_POLLIN))
+				continue;
+			if (zmq_msg_recv(&msg, items[i].socket, ZMQ_DONTWAIT) < 0) {
+				ret = -zmq_errno();
+				break;
+			}
+			items[i].events = 0;	/* answered: poll it no more */
+			left--;
+		}
+	}
+	zmq_msg_close(&msg);
+	return ret;
+}
+
+/* Opens o->idle DEALER sockets into @socks, each through one call. */
+static int idle_open(const struct peer_opts *o, void *ctx, const char *endpoint,
+		     const char *payload, void **socks)
+{
+	uint64_t deadline = peer_now_ns() + PEER_IDLE_DEADLINE_NS;
+	int linger = 0, ret;
+
+	for (unsigned first = 0; first < o->idle; first += PEER_IDLE_BATCH) {
+		unsigned n = first + PEER_IDLE_BATCH < o->idle ?
+			first + PEER_IDLE_BATCH : o->idle;
+
+		for (unsigned i = first; i < n; i++) {
+			socks[i] = zmq_socket(ctx, ZMQ_DEALER);
+			if (!socks[i] ||
+			    zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof(linger)) ||
+			    zmq_connect(socks[i], endpoint)) {
+				ret = -zmq_errno();
+				fprintf(stderr, "zmq_echo: idle connection %u: %s\n",
+					i, zmq_strerror(-ret));
+				return ret;
+			}
+		}
+		ret = idle_prove(o, socks, first, n, payload, deadline);
+		if (ret) {
+			fprintf(stderr, "zmq_echo: idle connections %u-%u: %s\n",
+				first, n - 1, zmq_strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int run_client(const struct peer_opts *o)
 {
 	struct client_thread *threads;
 	struct peer_hist *total;
 	struct bench_ol_counts ol = { 0 };
+	struct peer_rss rss;
+	void **idle = NULL;
 	char endpoint[300];
 	char *payload;
 	uint64_t start, end;
@@ -390,17 +479,25 @@ static int run_client(const struct peer_opts *o)
 	void *ctx;
 	int ret = 0;
 
+	peer_rss_init(&rss, o);
 	snprintf(endpoint, sizeof(endpoint), "tcp://%s:%u", o->host, o->port);
 	threads = calloc(o->threads, sizeof(*threads));
 	total = calloc(1, sizeof(*total));
 	payload = calloc(1, o->req);
+	idle = calloc(o->idle + 1u, sizeof(*idle));
 	ctx = zmq_ctx_new();
-	if (!threads || !total || !payload || !ctx ||
-	    zmq_ctx_set(ctx, ZMQ_IO_THREADS, (int)o->threads)) {
+	if (!threads || !total || !payload || !idle || !ctx ||
+	    zmq_ctx_set(ctx, ZMQ_IO_THREADS, (int)o->threads) ||
+	    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, (int)(o->conns + o->idle + 16u))) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	memset(payload, 'z', o->req);
+	rss.before_kb = peer_rss_sample(&rss);
+	ret = idle_open(o, ctx, endpoint, payload, idle);
+	if (ret)
+		goto out;
+	rss.idle_kb = peer_rss_sample(&rss);
 	start = peer_now_ns();
 	end = start + (uint64_t)(o->seconds * 1e9);
 	for (started = 0; started < o->threads; started++) {
@@ -426,6 +523,7 @@ static int run_client(const struct peer_opts *o)
 		peer_hist_merge(total, &threads[i].hist);
 		bench_ol_counts_add(&ol, &threads[i].ol);
 	}
+	rss.end_kb = peer_rss_sample(&rss);
 	if (!ret && !total->count) {
 		fprintf(stderr, "zmq_echo: no reply from %s in %.1f s\n",
 			endpoint, o->seconds);
@@ -433,8 +531,13 @@ static int run_client(const struct peer_opts *o)
 	}
 	if (!ret)
 		peer_print_result_ol("zmq", o, (end - start) / 1e9, total,
-				     o->rate > 0 ? &ol : NULL);
+				     o->rate > 0 ? &ol : NULL,
+				     o->idle || o->server_pid ? &rss : NULL);
 out:
+	for (unsigned i = 0; idle && i < o->idle && idle[i]; i++)
+		zmq_close(idle[i]);
+	free(idle);
+	peer_rss_close(&rss);
 	if (ctx)
 		zmq_ctx_term(ctx);
 	free(payload);

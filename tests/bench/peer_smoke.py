@@ -3,8 +3,10 @@
 # run as bench/compare runs it, for a second per mode on loopback: the
 # closed loop answers calls of the asked sizes, the open loop (--rate,
 # const and poisson) prints counts that add up (sent + late + failed ==
-# scheduled, unsent a part of failed) and answers what it sent, and the
-# server ends cleanly on SIGTERM.  No timing is checked.  Every wait is
+# scheduled, unsent a part of failed) and answers what it sent, --idle
+# opens connections that each answer a call beside the active ones and
+# --server-pid reports the server's VmRSS, and the server ends cleanly on
+# SIGTERM.  No timing is checked.  Every wait is
 # bounded.  Usage: peer_smoke.py PEER_EXE
 import json
 import queue
@@ -86,6 +88,15 @@ def main():
             check(ol["unsent"] <= ol["failed"], f"{arrival}: unsent > failed")
             check(res["calls"] == ol["sent"] + ol["late"],
                   f"{arrival}: calls {res['calls']} != answered {ol}")
+        res = run_client(exe, port, ["-P", "2", "--idle", "300",
+                                     "--server-pid", str(srv.pid)])
+        rss = res["server_rss_kb"]
+        check(res["idle_connections"] == 300 and res["calls"] > 0,
+              f"--idle 300: {res}")
+        # Sampled, not compared: a server's RSS may also shrink (its
+        # allocator returns memory; under ASan, the quarantine).
+        check(min(rss.values()) > 0, f"--idle 300: server RSS {rss}")
+        check("server_rss_per_idle_b" in res, "no server_rss_per_idle_b")
     finally:
         srv.terminate()
         try:
