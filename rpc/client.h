@@ -74,7 +74,10 @@ struct zc__cconn {
 	struct zc_chain rx;
 	struct zc_frame_limits lim;
 	struct zc_hello peer;
-	bool ready, goaway, broken, dirty;
+	bool ready, goaway, broken;
+	/* Frames queued this batch: on cli->dirty, flushed at its end. */
+	bool dirty;
+	struct zc__cconn *dirty_next;
 	int lost_err;			/* set when it closed: -errno */
 	uint64_t hello_deadline;	/* ns, while not ready */
 	struct zc__map calls;		/* id -> pending or discard mark */
@@ -98,6 +101,9 @@ struct zc_rpc_client {
 	struct zc_reactor *r;
 	struct zc__inbox inbox;
 	struct zc__slot *slots;
+	/* Connections with frames queued and not flushed
+	 * (zc__cconn_dirty()). */
+	struct zc__cconn *dirty;
 	struct zc__cconn *all;
 	struct zc_rpc_pending *whead, *wtail;	/* waiting for a conn */
 	struct zc__ping *pings;			/* in flight or waiting */
@@ -143,6 +149,9 @@ void zc__client_tick(struct zc_work *w);
 void zc__client_start(struct zc_rpc_client *cli);
 void zc__client_shutdown(struct zc_rpc_client *cli);
 void zc__pending_put(struct zc_rpc_pending *p);
+/* @cc has frames queued: the end of the batch (or of the delivery being
+ * handled) flushes it. */
+void zc__cconn_dirty(struct zc__cconn *cc);
 
 /* client_ping.c, reactor thread: a ping from the inbox; a connection
  * became ready (send the waiting pings); a PONG's payload; a connection

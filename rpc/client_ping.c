@@ -63,7 +63,7 @@ static void ping_send(struct zc__cconn *cc, struct zc__ping *p)
 		return;
 	}
 	p->cc = cc;
-	cc->dirty = true;
+	zc__cconn_dirty(cc);
 }
 
 /* A ready connection that takes new frames, the least busy one. */
