@@ -11,6 +11,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -714,6 +715,106 @@ Test(bench, rr_floor_runs_each_wait)
 		cr_assert_gt(num(&d, "response_leg_p50_us"), 0);
 	}
 	cr_assert_eq(n, 3);
+}
+
+/* stall_floor, as a table on every CPU this test may run on: it ran, and
+ * printed one row per CPU, in order.  No gap is judged: they are the
+ * machine's. */
+Test(bench, stall_floor_row_per_cpu)
+{
+	const char *args[] = { "--secs", "0.2", NULL };
+	static char out[OUT_MAX];
+	char *line, *save = NULL;
+	cpu_set_t mask;
+	int cpu = -1, rows = 0;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(mask), &mask), 0);
+	cr_assert_eq(run_program(STALL_FLOOR_PATH, args, out, sizeof(out)), 0,
+		     "stall_floor failed: %s", out);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		int row_cpu;
+
+		if (sscanf(line, "%d", &row_cpu) != 1)
+			continue;
+		while (++cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &mask))
+			;
+		cr_assert_eq(row_cpu, cpu, "row for CPU %d, want %d: %s",
+			     row_cpu, cpu, line);
+		rows++;
+	}
+	cr_assert_eq(rows, CPU_COUNT(&mask));
+}
+
+/* stall_floor --json on (at most) two CPUs: per CPU a share of time per
+ * threshold, each within 0-100% and no larger than the one below it (a gap
+ * over 1 ms is also one over 500 us), counts likewise; "any CPU" within
+ * 0-100% and covering at least each CPU's own time away over 1 ms. */
+Test(bench, stall_floor_json_shares)
+{
+	static const char *const thr[] = { "50us", "100us", "500us", "1ms",
+					   "2ms", "5ms" };
+	const char *args[] = { "--secs", "0.2", "--cpus", NULL, "--json",
+			       NULL };
+	static char out[OUT_MAX];
+	char list[32], path[64];
+	int cpus[2], n = 0, c, i;
+	struct json_doc d;
+	cpu_set_t mask;
+	double any, wall;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(mask), &mask), 0);
+	for (c = 0; c < CPU_SETSIZE && n < 2; c++) {
+		if (CPU_ISSET(c, &mask))
+			cpus[n++] = c;
+	}
+	if (n == 1)
+		snprintf(list, sizeof(list), "%d", cpus[0]);
+	else
+		snprintf(list, sizeof(list), "%d,%d", cpus[0], cpus[1]);
+	args[3] = list;
+	cr_assert_eq(run_program(STALL_FLOOR_PATH, args, out, sizeof(out)), 0,
+		     "stall_floor failed: %s", out);
+	cr_assert_eq(json_parse(out, &d), 0, "not JSON: %s", out);
+	cr_assert_str_eq(json_get(&d, "cpus")->val, list);
+	any = num(&d, "any_cpu.over_1ms_pct");
+	cr_assert(any >= 0 && any <= 100, "any CPU %f%%", any);
+	wall = num(&d, "any_cpu.wall_s");
+	cr_assert_eq(num(&d, "any_cpu.gaps_not_merged"), 0);
+	for (i = 0; i < n; i++) {
+		double prev_pct = 100, prev_count = INFINITY, span;
+
+		snprintf(path, sizeof(path), "per_cpu.%d.reads", cpus[i]);
+		cr_assert_gt(num(&d, path), 0);
+		snprintf(path, sizeof(path), "per_cpu.%d.span_s", cpus[i]);
+		span = num(&d, path);
+		cr_assert(span > 0 && span <= wall, "span %f, wall %f", span,
+			  wall);
+		for (unsigned t = 0; t < sizeof(thr) / sizeof(thr[0]); t++) {
+			double pct, count;
+
+			snprintf(path, sizeof(path), "per_cpu.%d.over_%s.pct",
+				 cpus[i], thr[t]);
+			pct = num(&d, path);
+			cr_assert(pct >= 0 && pct <= prev_pct, "%s = %f", path,
+				  pct);
+			snprintf(path, sizeof(path), "per_cpu.%d.over_%s.count",
+				 cpus[i], thr[t]);
+			count = num(&d, path);
+			cr_assert(count >= 0 && count <= prev_count, "%s", path);
+			/* Seconds, not shares: the wall time may be a
+			 * little longer than each CPU's span. */
+			if (!strcmp(thr[t], "1ms"))
+				cr_assert_geq(any * wall + 1e-3, pct * span,
+					      "any CPU %f%% of %f s < CPU %d's "
+					      "%f%% of %f s", any, wall,
+					      cpus[i], pct, span);
+			prev_pct = pct;
+			prev_count = count;
+		}
+	}
+	snprintf(path, sizeof(path), "per_cpu.%d.reads", cpus[n - 1] + 1);
+	cr_assert_null(json_get(&d, path), "a CPU not asked for");
 }
 
 #ifdef ZC_WITH_TLS
