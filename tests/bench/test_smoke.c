@@ -749,7 +749,8 @@ Test(bench, stall_floor_row_per_cpu)
 /* stall_floor --json on (at most) two CPUs: per CPU a share of time per
  * threshold, each within 0-100% and no larger than the one below it (a gap
  * over 1 ms is also one over 500 us), counts likewise; "any CPU" within
- * 0-100% and covering at least each CPU's own time away over 1 ms. */
+ * 0-100%, covering at least each CPU's own time away over 1 ms and at most
+ * their sum. */
 Test(bench, stall_floor_json_shares)
 {
 	static const char *const thr[] = { "50us", "100us", "500us", "1ms",
@@ -761,7 +762,7 @@ Test(bench, stall_floor_json_shares)
 	int cpus[2], n = 0, c, i;
 	struct json_doc d;
 	cpu_set_t mask;
-	double any, wall;
+	double any, wall, away_sum = 0;
 
 	cr_assert_eq(sched_getaffinity(0, sizeof(mask), &mask), 0);
 	for (c = 0; c < CPU_SETSIZE && n < 2; c++) {
@@ -804,17 +805,44 @@ Test(bench, stall_floor_json_shares)
 			cr_assert(count >= 0 && count <= prev_count, "%s", path);
 			/* Seconds, not shares: the wall time may be a
 			 * little longer than each CPU's span. */
-			if (!strcmp(thr[t], "1ms"))
+			if (!strcmp(thr[t], "1ms")) {
+				away_sum += pct * span;
 				cr_assert_geq(any * wall + 1e-3, pct * span,
 					      "any CPU %f%% of %f s < CPU %d's "
 					      "%f%% of %f s", any, wall,
 					      cpus[i], pct, span);
+			}
 			prev_pct = pct;
 			prev_count = count;
 		}
 	}
+	/* The union of the CPUs' gaps is no longer than their sum. */
+	cr_assert_leq(any * wall, away_sum + 1e-3, "any CPU %f%% of %f s > "
+		      "the sum of each CPU's, %f%% s", any, wall, away_sum);
 	snprintf(path, sizeof(path), "per_cpu.%d.reads", cpus[n - 1] + 1);
 	cr_assert_null(json_get(&d, path), "a CPU not asked for");
+}
+
+/* stall_floor refuses what it cannot measure, with exit status 2 and no
+ * table: a CPU outside its affinity mask, a malformed list, no time. */
+Test(bench, stall_floor_refuses_bad_input)
+{
+	static const char *const bad[][4] = {
+		{ "--cpus", "99999", NULL },
+		{ "--cpus", "1-0", NULL },
+		{ "--cpus", "0,,1", NULL },
+		{ "--secs", "0", NULL },
+		{ "--secs", "1x", NULL },
+		{ "extra", NULL },
+	};
+	static char out[OUT_MAX];
+
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(run_program(STALL_FLOOR_PATH, bad[i], out,
+					 sizeof(out)), 2, "%s %s", bad[i][0],
+			     bad[i][1] ? bad[i][1] : "");
+		cr_assert_str_eq(out, "", "%s", out);
+	}
 }
 
 #ifdef ZC_WITH_TLS
