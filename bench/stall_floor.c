@@ -45,8 +45,9 @@ static const char *const thr_label[] = {"50us", "100us", "500us", "1ms",
 #define THRESHOLDS (sizeof(thr_ns) / sizeof(thr_ns[0]))
 #define THR_ANY 3
 
-/* Gaps over 1 ms kept per CPU for the "any CPU" merge: 16 KiB of them is
- * 256 KiB per CPU, more than a 10 s run has ever needed (tens).  Past the
+/* Gaps over 1 ms kept per CPU for the "any CPU" merge: 16,384 of them,
+ * 256 KiB per CPU, far more than a 10 s run on an idle machine needs (tens;
+ * under 2,000 on a busy one).  Past the
  * cap gaps are still counted per CPU, but not merged: the "any CPU" share
  * is then a lower bound, and the report says how many were dropped. */
 #define MAX_KEPT (1u << 14)
@@ -446,9 +447,12 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? 0 : 2;
 	n = (unsigned)CPU_COUNT(&o.cpus);
-	sp = calloc(n, sizeof(*sp));
+	/* aligned_alloc: calloc would not honour the spinners' alignment
+	 * (sizeof is a multiple of it). */
+	sp = aligned_alloc(_Alignof(struct spinner), n * sizeof(*sp));
 	if (!sp)
 		return 1;
+	memset(sp, 0, n * sizeof(*sp));
 	for (i = 0; i < n; i++) {
 		sp[i].kept = malloc(MAX_KEPT * sizeof(struct interval));
 		if (!sp[i].kept) {
