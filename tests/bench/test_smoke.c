@@ -718,6 +718,49 @@ Test(bench, rr_floor_runs_each_wait)
 	cr_assert_eq(n, 3);
 }
 
+/* accept_rate: every queued connection accepted in each mode, the
+ * single-shot listener arming one accept per connection (and one at
+ * the start), the multishot one far fewer; then a summary per mode. */
+Test(bench, accept_rate_runs_each_mode)
+{
+	const char *args[] = { "--conns", "64", "--runs", "1", NULL };
+	static char out[OUT_MAX];
+	char *line, *save = NULL, mode[16];
+	unsigned run, conns, summaries = 0, seen = 0;
+	unsigned long long arms;
+	double per_s, cpu;
+
+	cr_assert_eq(run_program(ACCEPT_RATE_PATH, args, out, sizeof(out)), 0,
+		     "accept_rate failed: %s", out);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "run=%u mode=%15s conns=%u accepts_per_s=%lf "
+				 "cpu_us_per_accept=%lf accept_arms=%llu",
+			   &run, mode, &conns, &per_s, &cpu, &arms) == 6) {
+			cr_assert_eq(run, 1);
+			cr_assert_eq(conns, 64);
+			cr_assert_gt(per_s, 0);
+			if (!strcmp(mode, "oneshot")) {
+				cr_assert_eq(arms, 64 + 1);
+				seen |= 2;
+			} else {
+				cr_assert_str_eq(mode, "multishot");
+				cr_assert_lt(arms, 32);
+				seen |= 1;
+			}
+		} else if (!strncmp(line, "mode=", 5)) {
+			cr_assert_not_null(strstr(line, " median_accepts_per_s="),
+					   "%s", line);
+			summaries++;
+		} else {
+			cr_assert_eq(strncmp(line, "ratio oneshot/multishot=", 24),
+				     0, "unexpected line: %s", line);
+		}
+	}
+	cr_assert_eq(seen, 3);
+	cr_assert_eq(summaries, 2);
+}
+
 #ifdef ZC_WITH_TLS
 /* --tls: the stream, RR and RPC families run over TLS with a throwaway
  * certificate; the JSON config says TLS was on, names the negotiated
