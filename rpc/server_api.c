@@ -361,8 +361,9 @@ static int listen_on(void *arg)
 	int ret;
 
 	if (la->share_fd >= 0)
-		ret = zc_listen_fd(la->rc->r, la->share_fd, zc__server_accept,
-				   la->rc, &la->rc->l);
+		ret = zc_listen_fd(la->rc->r, la->share_fd,
+				   la->flags & ZC_LISTEN_ONESHOT_ACCEPT,
+				   zc__server_accept, la->rc, &la->rc->l);
 	else
 		ret = zc_listen(la->rc->r, (struct sockaddr *)&la->addr.ss,
 				la->addr.len, la->flags, zc__server_accept,
@@ -395,7 +396,8 @@ static int listen_all(struct zc_rpc_server *s, struct listen_arg *la)
 	int ret = 0;
 
 	la->share_fd = -1;
-	la->flags = s->cfg.reuseport ? ZC_LISTEN_REUSEPORT : 0;
+	la->flags = (s->cfg.reuseport ? ZC_LISTEN_REUSEPORT : 0) |
+		    (s->cfg.oneshot_accept ? ZC_LISTEN_ONESHOT_ACCEPT : 0);
 	for (unsigned i = 0; i < s->cfg.nreactors; i++) {
 		la->rc = &s->rcs[i];
 		ret = zc_reactor_call(la->rc->r, listen_on, la);

@@ -319,6 +319,7 @@ struct zc_listener {
 	struct zc__dlist link;
 	unsigned ops_inflight;
 	bool closing;
+	bool oneshot;         /* ZC_LISTEN_ONESHOT_ACCEPT */
 	struct __kernel_timespec ts;
 	char *unlink_path;    /* Unix socket file we bound, removed at free */
 };

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stack/listen.c - listeners with multishot accept, on a socket of their
- * own (zc_listen) or on a dup of the caller's (zc_listen_fd).
+ * stack/listen.c - listeners with multishot accept (or one single-shot
+ * accept at a time, ZC_LISTEN_ONESHOT_ACCEPT), on a socket of their own
+ * (zc_listen) or on a dup of the caller's (zc_listen_fd).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,14 +24,23 @@ static void arm_accept(struct zc_listener *l)
 {
 	struct io_uring_sqe *sqe = zc__sqe(l->r);
 
-	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+	/* Both end in zc__handle_accept(): a single-shot accept's one
+	 * completion comes without IORING_CQE_F_MORE, as a multishot
+	 * accept's last does, and either way the accept is armed again. */
+	if (l->oneshot)
+		io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+	else
+		io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL,
+					       SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, zc__ud(l, ZC__OP_ACCEPT));
 	l->ops_inflight++;
+	ZC__STAT_INC(l->r, accept_arms);
 }
 
 /* A listener on @fd (bound and listening, now ours). */
-static int listener_start(struct zc_reactor *r, int fd, zc_accept_fn on_accept,
-			  void *ud, struct zc_listener **out)
+static int listener_start(struct zc_reactor *r, int fd, unsigned flags,
+			  zc_accept_fn on_accept, void *ud,
+			  struct zc_listener **out)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -45,6 +55,7 @@ static int listener_start(struct zc_reactor *r, int fd, zc_accept_fn on_accept,
 	l->fd = fd;
 	l->on_accept = on_accept;
 	l->ud = ud;
+	l->oneshot = flags & ZC_LISTEN_ONESHOT_ACCEPT;
 	if (ss.ss_family == AF_INET6)
 		l->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	else if (ss.ss_family == AF_INET)
@@ -78,7 +89,7 @@ int zc_listen(struct zc_reactor *r, const struct sockaddr *addr,
 	if (!r || !addr || !on_accept || !out ||
 	    addrlen < sizeof(sa_family_t) ||
 	    addrlen > sizeof(struct sockaddr_storage) ||
-	    (flags & ~ZC_LISTEN_REUSEPORT))
+	    (flags & ~(ZC_LISTEN_REUSEPORT | ZC_LISTEN_ONESHOT_ACCEPT)))
 		return -EINVAL;
 	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6 &&
 	    addr->sa_family != AF_UNIX)
@@ -114,7 +125,7 @@ int zc_listen(struct zc_reactor *r, const struct sockaddr *addr,
 		ret = -errno;
 		goto err_unlink;
 	}
-	ret = listener_start(r, fd, on_accept, ud, out);
+	ret = listener_start(r, fd, flags, on_accept, ud, out);
 	if (ret)
 		goto err_unlink;
 	(*out)->unlink_path = unlink_path;
@@ -130,13 +141,14 @@ err_free:
 	return ret;
 }
 
-int zc_listen_fd(struct zc_reactor *r, int fd, zc_accept_fn on_accept,
-		 void *ud, struct zc_listener **out)
+int zc_listen_fd(struct zc_reactor *r, int fd, unsigned flags,
+		 zc_accept_fn on_accept, void *ud, struct zc_listener **out)
 {
 	int type = 0, acc = 0, ret;
 	socklen_t tl = sizeof(type), al = sizeof(acc);
 
-	if (!r || fd < 0 || !on_accept || !out)
+	if (!r || fd < 0 || !on_accept || !out ||
+	    (flags & ~ZC_LISTEN_ONESHOT_ACCEPT))
 		return -EINVAL;
 	if (r->torn_down)
 		return -ESHUTDOWN;
@@ -147,7 +159,7 @@ int zc_listen_fd(struct zc_reactor *r, int fd, zc_accept_fn on_accept,
 	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	ret = listener_start(r, fd, on_accept, ud, out);
+	ret = listener_start(r, fd, flags, on_accept, ud, out);
 	if (ret)
 		close(fd);
 	return ret;

@@ -167,11 +167,14 @@ static int measure(struct zp_ctl *ctl, unsigned nctl,
 }
 
 /* Ask the server of @ctl for the test: its data address (the control
- * peer @peer with the port of its READY) into @data.  0 or -errno. */
+ * peer @peer with the port of its READY) into @data, and how it accepts
+ * (enum zp_accept; multishot from servers before --accept) into
+ * *@accept.  0 or -errno. */
 static int ready_port(struct zp_ctl *ctl, const char *cfgline,
 		      const struct sockaddr *peer, socklen_t peerlen,
-		      struct sockaddr_storage *data)
+		      struct sockaddr_storage *data, int *accept)
 {
+	enum zp_accept acc = ZP_ACCEPT_MULTISHOT;
 	char line[ZP_CTL_LINE_MAX], v[16];
 	char *end;
 	long port;
@@ -184,10 +187,13 @@ static int ready_port(struct zp_ctl *ctl, const char *cfgline,
 	if (ret)
 		return ret;
 	if (zp_ctl_get(line, "port", v, sizeof(v)) ||
-	    (port = strtol(v, &end, 10)) <= 0 || port > 65535 || *end) {
+	    (port = strtol(v, &end, 10)) <= 0 || port > 65535 || *end ||
+	    (!zp_ctl_get(line, "accept", v, sizeof(v)) &&
+	     zp_accept_parse(v, &acc))) {
 		fprintf(stderr, "zcperf: bad READY from server: %s\n", line);
 		return -EPROTO;
 	}
+	*accept = (int)acc;
 	if (peerlen > sizeof(*data))
 		return -EINVAL;
 	memset(data, 0, sizeof(*data));
@@ -227,14 +233,25 @@ int zp_client_run(struct zp_ctl *ctl, unsigned nctl,
 		return -EINVAL;
 	zp_ctl_fmt_cfg(cfg, a->server_cpus, line, sizeof(line));
 	for (unsigned i = 0; i < nctl; i++) {
+		int acc;
+
 		ret = nctl > 1 ? ready_port(&ctl[i], line,
 					    (const struct sockaddr *)
 						    &a->peers[i],
-					    a->peerlens[i], &data[i]) :
+					    a->peerlens[i], &data[i], &acc) :
 				 ready_port(ctl, line, a->peer, a->peerlen,
-					    &data[0]);
+					    &data[0], &acc);
 		if (ret)
 			return ret;
+		/* The report has one config: the first server's. */
+		if (!i)
+			r->cfg.accept = acc;
+		else if (acc != r->cfg.accept)
+			fprintf(stderr, "zcperf: server %u accepts %s, the "
+					"first %s: the report says %s\n",
+				i, zp_accept_name((enum zp_accept)acc),
+				zp_accept_name((enum zp_accept)r->cfg.accept),
+				zp_accept_name((enum zp_accept)r->cfg.accept));
 	}
 
 	hist = malloc(sizeof(*hist));

@@ -23,6 +23,7 @@ struct echo_arg {
 	socklen_t len;
 	struct zc_listener *lis;
 	struct zc_tls_ctx *tls; /* --tls: the server context, else NULL */
+	unsigned flags;         /* zp_listen_flags() */
 };
 
 static int listen_fn(void *arg)
@@ -30,7 +31,7 @@ static int listen_fn(void *arg)
 	struct echo_arg *ea = arg;
 
 	int ret = zc_echo_listen(zc_reactor_current(), (struct sockaddr *)&ea->ss,
-				 ea->len, ZC_LISTEN_REUSEPORT, &ea->lis);
+				 ea->len, ea->flags, &ea->lis);
 
 	return ret || !ea->tls ? ret : zc_listener_set_tls(ea->lis, ea->tls);
 }
@@ -97,6 +98,7 @@ int zp_echo_run(const struct zp_opts *o)
 	if (!rs)
 		return 1;
 	ea.tls = NULL;
+	ea.flags = zp_listen_flags(cfg);
 	if (cfg->tls && !(ea.tls = zp_tls_server())) {
 		free(rs);
 		return 1;

@@ -64,13 +64,20 @@ struct listen_arg {
 	socklen_t len;
 };
 
+unsigned zp_listen_flags(const struct zp_test_cfg *cfg)
+{
+	return ZC_LISTEN_REUSEPORT | (cfg->accept == ZP_ACCEPT_ONESHOT
+					      ? ZC_LISTEN_ONESHOT_ACCEPT
+					      : 0);
+}
+
 static int listen_fn(void *arg)
 {
 	struct listen_arg *la = arg;
 
 	int ret = zc_listen(la->rx->r, (struct sockaddr *)&la->ss, la->len,
-			    ZC_LISTEN_REUSEPORT, on_accept, la->rx,
-			    &la->rx->lis);
+			    zp_listen_flags(&la->rx->eng->cfg), on_accept,
+			    la->rx, &la->rx->lis);
 
 	if (!ret && la->rx->eng->cfg.tls)
 		ret = zc_listener_set_tls(la->rx->lis, la->tls);

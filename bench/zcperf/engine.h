@@ -194,6 +194,10 @@ int zp_engine_create(struct zp_engine **out, const struct zp_test_cfg *cfg,
 		     bool server, const cpu_set_t *cpus, bool pinned,
 		     bool verbose);
 
+/* zc_listen() flags of a server's listeners: SO_REUSEPORT, and
+ * ZC_LISTEN_ONESHOT_ACCEPT with --accept oneshot. */
+unsigned zp_listen_flags(const struct zp_test_cfg *cfg);
+
 /* Server: listen on @addr (port 0: any) on every reactor (SO_REUSEPORT).
  * Returns the bound port (> 0) or -errno. */
 int zp_engine_listen(struct zp_engine *e, const struct sockaddr *addr,

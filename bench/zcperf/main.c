@@ -5,6 +5,7 @@
  *   zcperf                                   the loopback tour (make run)
  *   zcperf -t TCP_RR -l 5                    one test, both ends here
  *   zcperf -s                                server, port 12866
+ *   zcperf -s --accept oneshot               ... single-shot accepts
  *   zcperf -H 10.0.0.2 -t TCP_STREAM -m 16K -l 10 --cc cubic
  *   zcperf -H 10.0.0.2 -t TCP_MAERTS -m 256K --send zc --json
  *   zcperf -H 10.0.0.2 -t TCP_STREAM --consumer-cpu 1 --free local
@@ -157,6 +158,7 @@ int zp_server_main(const struct zp_opts *o)
 	srv.cpus = o->cpus;
 	srv.pinned = o->cpus_given;
 	srv.verbose = o->verbose;
+	srv.accept = o->cfg.accept;
 	if (pthread_create(&thread, NULL, signal_main, &sa)) {
 		close(srv.lfd);
 		return 1;

@@ -33,6 +33,11 @@ static const char *const arrival_names[] = {
 	[ZP_ARRIVAL_POISSON] = "poisson",
 };
 
+static const char *const accept_names[] = {
+	[ZP_ACCEPT_MULTISHOT] = "multishot",
+	[ZP_ACCEPT_ONESHOT] = "oneshot",
+};
+
 /* Index of @name in @names (exact match), or -EINVAL. */
 static int name_index(const char *const *names, unsigned n, const char *name)
 {
@@ -56,6 +61,21 @@ int zp_arrival_parse(const char *name, enum zp_arrival *out)
 	if (i < 0)
 		return i;
 	*out = (enum zp_arrival)i;
+	return 0;
+}
+
+const char *zp_accept_name(enum zp_accept a)
+{
+	return (unsigned)a <= ZP_ACCEPT_ONESHOT ? accept_names[a] : "?";
+}
+
+int zp_accept_parse(const char *name, enum zp_accept *out)
+{
+	int i = name_index(accept_names, ZP_ACCEPT_ONESHOT + 1, name);
+
+	if (i < 0)
+		return i;
+	*out = (enum zp_accept)i;
 	return 0;
 }
 
@@ -275,6 +295,9 @@ const char *zp_cfg_check(const struct zp_test_cfg *cfg)
 		return "--idle: at most 100000 connections";
 	if (cfg->idle && !(cfg->test == ZP_RPC_RR || cfg->test == ZP_RPC_STREAM))
 		return "--idle: RPC_RR and RPC_STREAM only";
+	if (cfg->accept != ZP_ACCEPT_MULTISHOT &&
+	    cfg->accept != ZP_ACCEPT_ONESHOT)
+		return "--accept: multishot or oneshot";
 	return NULL;
 }
 
@@ -332,6 +355,11 @@ void zp_usage(FILE *f)
 "      --sockbuf SIZE      SO_SNDBUF and SO_RCVBUF of every data socket, both\n"
 "                          sides, like iperf3 -w (default: kernel autotuning)\n"
 "      --poll USEC         busy-poll reactors up to USEC before sleeping (default 0)\n"
+"      --accept MODE       server (-s, --echo, loopback): multishot | oneshot: one\n"
+"                          multishot accept per listener, or one single-shot\n"
+"                          accept re-armed after each connection (what kernels\n"
+"                          before 5.19 have); a client reports the server's\n"
+"                          (default multishot)\n"
 "      --cc NAME           TCP congestion control per socket, e.g. cubic (default: system)\n"
 "      --tls               TLS 1.3 on every connection (default off); without --cert,\n"
 "                          a throwaway self-signed certificate made with openssl\n"
@@ -368,6 +396,7 @@ enum {
 	OPT_STALL,
 	OPT_LB,
 	OPT_IDLE,
+	OPT_ACCEPT,
 };
 
 static const struct option long_opts[] = {
@@ -403,6 +432,7 @@ static const struct option long_opts[] = {
 	{ "stall", required_argument, NULL, OPT_STALL },
 	{ "lb", required_argument, NULL, OPT_LB },
 	{ "idle", required_argument, NULL, OPT_IDLE },
+	{ "accept", required_argument, NULL, OPT_ACCEPT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -469,6 +499,7 @@ static void inherit_affinity(struct zp_opts *o)
 int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 {
 	struct zp_test_cfg *cfg = &o->cfg;
+	bool accept_given = false;
 	const char *why;
 	uint32_t u;
 	int c;
@@ -637,6 +668,16 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 			if (parse_u32(optarg, 0, ZP_MAX_IDLE, &cfg->idle))
 				return bad("--idle", optarg, "0 to 100000");
 			break;
+		case OPT_ACCEPT: {
+			enum zp_accept a;
+
+			if (zp_accept_parse(optarg, &a))
+				return bad("--accept", optarg,
+					   "multishot or oneshot");
+			cfg->accept = (int)a;
+			accept_given = true;
+			break;
+		}
 		case OPT_STALL:
 			if (parse_u32(optarg, 0, 60000, &cfg->stall_ms))
 				return bad("--stall", optarg, "0 to 60000 ms");
@@ -657,6 +698,10 @@ int zp_opts_parse(int argc, char **argv, struct zp_opts *o)
 	if (!o->tls_cert != !o->tls_key)
 		return bad("--cert/--key", o->tls_cert ? o->tls_cert : o->tls_key,
 			   "both or neither");
+	/* The server decides how it accepts; its READY tells the client. */
+	if (o->role == ZP_ROLE_CLIENT && accept_given)
+		return bad("--accept", zp_accept_name(cfg->accept),
+			   "a server option: give it to zcperf -s");
 	if (o->role == ZP_ROLE_CLIENT && !o->port)
 		return bad("-p", "0", "a client needs the server's port");
 	/* One host stays exactly as it was; a list needs the port first. */

@@ -60,7 +60,14 @@ enum zp_arrival {
 	ZP_ARRIVAL_POISSON,   /* exponential gaps of mean 1/rate */
 };
 
-/* Everything a test needs; the control connection carries all of it. */
+/* --accept: how the server's listeners accept (ZC_LISTEN_ONESHOT_ACCEPT). */
+enum zp_accept {
+	ZP_ACCEPT_MULTISHOT = 0, /* one multishot accept per listener */
+	ZP_ACCEPT_ONESHOT,       /* one single-shot accept at a time */
+};
+
+/* Everything a test needs; the control connection carries all of it
+ * (but accept, see there). */
 struct zp_test_cfg {
 	enum zp_test test;
 	double seconds;
@@ -83,6 +90,9 @@ struct zp_test_cfg {
 	int arrival;        /* --arrival: enum zp_arrival */
 	uint32_t stall_ms;  /* --stall: server handler sleeps once, 0 = no */
 	uint32_t idle;      /* --idle: RPC connections open but unused */
+	/* --accept, enum zp_accept: a server option (-s, loopback), not
+	 * sent by the client; a client learns the server's from READY. */
+	int accept;
 };
 
 /* -H a,b,c: the servers of a multi-server run (RPC tests, through one
@@ -117,6 +127,8 @@ int zp_test_parse(const char *name, enum zp_test *out);
 const char *zp_send_name(enum zp_send s);
 const char *zp_arrival_name(enum zp_arrival a);
 int zp_arrival_parse(const char *name, enum zp_arrival *out);
+const char *zp_accept_name(enum zp_accept a);
+int zp_accept_parse(const char *name, enum zp_accept *out);
 int zp_send_parse(const char *name, enum zp_send *out);
 
 /* "64K", "1M", "4096" -> bytes.  Returns 0 or -EINVAL / -ERANGE. */

@@ -167,9 +167,10 @@ static void print_config(FILE *f, const struct zp_result *r)
 		fprintf(f, "  depth %u", c->depth);
 	fprintf(f, "  reactors %u  cpus client %s server %s\n", c->reactors,
 		r->client.cpus, r->server.cpus);
-	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  rxring %s  sockbuf %s  poll %u us  cc %s\n\n",
+	fprintf(f, "  send %s  free %s  consumer %s  rxbuf %s  rxring %s  sockbuf %s  poll %u us  cc %s  accept %s\n\n",
 		zp_send_name(c->send), free_name(c->free_mode), cons, rx, ring,
-		sb, c->poll_us, c->cc[0] ? c->cc : "default");
+		sb, c->poll_us, c->cc[0] ? c->cc : "default",
+		zp_accept_name((enum zp_accept)c->accept));
 	if (c->tls)
 		fprintf(f, "  tls %s  ktls %s  records %s\n\n", zp_tls_cipher(),
 			ktls_used(r) ? "yes" : "no", tls_records(r));
@@ -304,7 +305,8 @@ static void report_human(FILE *f, const struct zp_result *r)
  *   receive_cpu {side, seconds, s_per_gib, us_per_call}: CPU time of
  *              the receiving side's threads (threadcpu.h) per GiB it
  *              received and per transaction,
- *   config {... rate, arrival, stall_ms},
+ *   config {... rate, arrival, stall_ms, idle, accept (the server's
+ *           listeners: "multishot" or "oneshot", --accept)},
  *   client, server {cpus, cpu_util, cpu_seconds, process_cpu_seconds,
  *                   service_demand_us_per_kb, bytes_sent, bytes_received,
  *                   transactions, rss_start_kb, rss_warm_kb, rss_end_kb,
@@ -461,11 +463,11 @@ static void report_json(FILE *f, const struct zp_result *r)
 	fprintf(f, ",\"ktls\":%s", ktls_used(r) ? "true" : "false");
 	fprintf(f, ",\"tls_records\":\"%s\"", tls_records(r));
 	fprintf(f, ",\"requested_seconds\":%.3f,\"rate\":%.3f,"
-		   "\"arrival\":\"%s\",\"stall_ms\":%u,\"idle\":%u},"
-		   "\"client\":",
+		   "\"arrival\":\"%s\",\"stall_ms\":%u,\"idle\":%u,"
+		   "\"accept\":\"%s\"},\"client\":",
 		c->seconds, c->rate,
 		zp_arrival_name((enum zp_arrival)c->arrival), c->stall_ms,
-		c->idle);
+		c->idle, zp_accept_name((enum zp_accept)c->accept));
 	json_side(f, &r->client);
 	fprintf(f, ",\"server\":");
 	json_side(f, &r->server);

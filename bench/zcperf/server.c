@@ -104,6 +104,8 @@ static int serve_test(struct zp_server *s, struct zp_ctl *ctl,
 		send_error(ctl, why);
 		return 0;
 	}
+	/* Ours, not the client's: it reads it back from READY. */
+	cfg.accept = s->accept;
 	if (!cpus_given)
 		cpus = s->cpus;
 	pinned = cpus_given || s->pinned;
@@ -128,7 +130,8 @@ static int serve_test(struct zp_server *s, struct zp_ctl *ctl,
 	memset(&side, 0, sizeof(side));
 	side.rss_listen_kb = zp_rss_kb();
 	t_listen = zp_now_ns();
-	snprintf(line, sizeof(line), "READY port=%d", port);
+	snprintf(line, sizeof(line), "READY port=%d accept=%s", port,
+		 zp_accept_name((enum zp_accept)cfg.accept));
 	ret = zp_ctl_send(ctl, line);
 	if (!ret)
 		ret = expect(s, ctl, "GO", STEP_TIMEOUT_MS);

@@ -20,6 +20,7 @@ struct zp_server {
 	cpu_set_t cpus;        /* default reactor CPUs (-C) */
 	bool pinned;
 	bool verbose;
+	int accept;            /* --accept: enum zp_accept, every test's */
 	atomic_bool stop;
 };
 

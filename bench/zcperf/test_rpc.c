@@ -264,6 +264,7 @@ int zp_rpc_listen(struct zp_engine *e, const struct sockaddr *addr,
 	/* One SO_REUSEPORT socket per reactor, as the TCP tests listen: the
 	 * kernel spreads the connections evenly over the reactors. */
 	sc.reuseport = true;
+	sc.oneshot_accept = e->cfg.accept == ZP_ACCEPT_ONESHOT;
 	sc.max_message = msg_max(p);
 	if (e->cfg.tls && !(sc.tls = zp_tls_server()))
 		return -EINVAL;

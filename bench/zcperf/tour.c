@@ -162,6 +162,7 @@ int zp_local_run(const struct zp_opts *o)
 	srv.cpus = server_cpus;
 	srv.pinned = true;
 	srv.verbose = o->verbose;
+	srv.accept = o->cfg.accept;
 	port = zp_ctl_port(srv.lfd);
 	ret = pthread_create(&thread, NULL, server_main, &srv);
 	if (ret) {

@@ -216,6 +216,39 @@ Test(opts, host_lists)
 	cr_assert_eq(parse(&o, 7, badlb), -EINVAL);
 }
 
+/* --accept: a server's option (-s, --echo, loopback), multishot by
+ * default; a client is refused it (the server's READY says which). */
+Test(opts, accept_mode)
+{
+	const char *server[] = { "zcperf", "-s", "--accept", "oneshot" };
+	const char *echo[] = { "zcperf", "--echo", "--accept", "multishot" };
+	const char *local[] = { "zcperf", "-t", "RPC_RR", "--accept",
+				"oneshot" };
+	const char *dflt[] = { "zcperf", "-s" };
+	const char *bad[] = { "zcperf", "-s", "--accept", "single" };
+	const char *client[] = { "zcperf", "-H", "h", "--accept", "oneshot" };
+	enum zp_accept a;
+	struct zp_opts o;
+
+	cr_assert_eq(parse(&o, 2, dflt), 0);
+	cr_assert_eq(o.cfg.accept, ZP_ACCEPT_MULTISHOT);
+	cr_assert_eq(parse(&o, 4, server), 0);
+	cr_assert_eq(o.role, ZP_ROLE_SERVER);
+	cr_assert_eq(o.cfg.accept, ZP_ACCEPT_ONESHOT);
+	cr_assert_eq(parse(&o, 4, echo), 0);
+	cr_assert_eq(o.cfg.accept, ZP_ACCEPT_MULTISHOT);
+	cr_assert_eq(parse(&o, 5, local), 0);
+	cr_assert_eq(o.role, ZP_ROLE_LOCAL);
+	cr_assert_eq(o.cfg.accept, ZP_ACCEPT_ONESHOT);
+	cr_assert_eq(parse(&o, 4, bad), -EINVAL);
+	cr_assert_eq(parse(&o, 5, client), -EINVAL);
+	cr_assert_str_eq(zp_accept_name(ZP_ACCEPT_ONESHOT), "oneshot");
+	cr_assert_str_eq(zp_accept_name((enum zp_accept)7), "?");
+	cr_assert_eq(zp_accept_parse("multishot", &a), 0);
+	cr_assert_eq(a, ZP_ACCEPT_MULTISHOT);
+	cr_assert_eq(zp_accept_parse("Oneshot", &a), -EINVAL);
+}
+
 /* Under taskset, the affinity is the side's -C; an explicit -C wins, and
  * the in-process run keeps its own placement. */
 Test(opts, taskset_affinity_is_the_default_cpu_list)
@@ -297,6 +330,12 @@ Test(ctl, configuration_round_trip)
 	cr_assert_eq(b.arrival, ZP_ARRIVAL_POISSON);
 	cr_assert_eq(b.stall_ms, 7);
 	cr_assert_eq(b.idle, 123);
+	/* How the server accepts is the server's own: never sent. */
+	a.accept = ZP_ACCEPT_ONESHOT;
+	zp_ctl_fmt_cfg(&a, &cpus, line, sizeof(line));
+	cr_assert_null(strstr(line, "accept"), "%s", line);
+	cr_assert_eq(zp_ctl_parse_cfg(line, &b, &back, &given, &why), 0);
+	cr_assert_eq(b.accept, ZP_ACCEPT_MULTISHOT);
 
 	cr_assert_eq(zp_ctl_parse_cfg("ZCPERF 2 test=TCP_RR", &b, &back,
 				      &given, &why), -EINVAL);

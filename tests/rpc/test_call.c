@@ -230,3 +230,49 @@ Test(call, two_server_reactors, .timeout = 60)
 	cr_assert_eq(ss.inflight, 0);
 	rt_stop(&e);
 }
+
+/* oneshot_accept: every listener of the server (the first reactor's own
+ * socket and the second's dup of it, or one SO_REUSEPORT socket each)
+ * arms one single-shot accept per connection, and the calls are served
+ * as with multishot accept. */
+static void oneshot_server(bool reuseport)
+{
+	struct rt_opts o = { .server_reactors = 2,
+			     .sc = { .oneshot_accept = true,
+				     .reuseport = reuseport },
+			     .cc = { .conns = 8 } };
+	struct zc_rpc_server_stats ss;
+	struct zc_reactor_stats rs;
+	uint64_t arms = 0, accepted = 0;
+	struct rt_tally t;
+	struct rt_env e;
+
+	memset(&t, 0, sizeof(t));
+	rt_start(&e, &o);
+	for (unsigned i = 0; i < 200; i++)
+		cr_assert_eq(rt_call_async(e.cli, ZC_RPC_METHOD_ECHO, &t, 64,
+					   i, 64, 0, i, NULL), 0);
+	cr_assert(rt_wait(&t, 200, 30));
+	cr_assert_eq(atomic_load(&t.by_status[ZC_RPC_OK]), 200);
+	zc_rpc_server_stats(e.srv, &ss);
+	cr_assert_eq(ss.conns_accepted, 8);
+	for (unsigned i = 0; i < e.nsrv; i++) {
+		zc_reactor_stats(e.srv_r[i], &rs);
+		arms += rs.accept_arms;
+		accepted += rs.accepted;
+	}
+	cr_assert_eq(accepted, 8);
+	/* One armed per listener at listen, one more per connection. */
+	cr_assert_eq(arms, 8 + e.nsrv);
+	rt_stop(&e);
+}
+
+Test(call, oneshot_accept_shared_socket, .timeout = 60)
+{
+	oneshot_server(false);
+}
+
+Test(call, oneshot_accept_reuseport, .timeout = 60)
+{
+	oneshot_server(true);
+}

@@ -240,6 +240,10 @@ struct zc_rpc_server_config {
 	unsigned nbulk;
 	/* See bulk_reactors. [1 MiB] */
 	uint32_t bulk_message_bytes;
+	/* Every listener of the server accepts with one single-shot accept
+	 * at a time (ZC_LISTEN_ONESHOT_ACCEPT, zcrpc/stack.h): for kernels
+	 * without multishot accept, and to measure it.  [false: multishot] */
+	bool oneshot_accept;
 };
 
 /* A timeout of the server config that never fires. */

@@ -260,6 +260,9 @@ struct zc_reactor_stats {
 	uint64_t posts;            /* posted work items run */
 	/* connections */
 	uint64_t accepted;
+	uint64_t accept_arms;      /* accepts (re)armed: one per listener,
+				    * and per connection with
+				    * ZC_LISTEN_ONESHOT_ACCEPT */
 	uint64_t connected;
 	uint64_t connect_failed;
 	uint64_t closed;           /* on_close delivered */
@@ -582,6 +585,15 @@ enum {
 	 * connections.  Without it a port in use fails with -EADDRINUSE.
 	 * Not for Unix sockets (-EINVAL). */
 	ZC_LISTEN_REUSEPORT = 1 << 0,
+	/* One single-shot accept at a time, armed again after each
+	 * completion, instead of one multishot accept that stays armed: for
+	 * kernels without multishot accept (before 5.19), and to measure
+	 * what multishot saves (docs/BENCHMARKS.md, "Accept rate").  It
+	 * costs one submission per connection.  Everything else is the
+	 * same: the connections, their order of arrival to on_accept, the
+	 * 10 ms pause after EMFILE/ENFILE/ENOMEM/ENOBUFS, the close.  Any
+	 * family; zc_listen_fd() takes it too. */
+	ZC_LISTEN_ONESHOT_ACCEPT = 1 << 1,
 };
 
 /*
@@ -594,7 +606,8 @@ typedef void (*zc_accept_fn)(struct zc_listener *l, struct zc_conn *c,
 
 /*
  * Reactor thread only.  Bind and listen on @addr (IPv4, IPv6 or Unix; port
- * 0 picks one: see zc_listener_port()) with multishot accept.  A Unix
+ * 0 picks one: see zc_listener_port()) with multishot accept (single-shot
+ * with ZC_LISTEN_ONESHOT_ACCEPT).  A Unix
  * socket file is created by the bind (an existing file, even a stale one,
  * fails with -EADDRINUSE: remove it first) and removed when the listener
  * closes.  Returns 0 and *@out, or -EINVAL (bad flags, REUSEPORT on Unix),
@@ -613,12 +626,14 @@ ZC_API ZC_MUST_CHECK int zc_listen(struct zc_reactor *r,
  * that stays the caller's: the listener works on its own dup() of it.
  * For more reactors on one socket without SO_REUSEPORT (each accepts part
  * of the connections), or a socket inherited from a service manager.
- * Returns 0 and *@out, or -EINVAL (not a listening stream socket), a
+ * @flags: 0 or ZC_LISTEN_ONESHOT_ACCEPT (the socket's options, such as
+ * SO_REUSEPORT, are the caller's to set before it binds).  Returns 0 and
+ * *@out, or -EINVAL (not a listening stream socket, another flag), a
  * dup() error, -ENOMEM, -ESHUTDOWN.  Owned as zc_listen()'s.
  */
 ZC_API ZC_MUST_CHECK int zc_listen_fd(struct zc_reactor *r, int fd,
-				      zc_accept_fn on_accept, void *ud,
-				      struct zc_listener **out);
+				      unsigned flags, zc_accept_fn on_accept,
+				      void *ud, struct zc_listener **out);
 
 /* Bound port of a listener, host order, 0 for Unix sockets (any
  * thread). */
