@@ -768,7 +768,7 @@ Test(bench, conns_floor_counts_add_up)
 #ifndef __SANITIZE_THREAD__
 /* A descriptor table per thread, as 10,000 connections need.  Not under
  * TSan: it models one table per process, and reads the same descriptor
- * number in two tables as a race (bench/conns_floor.c says so). */
+ * number in two tables as a race (bench/conns_floor/main.c says so). */
 Test(bench, conns_floor_own_tables)
 {
 	conns_floor_check("own");
