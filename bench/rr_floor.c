@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor_util.h"
 #include "pin_thread.h"
 #include "runs_stats.h"
 
@@ -99,14 +100,6 @@ struct run_result {
 	double req_leg_us, resp_leg_us;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Blocking and epoll: the whole message, or -errno (-EPIPE at EOF). */
 static int recv_all(int fd, char *buf, size_t len)
 {
@@ -118,20 +111,6 @@ static int recv_all(int fd, char *buf, size_t len)
 		if (n <= 0)
 			return n < 0 ? -errno : -EPIPE;
 		got += (size_t)n;
-	}
-	return 0;
-}
-
-static int send_all(int fd, const char *buf, size_t len)
-{
-	size_t put = 0;
-
-	while (put < len) {
-		ssize_t n = send(fd, buf + put, len - put, MSG_NOSIGNAL);
-
-		if (n < 0)
-			return -errno;
-		put += (size_t)n;
 	}
 	return 0;
 }
@@ -226,13 +205,13 @@ static void record_legs(struct side *s, double sent)
 		return;
 	memcpy(&h, s->buf, sizeof(h));
 	s->req_leg[s->trips] = (h.held - sent) * 1e6;
-	s->resp_leg[s->trips] = (now_s() - h.answered) * 1e6;
+	s->resp_leg[s->trips] = (floor_now_s() - h.answered) * 1e6;
 }
 
 /* Echo thread: the times that record_legs() reads. */
 static void stamp_held(struct side *s)
 {
-	double t = now_s();
+	double t = floor_now_s();
 
 	if (timed(s))
 		memcpy(s->buf + offsetof(struct msg_head, held), &t, sizeof(t));
@@ -240,7 +219,7 @@ static void stamp_held(struct side *s)
 
 static void stamp_answered(struct side *s)
 {
-	double t = now_s();
+	double t = floor_now_s();
 
 	if (timed(s))
 		memcpy(s->buf + offsetof(struct msg_head, answered), &t,
@@ -254,15 +233,15 @@ static int client_loop(struct side *s)
 
 	if (s->mode == WAIT_URING && (ret = ring_init(&ring)))
 		return ret;
-	while (!ret && now_s() < s->deadline) {
+	while (!ret && floor_now_s() < s->deadline) {
 		double sent;
 
 		stamp(s);
-		sent = now_s();
+		sent = floor_now_s();
 		if (s->mode == WAIT_URING) {
 			ret = ring_step(&ring, s->fd, s->buf, s->size, s->size);
 		} else {
-			ret = send_all(s->fd, s->buf, s->size);
+			ret = floor_send_all(s->fd, s->buf, s->size);
 			if (!ret)
 				ret = recv_all(s->fd, s->buf, s->size);
 		}
@@ -316,7 +295,7 @@ static int server_loop(struct side *s)
 			break;
 		stamp_held(s);
 		stamp_answered(s);
-		ret = send_all(s->fd, s->buf, s->size);
+		ret = floor_send_all(s->fd, s->buf, s->size);
 	}
 	if (ep >= 0)
 		close(ep);
@@ -392,7 +371,7 @@ static int run_once(const struct floor_opts *o, enum wait_mode mode,
 			   .resp_leg = legs + MAX_LEGS};
 	*s = (struct side){.mode = mode, .fd = fds[1], .cpu = o->server_cpu,
 			   .size = o->size};
-	t0 = now_s();
+	t0 = floor_now_s();
 	c->deadline = t0 + o->secs;
 	pthread_create(&ts, NULL, side_main, s);
 	pthread_create(&tc, NULL, side_main, c);
@@ -400,7 +379,7 @@ static int run_once(const struct floor_opts *o, enum wait_mode mode,
 	pthread_join(ts, NULL);
 	ret = c->err ? c->err : s->err;
 	if (!ret) {
-		res->rate = (double)c->trips / (now_s() - t0);
+		res->rate = (double)c->trips / (floor_now_s() - t0);
 		res->req_leg_us = leg_median(c->req_leg, c->trips);
 		res->resp_leg_us = leg_median(c->resp_leg, c->trips);
 	}
@@ -426,29 +405,6 @@ static void usage(FILE *f)
 		"  request, echo send to client holding the answer).\n"
 		"  --json: one object per way of sleeping, one per line.\n"
 		"  defaults: 9 runs of 2 s, 64 bytes, client CPU 0, server CPU 1\n");
-}
-
-/* "blocking,io_uring" -> o->wait[].  0 or -EINVAL. */
-static int parse_waits(const char *list, struct floor_opts *o)
-{
-	const char *p = list;
-	unsigned m;
-
-	memset(o->wait, 0, sizeof(o->wait));
-	while (*p) {
-		size_t n = strcspn(p, ",");
-
-		for (m = 0; m < WAIT_MODES; m++) {
-			if (n == strlen(mode_label[m]) &&
-			    !strncmp(p, mode_label[m], n))
-				break;
-		}
-		if (m == WAIT_MODES)
-			return -EINVAL;
-		o->wait[m] = true;
-		p += n + (p[n] == ',');
-	}
-	return p == list ? -EINVAL : 0;
 }
 
 static int parse_opts(int argc, char **argv, struct floor_opts *o)
@@ -487,7 +443,8 @@ static int parse_opts(int argc, char **argv, struct floor_opts *o)
 			continue;
 		}
 		if (opt == 'w') {
-			if (parse_waits(optarg, o))
+			if (floor_parse_list(optarg, mode_label, WAIT_MODES,
+					     o->wait))
 				goto bad;
 			continue;
 		}

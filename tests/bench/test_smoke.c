@@ -890,6 +890,65 @@ Test(bench, accept_rate_runs_each_mode)
 	cr_assert_eq(summaries, 2);
 }
 
+/* conns_floor with @tables: one JSON line per run, shape and way of
+ * sleeping, in the interleaved order, each with calls done and every
+ * request answered and echoed exactly once (the client drains its last
+ * answers). */
+static void conns_floor_check(const char *tables)
+{
+	static const char *const waits[] = { "io_uring", "epoll" };
+	static const unsigned actives[] = { 8, 8 }, opens[] = { 8, 64 };
+	const char *args[] = { "--open", "64", "--active", "8", "--runs", "1",
+			       "--secs", "0.3", "--tables", tables, "--json",
+			       NULL };
+	static char out[OUT_MAX];
+	char *line, *save = NULL;
+	unsigned n = 0;
+
+	cr_assert_eq(run_program(CONNS_FLOOR_PATH, args, out, sizeof(out)), 0,
+		     "conns_floor failed: %s", out);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		struct json_doc d;
+		const struct json_leaf *w;
+
+		cr_assert_lt(n, 4, "more than four lines");
+		cr_assert_eq(json_parse(line, &d), 0, "not JSON: %s", line);
+		w = json_get(&d, "wait");
+		cr_assert_not_null(w);
+		cr_assert_str_eq(w->val, waits[n % 2]);
+		w = json_get(&d, "tables");
+		cr_assert(w && !strcmp(w->val, tables), "%s", line);
+		cr_assert_eq(num(&d, "active"), actives[n / 2]);
+		cr_assert_eq(num(&d, "open"), opens[n / 2]);
+		cr_assert_eq(num(&d, "size"), 64);
+		cr_assert_gt(num(&d, "requests_total"), 0);
+		cr_assert_eq(num(&d, "answers_total"),
+			     num(&d, "requests_total"), "%s", line);
+		cr_assert_eq(num(&d, "echoes_total"),
+			     num(&d, "requests_total"), "%s", line);
+		cr_assert_leq(num(&d, "calls"), num(&d, "answers_total"));
+		cr_assert_geq(num(&d, "client_cpu_s"), 0);
+		cr_assert_geq(num(&d, "server_cpu_s"), 0);
+	}
+	cr_assert_eq(n, 4);
+}
+
+Test(bench, conns_floor_counts_add_up)
+{
+	conns_floor_check("shared");
+}
+
+#ifndef __SANITIZE_THREAD__
+/* A descriptor table per thread, as 10,000 connections need.  Not under
+ * TSan: it models one table per process, and reads the same descriptor
+ * number in two tables as a race (bench/conns_floor/main.c says so). */
+Test(bench, conns_floor_own_tables)
+{
+	conns_floor_check("own");
+}
+#endif
+
 #ifdef ZC_WITH_TLS
 /* --tls: the stream, RR and RPC families run over TLS with a throwaway
  * certificate; the JSON config says TLS was on, names the negotiated
