@@ -110,6 +110,43 @@ static void heap_remove(struct zc_rpc_client *cli, struct zc_rpc_pending *p)
 	heap_down(cli, last->heap_idx - 1);
 }
 
+/* ---- idle connections ------------------------------------------------- */
+
+static void idle_unlink(struct zc__cconn *cc)
+{
+	struct zc_rpc_client *cli = cc->cli;
+
+	if (!cc->idle)
+		return;
+	if (cc->idle_prev)
+		cc->idle_prev->idle_next = cc->idle_next;
+	else
+		cli->idle_head = cc->idle_next;
+	if (cc->idle_next)
+		cc->idle_next->idle_prev = cc->idle_prev;
+	else
+		cli->idle_tail = cc->idle_prev;
+	cc->idle = false;
+}
+
+/* @cc may have become idle: its last call ended, or its HELLO came. */
+static void idle_push(struct zc__cconn *cc)
+{
+	struct zc_rpc_client *cli = cc->cli;
+
+	if (cc->idle || cc->ninflight || !cc->ready || cc->goaway ||
+	    cc->broken || !cc->conn)
+		return;
+	cc->idle = true;
+	cc->idle_next = NULL;
+	cc->idle_prev = cli->idle_tail;
+	if (cli->idle_tail)
+		cli->idle_tail->idle_next = cc;
+	else
+		cli->idle_head = cc;
+	cli->idle_tail = cc;
+}
+
 /* ---- completion -------------------------------------------------------- */
 
 /* Give request bytes back to tx_budget. */
@@ -144,8 +181,8 @@ static void complete(struct zc_rpc_pending *p, int status)
 		/* The request never reached a send queue. */
 		uncharge(cli, zc_chain_len(&p->req));
 	}
-	if (p->cc)
-		p->cc->ninflight--;
+	if (p->cc && !--p->cc->ninflight)
+		idle_push(p->cc);
 	zc_chain_release(&p->req);
 	p->state = P_DONE;
 	zc__reasm_release(&p->ra);
@@ -317,6 +354,7 @@ static void cc_free(struct zc__cconn *cc)
 		}
 	}
 
+	idle_unlink(cc);
 	if (cc->prev)
 		cc->prev->next = cc->next;
 	else
@@ -345,6 +383,7 @@ static void cc_on_close(struct zc_conn *c, int err, void *ud)
 	zc__ping_lost(cc);
 	cc_close_calls(cc, ZC_RPC_UNAVAILABLE);
 	cc->conn = NULL;
+	idle_unlink(cc);
 	if (was_ready)
 		zc__ctr_sub(&cli->conns_open, 1);
 	if (cc->slot >= 0) {
@@ -408,6 +447,7 @@ static void on_hello(struct zc__cconn *cc)
 	zc__ctr_add(&cli->conns_usable, 1);
 	zc__logc(ZC_LOG_DEBUG, cc->conn, "connected", "client connection ready");
 	zc__ping_ready(cc);
+	idle_push(cc);
 	list = cli->whead;
 	cli->whead = cli->wtail = NULL;
 	while (list) {
@@ -688,8 +728,8 @@ static int slot_try(struct zc_rpc_client *cli, unsigned i)
 	 * start it is closed (on_close follows, then the retry). */
 	if (cli->cfg.tls && zc_conn_start_tls(cc->conn, cli->cfg.tls, NULL))
 		zc_conn_close(cc->conn, ZC_CLOSE_ABORT);
-	zc__tx_init(&cc->tx, cc->conn, zc_reactor_pool(cli->r),
-		    cli->cfg.tx_window, cc_released);
+	zc__tx_init(&cc->tx, cc->conn, &cli->stage, cli->cfg.tx_window,
+		    cc_released);
 	cc->next = cli->all;
 	if (cli->all)
 		cli->all->prev = cc;
@@ -747,15 +787,21 @@ static bool takes_call(const struct zc_rpc_client *cli,
 		cc->ninflight < cli->cfg.max_inflight_conn);
 }
 
-/* The ready connection with the fewest calls, round-robin among equals. */
+/* The ready connection with the fewest calls: the one idle the longest,
+ * else the least busy, round-robin among equals. */
 static struct zc__cconn *pick(struct zc_rpc_client *cli)
 {
-	struct zc__cconn *best = NULL;
+	struct zc__cconn *best = NULL, *cc;
 	unsigned n = cli->cfg.conns;
 
-	for (unsigned k = 0; k < n; k++) {
-		struct zc__cconn *cc = cli->slots[(cli->rr + k) % n].cc;
+	while ((cc = cli->idle_head)) {
+		idle_unlink(cc);
+		if (takes_call(cli, cc) && !cc->ninflight)
+			return cc;
+	}
 
+	for (unsigned k = 0; k < n; k++) {
+		cc = cli->slots[(cli->rr + k) % n].cc;
 		if (!takes_call(cli, cc))
 			continue;
 		if (!best || cc->ninflight < best->ninflight)

@@ -78,6 +78,9 @@ struct zc__cconn {
 	/* Frames queued this batch: on cli->dirty, flushed at its end. */
 	bool dirty;
 	struct zc__cconn *dirty_next;
+	/* On cli's idle list: ready, open, no call in flight (pick()). */
+	bool idle;
+	struct zc__cconn *idle_next, *idle_prev;
 	int lost_err;			/* set when it closed: -errno */
 	uint64_t hello_deadline;	/* ns, while not ready */
 	struct zc__map calls;		/* id -> pending or discard mark */
@@ -104,7 +107,11 @@ struct zc_rpc_client {
 	/* Connections with frames queued and not flushed
 	 * (zc__cconn_dirty()). */
 	struct zc__cconn *dirty;
+	/* Connections with no call in flight, in the order they became
+	 * idle: pick() takes the oldest without a walk over thousands. */
+	struct zc__cconn *idle_head, *idle_tail;
 	struct zc__cconn *all;
+	struct zc__tx_stage stage;		/* every connection's frames */
 	struct zc_rpc_pending *whead, *wtail;	/* waiting for a conn */
 	struct zc__ping *pings;			/* in flight or waiting */
 	uint64_t ping_seq;

@@ -155,6 +155,7 @@ int zc__client_create(const struct zc_rpc_client_config *cfg,
 	DEF(connect_timeout_ms, 2000);
 #undef DEF
 	cli->r = cfg->reactor;
+	zc__tx_stage_init(&cli->stage, zc_reactor_pool(cli->r));
 	cli->on_ready = on_ready;
 	cli->on_ready_arg = arg;
 	cli->rng = zc__now_ns() | 1;
@@ -246,6 +247,9 @@ int zc_rpc_client_destroy(struct zc_rpc_client *cli)
 	}
 	pthread_mutex_destroy(&cli->tick_lock);
 	pthread_cond_destroy(&cli->tick_cond);
+	/* No connection is left to write into it; the views of its last
+	 * frames hold the buffer while the kernel has them. */
+	zc__tx_stage_fini(&cli->stage);
 	free(cli->heap);
 	free(cli->slots);
 	free(cli);

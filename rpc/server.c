@@ -962,7 +962,7 @@ void zc__server_accept(struct zc_listener *l, struct zc_conn *c, void *ud)
 	sc->lim.max_frame = rc->s->cfg.max_frame;
 	zc_chain_init(&sc->rx);
 	zc__map_init(&sc->calls);
-	zc__tx_init(&sc->tx, c, zc_reactor_pool(rc->r), rc->s->cfg.tx_window,
+	zc__tx_init(&sc->tx, c, &rc->stage, rc->s->cfg.tx_window,
 		    sc_released);
 	sc->tx.on_idle = sc_tx_idle;
 	if (send_hello(sc)) {
@@ -998,6 +998,9 @@ void zc__sconn_unlink(struct zc__sconn *sc)
 		sc->next->prev = sc->prev;
 	sc->prev = sc->next = NULL;
 	atomic_fetch_sub(&sc->rc->nconns, 1);
+	/* No connection left to tick it: let the stage go now. */
+	if (!sc->rc->conns)
+		zc__tx_stage_fini(&sc->rc->stage);
 }
 
 /* ---- drain ------------------------------------------------------------- */

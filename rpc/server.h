@@ -47,6 +47,7 @@ struct zc__srctx {
 	struct zc_listener *l;
 	struct zc__inbox inbox;
 	struct zc__sconn *conns;	/* doubly linked via next/prev */
+	struct zc__tx_stage stage;	/* every connection's frames */
 	/* Connections with answers queued during the current batch: flushed
 	 * once at its end, so replies made together leave in one send. */
 	struct zc__sconn *flush_list;

@@ -240,6 +240,10 @@ static void server_free(struct zc_rpc_server *s)
 	}
 	free(s->methods);
 	free(s->wthreads);
+	/* No connection is left to write into them (the reactors outlive
+	 * the server, so their pools are still there). */
+	for (unsigned i = 0; i < s->nrc; i++)
+		zc__tx_stage_fini(&s->rcs[i].stage);
 	free(s->rcs);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);
@@ -311,6 +315,8 @@ int zc_rpc_server_create(const struct zc_rpc_server_config *cfg,
 				     cfg->reactors[i];
 		zc__inbox_init(&s->rcs[i].inbox, s->rcs[i].r,
 			       zc__server_inbox);
+		zc__tx_stage_init(&s->rcs[i].stage,
+				  zc_reactor_pool(s->rcs[i].r));
 		s->rcs[i].resume_work.fn = zc__server_resume;
 		s->rcs[i].tick_work.fn = zc__server_tick;
 		s->rcs[i].drain_work.fn = zc__server_drain_begin;

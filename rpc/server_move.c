@@ -99,7 +99,7 @@ static void sc_moved(struct zc_conn *c, int err, void *arg)
 		return;
 	}
 	sc->rc = to;
-	sc->tx.pool = zc_reactor_pool(to->r);
+	sc->tx.stage = &to->stage;
 	zc__sconn_link(to, sc);
 	atomic_fetch_sub(&to->inbound, 1);
 	zc__srv_conn_moved(sc);

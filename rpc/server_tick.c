@@ -223,6 +223,7 @@ void zc__server_tick(struct zc_work *w)
 				offsetof(struct zc__srctx, tick_work));
 
 	atomic_store(&rc->tick_queued, false);
+	zc__tx_stage_tick(&rc->stage);
 	tick_rc(rc);
 }
 

@@ -25,8 +25,6 @@
 /* Size of a heap stage, taken when the pool is empty: room for the
  * headers and small payloads of a few frames. */
 #define STAGE_HEAP (16u * 1024)
-/* Size of a connection's first stage: a header and a small payload. */
-#define STAGE_FIRST (ZC_FRAME_HDR_LEN + ZC__TX_COPY_MAX)
 
 struct send_ctx {
 	struct zc__tx *tx;
@@ -34,13 +32,34 @@ struct send_ctx {
 	size_t payload;	/* payload bytes, for released() */
 };
 
+void zc__tx_stage_init(struct zc__tx_stage *st, struct zc_pool *pool)
+{
+	st->pool = pool;
+	st->buf = NULL;
+	st->cur = 0;
+}
+
+void zc__tx_stage_fini(struct zc__tx_stage *st)
+{
+	if (st->buf)
+		zc_buf_put(st->buf);
+	st->buf = NULL;
+}
+
+void zc__tx_stage_tick(struct zc__tx_stage *st)
+{
+	if (!st->used)
+		zc__tx_stage_fini(st);
+	st->used = false;
+}
+
 void zc__tx_init(struct zc__tx *tx, struct zc_conn *conn,
-		 struct zc_pool *pool, size_t window,
+		 struct zc__tx_stage *stage, size_t window,
 		 void (*released)(struct zc__tx *, size_t))
 {
 	memset(tx, 0, sizeof(*tx));
 	tx->conn = conn;
-	tx->pool = pool;
+	tx->stage = stage;
 	tx->window = window;
 	tx->released = released;
 	tx->max_frame = ZC_FRAME_MIN;
@@ -132,60 +151,87 @@ bool zc__tx_remove(struct zc__tx *tx, struct zc__txmsg *m)
 	return false;
 }
 
-/* Turn the staged bytes not yet in a view into one view on @out. */
+/* Turn this flush's run of staged bytes into one view on @out. */
 static int stage_close(struct zc__tx *tx, struct zc_chain *out)
 {
+	struct zc_buf *run = tx->run;
 	struct zc_view v;
 	int ret;
 
-	if (!tx->stage || tx->stage_cur == tx->stage_start)
+	if (!run)
 		return 0;
-	ret = zc_view_init(&v, tx->stage, tx->stage_start,
-			   tx->stage_cur - tx->stage_start);
-	if (ret)
-		return ret;
-	ret = zc_chain_append(out, &v);
+	tx->run = NULL;
+	if (tx->run_end == tx->run_start) {
+		zc_buf_put(run);
+		return 0;
+	}
+	/* The view takes the run's reference. */
+	ret = zc_view_adopt(&v, run, tx->run_start,
+			    tx->run_end - tx->run_start);
 	if (ret) {
-		zc_view_release(&v);
+		zc_buf_put(run);
 		return ret;
 	}
-	tx->stage_start = tx->stage_cur;
-	return 0;
+	ret = zc_chain_append(out, &v);
+	if (ret)
+		zc_view_release(&v);
+	return ret;
 }
 
-/* Room for @need bytes in the stage; a full stage is closed and our
- * reference dropped (its views keep it alive until sent). */
+/*
+ * Room for @need bytes at the end of this flush's run: *@dst, where to
+ * write them (the caller then calls stage_wrote()).  The run goes on
+ * while the stage's cursor is still at its end; otherwise (a new stage
+ * buffer, or another connection's flush wrote in between) it is closed
+ * into a view and a new run starts at the cursor.  A full stage is
+ * dropped (its views keep it alive until sent).
+ */
 static int stage_reserve(struct zc__tx *tx, struct zc_chain *out,
-			 uint32_t need)
+			 uint32_t need, uint8_t **dst)
 {
+	struct zc__tx_stage *st = tx->stage;
 	int ret;
 
-	if (tx->stage && tx->stage_cur + need <= zc_buf_capacity(tx->stage))
-		return 0;
+	if (tx->run && tx->run == st->buf && tx->run_end == st->cur &&
+	    st->cur + need <= zc_buf_capacity(st->buf))
+		goto out;
 	ret = stage_close(tx, out);
 	if (ret)
 		return ret;
-	if (tx->stage)
-		zc_buf_put(tx->stage);
-	tx->stage = NULL;
-	/* The pool is the receive ring's too: when peers hold all of it,
-	 * answers are staged in heap memory instead, so no answer (nor a
-	 * HELLO) ever waits for buffers that may never come back. */
-	/* A connection's first stage (its HELLO) is a small heap buffer:
-	 * a burst of accepts then costs a few KiB each instead of one pool
-	 * buffer each, which the pool would keep mapped after the burst. */
-	if (!tx->warm) {
-		tx->warm = true;
-		ret = zc_buf_alloc_large(tx->pool, STAGE_FIRST, &tx->stage);
-	} else {
-		ret = zc_buf_alloc(tx->pool, &tx->stage);
-		if (ret)
-			ret = zc_buf_alloc_large(tx->pool, STAGE_HEAP, &tx->stage);
+	/* Every view of it sent and gone: start over at its beginning, in
+	 * the cache lines the last batch warmed. */
+	if (st->buf && zc_buf_is_exclusive(st->buf))
+		st->cur = 0;
+	if (st->buf && st->cur + need > zc_buf_capacity(st->buf)) {
+		zc_buf_put(st->buf);
+		st->buf = NULL;
 	}
-	if (ret)
-		return ret;
-	tx->stage_start = tx->stage_cur = 0;
+	if (!st->buf) {
+		/* The pool is the receive ring's too: when peers hold all
+		 * of it, frames are staged in heap memory instead, so no
+		 * answer (nor a HELLO) ever waits for buffers that may
+		 * never come back. */
+		ret = zc_buf_alloc(st->pool, &st->buf);
+		if (ret)
+			ret = zc_buf_alloc_large(st->pool, STAGE_HEAP,
+						 &st->buf);
+		if (ret)
+			return ret;
+		st->cur = 0;
+	}
+	st->used = true;
+	zc_buf_get(st->buf);
+	tx->run = st->buf;
+	tx->run_start = tx->run_end = st->cur;
+out:
+	*dst = (uint8_t *)zc_buf_data(st->buf) + st->cur;
 	return 0;
+}
+
+static void stage_wrote(struct zc__tx *tx, uint32_t n)
+{
+	tx->run_end += n;
+	tx->stage->cur += n;
 }
 
 static void send_done(void *arg, int err)
@@ -261,21 +307,21 @@ void zc__tx_flush(struct zc__tx *tx)
 		struct zc_frame h = m->hdr;
 		uint8_t *dst;
 
-		if (stage_reserve(tx, &out, ZC_FRAME_HDR_LEN + (copy ? n : 0)))
+		if (stage_reserve(tx, &out, ZC_FRAME_HDR_LEN + (copy ? n : 0),
+				  &dst))
 			break;	/* out of memory: retry at the next done() */
 		h.len = n;
 		h.flags = n < left ? ZC_FF_MORE : 0;
-		dst = (uint8_t *)zc_buf_data(tx->stage) + tx->stage_cur;
 		zc__frame_encode(dst, &h);
 		if (m->small_len) {
 			memcpy(dst + ZC_FRAME_HDR_LEN, m->small + m->framed, n);
-			tx->stage_cur += ZC_FRAME_HDR_LEN + n;
+			stage_wrote(tx, ZC_FRAME_HDR_LEN + n);
 		} else if (copy) {
 			zc_chain_copyout(&m->body, 0, dst + ZC_FRAME_HDR_LEN, n);
 			zc_chain_consume(&m->body, n);
-			tx->stage_cur += ZC_FRAME_HDR_LEN + n;
+			stage_wrote(tx, ZC_FRAME_HDR_LEN + n);
 		} else {
-			tx->stage_cur += ZC_FRAME_HDR_LEN;
+			stage_wrote(tx, ZC_FRAME_HDR_LEN);
 			if (stage_close(tx, &out) ||
 			    zc_chain_cut(&m->body, n, &out)) {
 				/* Out of memory with a header staged: the
@@ -311,12 +357,6 @@ void zc__tx_flush(struct zc__tx *tx)
 	hand_to_stack(tx, &out, payload);
 	if (tx->dead)
 		zc_chain_release(&out);
-	/* Nothing left to frame: let the stage go (its views keep it while
-	 * they are sent), so an idle connection holds no pool buffer. */
-	if (!tx->head && tx->stage) {
-		zc_buf_put(tx->stage);
-		tx->stage = NULL;
-	}
 	if (tx->on_idle && !tx->dead && zc__tx_idle(tx))
 		tx->on_idle(tx);
 }
@@ -339,8 +379,5 @@ size_t zc__tx_drop(struct zc__tx *tx)
 	tx->nmsgs = 0;
 	zc_chain_release(&tx->refused);
 	tx->refused_acct = 0;
-	if (tx->stage)
-		zc_buf_put(tx->stage);
-	tx->stage = NULL;
 	return dropped;
 }
