@@ -129,13 +129,15 @@ static void idle_unlink(struct zc__cconn *cc)
 	cc->idle = false;
 }
 
-/* @cc may have become idle: its last call ended, or its HELLO came. */
+/* @cc may have become idle: its last call ended, or its HELLO came.  Not
+ * while it closes (its send queue dropped): the calls it fails then end
+ * here too. */
 static void idle_push(struct zc__cconn *cc)
 {
 	struct zc_rpc_client *cli = cc->cli;
 
 	if (cc->idle || cc->ninflight || !cc->ready || cc->goaway ||
-	    cc->broken || !cc->conn)
+	    cc->broken || !cc->conn || cc->tx.dead)
 		return;
 	cc->idle = true;
 	cc->idle_next = NULL;
