@@ -112,6 +112,15 @@ static void heap_remove(struct zc_rpc_client *cli, struct zc_rpc_pending *p)
 
 /* ---- idle connections ------------------------------------------------- */
 
+/* May @cc take a new call now? */
+static bool takes_call(const struct zc_rpc_client *cli,
+		       const struct zc__cconn *cc)
+{
+	return cc && cc->ready && !cc->goaway && !cc->broken &&
+	       (!cli->cfg.max_inflight_conn ||
+		cc->ninflight < cli->cfg.max_inflight_conn);
+}
+
 static void idle_unlink(struct zc__cconn *cc)
 {
 	struct zc_rpc_client *cli = cc->cli;
@@ -136,8 +145,8 @@ static void idle_push(struct zc__cconn *cc)
 {
 	struct zc_rpc_client *cli = cc->cli;
 
-	if (cc->idle || cc->ninflight || !cc->ready || cc->goaway ||
-	    cc->broken || !cc->conn || cc->tx.dead)
+	if (cc->idle || cc->ninflight || !takes_call(cli, cc) || !cc->conn ||
+	    cc->tx.dead)
 		return;
 	cc->idle = true;
 	cc->idle_next = NULL;
@@ -779,15 +788,6 @@ void zc__client_start(struct zc_rpc_client *cli)
 }
 
 /* ---- calls ------------------------------------------------------------- */
-
-/* May @cc take a new call now? */
-static bool takes_call(const struct zc_rpc_client *cli,
-		       const struct zc__cconn *cc)
-{
-	return cc && cc->ready && !cc->goaway && !cc->broken &&
-	       (!cli->cfg.max_inflight_conn ||
-		cc->ninflight < cli->cfg.max_inflight_conn);
-}
 
 /* The ready connection with the fewest calls: the one idle the longest,
  * else the least busy, round-robin among equals. */
