@@ -59,9 +59,13 @@ void zc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * u64 -> pointer map, open addressing with backward-shift deletion.  Key 0
  * is never stored (request id 0 is reserved on the wire).  Single thread.
  */
+struct zc__map_ent {
+	uint64_t key;	/* 0: empty */
+	void *val;
+};
+
 struct zc__map {
-	uint64_t *keys;
-	void **vals;
+	struct zc__map_ent *ents;
 	uint32_t mask;	/* capacity - 1, capacity a power of two, or 0 */
 	uint32_t n;
 };
@@ -166,20 +170,22 @@ struct zc__tx {
 	 * reference of its own (the stage may move on to another buffer). */
 	struct zc_buf *run;
 	uint32_t run_start, run_end;
-	struct zc_chain refused; /* built, refused by zc_conn_send(-EAGAIN) */
-	size_t refused_acct;
 	uint32_t max_frame;	/* the peer's */
+	bool dead;		/* connection closing: drop, don't send */
 	size_t window;		/* bytes at most handed to the stack */
 	size_t in_stack;	/* handed to the stack, done() not yet run */
 	size_t queued;		/* payload bytes waiting in messages */
 	size_t nmsgs;		/* messages queued (each costs a struct) */
-	bool dead;		/* connection closing: drop, don't send */
 	/* Called on the reactor with counted payload bytes given back. */
 	void (*released)(struct zc__tx *tx, size_t payload);
 	/* Optional, set by the owner after init: called last in a flush
 	 * that leaves the queue idle (every byte with the stack), e.g. to
 	 * close once a drain has sent everything. */
 	void (*on_idle)(struct zc__tx *tx);
+	/* Last, past the fields every flush reads (only its length is
+	 * read while nothing is refused). */
+	size_t refused_acct;
+	struct zc_chain refused; /* built, refused by zc_conn_send(-EAGAIN) */
 };
 
 void zc__tx_init(struct zc__tx *tx, struct zc_conn *conn,

@@ -1036,11 +1036,13 @@ uint64_t zc__deadline_after(uint64_t now, unsigned ms)
 
 void zc__sconn_maybe_close(struct zc__sconn *sc)
 {
-	if (!sc->conn || sc->closing || !zc__tx_idle(&sc->tx))
+	/* The flags before the send queue (further into @sc): every tick
+	 * asks this of every connection. */
+	if (!sc->conn || sc->closing ||
+	    (!sc->close_soon && !sc->draining && !sc->peer_eof) ||
+	    !zc__tx_idle(&sc->tx))
 		return;
 	if (!sc->close_soon) {
-		if (!sc->draining && !sc->peer_eof)
-			return;
 		/* Every call it must answer is answered, and unparsed
 		 * frames (we stopped for room) are still to be served. */
 		if (sc->ncalls || sc->nsending || sc->paused || sc->budget_wait)

@@ -238,67 +238,75 @@ struct zc__zcrec {
 	struct zc__sendq_ent *ents[ZC__IOV_MAX];
 };
 
+/*
+ * Field order is for the cache: with thousands of active connections each
+ * completion lands on a connection whose state is cold, so what a call
+ * touches (receive, deliver, service, a small send) sits in the first two
+ * 64-byte lines, the rest (close, move, connect, zero-copy
+ * bookkeeping, the iovec array past its first entry) after.
+ */
 struct zc_conn {
+	/* Line 0: identity, dispatch and the flags of every service. */
 	struct zc_reactor *r;
-	int fd;
-	atomic_uint refs;     /* 1 for the stack until on_close, + users */
-	enum zc__conn_state state;
 	const struct zc_conn_ops *ops;
 	void *ud;
-	struct zc__dlist link; /* r->conns */
 	struct zc_conn *dirty_next;
-	bool is_dirty;
-	bool put_pending;
-	int err;
-
+	int fd;
+	enum zc__conn_state state;
+	atomic_uint refs;     /* 1 for the stack until on_close, + users */
 	/* In-flight requests on the fd (recv, send, connect, timeout). */
 	unsigned ops_inflight;
-	unsigned zc_pending;  /* zero-copy records awaiting notification */
+	bool is_dirty;
 	bool recv_armed;
 	bool recv_cancelling;
 	bool recv_starved;    /* ended by an empty ring */
 	bool rx_heavy;	      /* ended by rx_batch_bytes: more is waiting */
 	bool eof;
-	bool shut_wr;
 	bool send_inflight;
 	bool want_writable;
 	bool send_cancelling;
 	bool fd_closed;
-	bool aborting;
-	bool connect_inflight;
+	bool zc_copied;       /* AUTO switched to copy by a kernel report */
 	bool eof_reported;
 	bool writable_due;
-	bool err_poll_armed;
-	bool err_poll_fired;
-	bool err_poll_cancelling;
-	bool zc_copied;       /* AUTO switched to copy by a kernel report */
-	bool plain_only;      /* not TCP (Unix): no zero-copy, mode COPY */
 	bool tls_rx_wait;     /* TLS: an opening found the pool empty; the
 			       * ciphertext waits, no receive is armed, and
 			       * the service retries (tls.c) */
-
-	/* Send queue: entries not yet fully sent, in order. */
-	struct zc__sendq_ent *sq_head, *sq_tail;
-	size_t sq_bytes;      /* queued until released (zc: notified) */
-	enum zc_send_mode mode;
-	struct zc__zcrec *cur_zc;
-	unsigned cur_len;
-	struct iovec iov[ZC__IOV_MAX];
-	struct msghdr msg;
-
-	/* Receive budget, shared with consumer threads. */
-	_Atomic size_t rx_budget;
-	_Atomic size_t rx_out;
-	atomic_bool rx_paused;
-	atomic_bool resume_queued;
-	struct zc_work resume_work;
-
-	/* TLS state (tls.c), NULL for plaintext connections. */
-	struct zc__tls *tls;
-
 	/* zc_conn_move() under way (move.c): set on the old reactor until
 	 * the connection is handed over through move_work. */
 	bool moving;
+
+	/* Line 1: the send queue (entries not yet fully sent, in order),
+	 * the request in flight, TLS, and the receive budget, shared with
+	 * consumer threads. */
+	struct zc__sendq_ent *sq_head, *sq_tail;
+	size_t sq_bytes;      /* queued until released (zc: notified) */
+	struct zc__zcrec *cur_zc;
+	/* TLS state (tls.c), NULL for plaintext connections. */
+	struct zc__tls *tls;
+	enum zc_send_mode mode;
+	unsigned cur_len;
+	_Atomic size_t rx_budget;
+	_Atomic size_t rx_out;
+
+	/* Cold from here (iov[0] is a small send's, one line). */
+	atomic_bool rx_paused;
+	atomic_bool resume_queued;
+	bool put_pending;
+	bool shut_wr;
+	bool aborting;
+	bool connect_inflight;
+	bool err_poll_armed;
+	bool err_poll_fired;
+	bool err_poll_cancelling;
+	bool plain_only;      /* not TCP (Unix): no zero-copy, mode COPY */
+	int err;
+	unsigned zc_pending;  /* zero-copy records awaiting notification */
+	struct iovec iov[ZC__IOV_MAX];
+	struct msghdr msg;
+	struct zc__dlist link; /* r->conns */
+	struct zc_work resume_work;
+
 	struct zc_reactor *move_to;
 	zc_conn_moved_fn move_done;
 	void *move_arg;
