@@ -3,11 +3,13 @@
  * stack/ffiles.c - registered file slots for connection sockets.
  *
  * Every request naming a plain fd makes io_uring look the fd up in the
- * process's descriptor table and take a reference on the file (fget,
- * sock_from_file): cold cache lines at 10,000 descriptors, about 3% of
- * each side's CPU at 1,000 active of 10,000 connections (issue 14).  A
- * connection on a slot of the ring's registered file table names the slot
- * instead (IOSQE_FIXED_FILE), which skips both.
+ * process's descriptor table and take a reference on the file (fget):
+ * cold cache lines at 10,000 descriptors, 1-2% of each side's CPU at 1,000
+ * active of 10,000 connections (issue 14).  A connection on a slot of the
+ * ring's registered file table names the slot instead (IOSQE_FIXED_FILE):
+ * an index into the ring's own table, no shared reference count.  (The
+ * first read of the cold struct file, in sock_from_file(), stays:
+ * docs/BENCHMARKS.md, "Registered file slots".)
  *
  * Slot lifetime, all on the reactor thread:
  *
@@ -30,9 +32,12 @@
  * next owner) comes after its clearing.  Across submits too: io_uring
  * consumes the SQ in order, and an early flush of a full SQ (zc__sqe())
  * submits a prefix.  The kernel reads the fd at issue from ff_fds[], which
- * the reactor owns (a connection may be freed before the submit); if the
- * slot is reused within the batch, the first install reads the newer fd,
- * is cleared, and installed again: the end state is the same.
+ * the reactor owns (a connection may be freed before the submit).  If a
+ * slot is taken, left and taken again within one batch, the first install
+ * reads the newer fd, is cleared, and installed again: the end state is the
+ * same, and nothing used the slot in between, since a connection leaves
+ * only with no request in flight (close_fd() and the move wait for
+ * ops_inflight to drop to zero, which takes a completion, hence a submit).
  *
  * An install can only fail if the kernel cannot allocate its node
  * (-ENOMEM): then the failure is counted and logged, and the connection's
