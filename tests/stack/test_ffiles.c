@@ -4,14 +4,17 @@
  * (stack/ffiles.c): data both ways on a slot, closes the peer sees (a slot
  * holds the socket: a close that left it there would send no RST), slots
  * reused past the table's size, a table smaller than the connections
- * (mixed slots and plain fds), and the feature turned off.
+ * (mixed slots and plain fds), the feature turned off, and a table the
+ * kernel refuses.
  *
  * One reactor on the test thread, driven by zc_reactor_run_once(); the
  * peers are plain non-blocking sockets the test reads between batches.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -324,6 +327,27 @@ Test(ffiles, feature_off, .timeout = 60)
 	cr_assert_eq(st.fixed_slots, 0);
 	cr_assert_eq(st.fixed_files, 0);
 	cr_assert_eq(st.fixed_fallbacks, 0);
+	close_seen(&s, 0, fd, ZC_CLOSE_ABORT);
+	close(fd);
+	teardown(&s);
+}
+
+/* A table the kernel refuses (more slots than RLIMIT_NOFILE): the reactor
+ * is created all the same and serves on plain fds. */
+Test(ffiles, refused_table_uses_plain_fds, .timeout = 60)
+{
+	struct rlimit rl;
+	struct srv s;
+	int fd;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	cr_assert_lt(rl.rlim_cur, UINT_MAX);
+	setup(&s, (unsigned)rl.rlim_cur + 1, 0);
+	cr_assert_eq(stats(&s).fixed_slots, 0);
+	fd = peer_connect(&s);
+	run_until_accepted(&s, 1);
+	echo_once(&s, fd, 2000);
+	cr_assert_eq(stats(&s).fixed_files, 0);
 	close_seen(&s, 0, fd, ZC_CLOSE_ABORT);
 	close(fd);
 	teardown(&s);
