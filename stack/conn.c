@@ -54,12 +54,14 @@ struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd)
 		return NULL;
 	c->r = r;
 	c->fd = fd;
+	c->slot = -1;
 	atomic_init(&c->refs, 1);
 	c->mode = r->cfg.send_mode;
 	atomic_init(&c->rx_budget, r->cfg.rx_budget);
 	zc__dlist_add(&r->conns, &c->link);
 	r->nconns++;
 	ZC__STAT_INC(r, conns_open);
+	zc__ffile_join(c);
 	return c;
 }
 
@@ -135,6 +137,7 @@ static void arm_recv(struct zc_conn *c)
 			sqe->file_index = (unsigned)r->cfg.rx_batch_bytes;
 	} else
 		io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+	zc__sqe_conn_file(sqe, c);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = 0;
 	io_uring_sqe_set_data64(sqe, zc__ud(c, ZC__OP_RECV));
@@ -319,6 +322,7 @@ static void arm_err_poll(struct zc_conn *c)
 		return;
 	sqe = zc__sqe(c->r);
 	io_uring_prep_poll_add(sqe, c->fd, POLLERR | POLLHUP | POLLRDHUP);
+	zc__sqe_conn_file(sqe, c);
 	io_uring_sqe_set_data64(sqe, zc__ud(c, ZC__OP_POLL));
 	c->err_poll_armed = true;
 	c->ops_inflight++;
@@ -417,6 +421,9 @@ static void close_fd(struct zc_conn *c)
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
+	/* A registered slot holds the socket too: its clearing goes out
+	 * with this batch's submit (the close rule, ffiles.c). */
+	zc__ffile_leave(c);
 	close(c->fd);
 	c->fd_closed = true;
 }
@@ -594,6 +601,7 @@ int zc_connect(struct zc_reactor *r, const struct sockaddr *addr,
 		io_uring_submit(&r->ring);
 	sqe = zc__sqe(r);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->peer, addrlen);
+	zc__sqe_conn_file(sqe, c);
 	io_uring_sqe_set_data64(sqe, zc__ud(c, ZC__OP_CONNECT));
 	c->connect_inflight = true;
 	c->ops_inflight++;

@@ -44,7 +44,9 @@
  * connection (CONNECT, TIMEOUT, RECV, SEND) or zero-copy send record
  * (SEND_ZC: both its completion and its notification carry it, told apart
  * by IORING_CQE_F_NOTIF), or a connection's error watch (POLL) or TLS
- * handshake deadline (TLS_TIMER), or a user's zc_timer (TIMER).
+ * handshake deadline (TLS_TIMER), or a user's zc_timer (TIMER), or a
+ * reactor's registered file update (FFILE: only failures complete,
+ * ffiles.c).
  * ZC__OP_IGNORE with a NULL object marks requests
  * whose completions carry nothing to do (cancels, msg_ring wakes).
  */
@@ -61,6 +63,7 @@ enum zc__op {
 	ZC__OP_POLL,
 	ZC__OP_TLS_TIMER,
 	ZC__OP_TIMER,
+	ZC__OP_FFILE,
 };
 #define ZC__UD_OP_MASK 15ull
 
@@ -184,6 +187,13 @@ struct zc_reactor {
 	int destroy_rc;
 	bool destroy_req;
 
+	/* Registered file table (ffiles.c): free slots, a stack of
+	 * ff_nfree indices, and the fd each install reads at issue; NULL
+	 * when the reactor has no table. */
+	unsigned *ff_free;
+	int *ff_fds;
+	unsigned ff_nfree;
+
 	/* Fixed buffers: slab i is registered when fixed_ok[i]. */
 	uint8_t *fixed_ok;
 	unsigned fixed_n;
@@ -251,11 +261,14 @@ struct zc_conn {
 	const struct zc_conn_ops *ops;
 	void *ud;
 	struct zc_conn *dirty_next;
-	int fd;
-	enum zc__conn_state state;
+	int fd;               /* the socket: ours until close_fd() */
+	/* Slot of r's registered file table, or -1 (ffiles.c): requests
+	 * name it instead of fd. */
+	int slot;
 	atomic_uint refs;     /* 1 for the stack until on_close, + users */
 	/* In-flight requests on the fd (recv, send, connect, timeout). */
 	unsigned ops_inflight;
+	uint8_t state;        /* enum zc__conn_state: a byte keeps line 0 */
 	bool is_dirty;
 	bool recv_armed;
 	bool recv_cancelling;
@@ -381,6 +394,26 @@ void zc__reclaim_tick(struct zc_reactor *r, bool busy);
  * size are populated on an io-wq worker. */
 #define ZC__PREFAULT_MIN (1u << 20)
 void zc__on_large_map(void *arg, void *base, size_t len);
+
+/* ffiles.c: the registered file table and its slots (see there). */
+void zc__ffiles_init(struct zc_reactor *r);
+void zc__ffiles_fini(struct zc_reactor *r);
+/* @c joined r: take a slot and queue its install (no-op without a free
+ * slot or table: the connection uses its plain fd). */
+void zc__ffile_join(struct zc_conn *c);
+/* @c leaves r (close, move): queue its slot's clearing, free the slot. */
+void zc__ffile_leave(struct zc_conn *c);
+void zc__handle_ffile(struct zc_reactor *r, const struct io_uring_cqe *cqe);
+
+/* After a prep that names @c's socket: name its slot instead. */
+static inline void zc__sqe_conn_file(struct io_uring_sqe *sqe,
+				     const struct zc_conn *c)
+{
+	if (c->slot >= 0) {
+		sqe->fd = c->slot;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
+}
 
 /* conn.c */
 struct zc_conn *zc__conn_new(struct zc_reactor *r, int fd);

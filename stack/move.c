@@ -99,6 +99,7 @@ static void move_arrive(struct zc_work *w)
 	to->nconns++;
 	ZC__STAT_INC(to, conns_open);
 	ZC__STAT_INC(to, moved_in);
+	zc__ffile_join(c);
 	/* Pairs with zc_conn_recv_done(): a consumer that takes the flag
 	 * after this store queues its resume to @to. */
 	atomic_store(&c->resume_queued, false);
@@ -131,6 +132,8 @@ bool zc__move_service(struct zc_conn *c)
 	c->err_poll_cancelling = false;
 	c->recv_starved = false;
 	c->rx_heavy = false;
+	/* A slot is the old ring's: @to gives it one of its own. */
+	zc__ffile_leave(c);
 	zc__dlist_del(&c->link);
 	r->nconns--;
 	ZC__STAT_ADD(r, conns_open, (uint64_t)-1);

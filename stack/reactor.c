@@ -262,6 +262,7 @@ static int reactor_setup(struct zc_reactor *r)
 	if (ret)
 		return ret;
 	probe_ops(r);
+	zc__ffiles_init(r);
 
 	/* Blocking: io_uring answers -EAGAIN at once for reads of an
 	 * O_NONBLOCK file instead of waiting for it to become readable. */
@@ -308,6 +309,7 @@ err_efd:
 	r->efd = -1;
 err_ring:
 	io_uring_queue_exit(&r->ring);
+	zc__ffiles_fini(r);
 	free(r->fixed_ok);
 	r->fixed_ok = NULL;
 	return ret;
@@ -594,6 +596,9 @@ static void handle_cqe(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 		break;
 	case ZC__OP_TIMER:
 		zc__handle_timer(cqe);
+		break;
+	case ZC__OP_FFILE:
+		zc__handle_ffile(r, cqe);
 		break;
 	}
 }
@@ -956,6 +961,7 @@ static int reactor_teardown(struct zc_reactor *r)
 		run_posted(r);
 		zc__rxring_fini(r);
 		io_uring_queue_exit(&r->ring);
+		zc__ffiles_fini(r);
 		free(r->fixed_ok);
 		r->fixed_ok = NULL;
 		r->torn_down = true;

@@ -364,6 +364,7 @@ void zc__send_kick(struct zc_conn *c)
 		io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
 		io_uring_sqe_set_data64(sqe, zc__ud(c, ZC__OP_SEND));
 	}
+	zc__sqe_conn_file(sqe, c);
 	c->cur_zc = rec;
 	c->cur_len = (unsigned)total;
 	c->send_inflight = true;

@@ -387,7 +387,8 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 "tcp_busy=%llu tcp_rwnd=%llu tcp_sndbuf=%llu tcp_retrans=%llu "
 		 "rss0=%llu rss_w=%llu rss1=%llu errors=%u ktls=%llu "
 		 "rpc_span=%llu rpc_shared=%llu rss_l=%llu acc_s=%.6f "
-		 "tlsrec_z=%llu tlsrec_o=%llu large=%llu tcpu=",
+		 "tlsrec_z=%llu tlsrec_o=%llu large=%llu ffiles=%llu "
+		 "ffall=%llu tcpu=",
 		 s->cpu.util, s->cpu.busy_s, s->cpu.proc_s, s->cpu.ncpus,
 		 s->cpus[0] ? s->cpus : "-",
 		 (unsigned long long)s->bytes_sent,
@@ -412,7 +413,9 @@ void zp_ctl_fmt_side(const struct zp_side *s, unsigned errors, char *out,
 		 (unsigned long long)s->rss_listen_kb, s->accept_s,
 		 (unsigned long long)k->tlsrec_zcrpc,
 		 (unsigned long long)k->tlsrec_openssl,
-		 (unsigned long long)k->large_copies);
+		 (unsigned long long)k->large_copies,
+		 (unsigned long long)k->fixed_files,
+		 (unsigned long long)k->fixed_fallbacks);
 	fmt_threads(&s->threads, out, len);
 }
 
@@ -480,7 +483,9 @@ int zp_ctl_parse_side(const char *line, struct zp_side *s, unsigned *errors)
 	    get_double(line, "acc_s", &s->accept_s) == -EINVAL ||
 	    get_u64(line, "tlsrec_z", &k->tlsrec_zcrpc) == -EINVAL ||
 	    get_u64(line, "tlsrec_o", &k->tlsrec_openssl) == -EINVAL ||
-	    get_u64(line, "large", &k->large_copies) == -EINVAL)
+	    get_u64(line, "large", &k->large_copies) == -EINVAL ||
+	    get_u64(line, "ffiles", &k->fixed_files) == -EINVAL ||
+	    get_u64(line, "ffall", &k->fixed_fallbacks) == -EINVAL)
 		return -EINVAL;
 	{
 		char v[ZP_CTL_LINE_MAX];

@@ -376,6 +376,8 @@ static int collect_fn(void *arg)
 	k.ktls_conns = st.tls_ktls;
 	k.tlsrec_zcrpc = st.tls_rec_zcrpc;
 	k.tlsrec_openssl = st.tls_rec_openssl;
+	k.fixed_files = st.fixed_files;
+	k.fixed_fallbacks = st.fixed_fallbacks;
 	zp_counters_add(&ca->side->ctr, &k);
 	return 0;
 }

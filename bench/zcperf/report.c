@@ -29,6 +29,8 @@ void zp_counters_add(struct zp_counters *dst, const struct zp_counters *src)
 	dst->rpc_spanning += src->rpc_spanning;
 	dst->rpc_shared_buf += src->rpc_shared_buf;
 	dst->large_copies += src->large_copies;
+	dst->fixed_files += src->fixed_files;
+	dst->fixed_fallbacks += src->fixed_fallbacks;
 }
 
 /* kTLS used on either side. */
@@ -282,7 +284,9 @@ static void report_human(FILE *f, const struct zp_result *r)
  *             deferred_frees, drains, kicks, rx_enobufs, tcp_busy_us,
  *             tcp_rwnd_limited_us, tcp_sndbuf_limited_us, tcp_retrans,
  *             rpc_spanning, rpc_shared_buf (test_rpc.c), large_copies
- *             (messages copied out of the receive ring, rpc/reasm.c)}
+ *             (messages copied out of the receive ring, rpc/reasm.c),
+ *             fixed_files, fixed_fallbacks (connections on a registered
+ *             file slot at the end, and those that found none)}
  *             (both sides summed),
  *   endpoints {"0": {peer, sent, ok}, "1": ...} (-H a,b,c: the client's
  *     calls sent to each server, retries included, and answered OK, in
@@ -336,7 +340,8 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		   "\"tcp_busy_us\":%llu,\"tcp_rwnd_limited_us\":%llu,"
 		   "\"tcp_sndbuf_limited_us\":%llu,\"tcp_retrans\":%llu,"
 		   "\"rpc_spanning\":%llu,\"rpc_shared_buf\":%llu,"
-		   "\"large_copies\":%llu}",
+		   "\"large_copies\":%llu,\"fixed_files\":%llu,"
+		   "\"fixed_fallbacks\":%llu}",
 		(unsigned long long)k->zc_sends,
 		(unsigned long long)k->notifications,
 		(unsigned long long)k->copied_notifications,
@@ -349,7 +354,9 @@ static void json_counters(FILE *f, const struct zp_counters *k)
 		(unsigned long long)k->tcp_retrans,
 		(unsigned long long)k->rpc_spanning,
 		(unsigned long long)k->rpc_shared_buf,
-		(unsigned long long)k->large_copies);
+		(unsigned long long)k->large_copies,
+		(unsigned long long)k->fixed_files,
+		(unsigned long long)k->fixed_fallbacks);
 }
 
 static void json_side(FILE *f, const struct zp_side *s)

@@ -54,6 +54,11 @@ struct zp_counters {
 	 * requests and answers, or the pin cap reached; rpc/reasm.c): the
 	 * reactors' pool stats ext_wrapped, as zcperf wraps nothing else. */
 	uint64_t large_copies;
+	/* Connections on a registered file slot at the end of the run, and
+	 * those that found none (zc_reactor_stats() fixed_files,
+	 * fixed_fallbacks). */
+	uint64_t fixed_files;
+	uint64_t fixed_fallbacks;
 };
 
 struct zp_side {

@@ -262,12 +262,17 @@ Test(move, stream_moves_midway, .timeout = 60)
 	cr_assert_eq(sb.moved_in, 1);
 	cr_assert_eq(sa.conns_open, 0);
 	cr_assert_eq(sb.conns_open, 1);
+	/* Registered file slots (on by default): it left A's, took B's. */
+	cr_assert_gt(sb.fixed_slots, 0);
+	cr_assert_eq(sa.fixed_files, 0);
+	cr_assert_eq(sb.fixed_files, 1);
 	close(fd);
 	cr_assert(wait_for(&s.closed, 1, 10));
 	cr_assert_eq(atomic_load(&s.close_err), 0);
 	cr_assert_eq(atomic_load(&s.wrong_thread), 0);
 	zc_reactor_stats(s.b, &sb);
 	cr_assert_eq(sb.conns_open, 0);
+	cr_assert_eq(sb.fixed_files, 0);
 	teardown(&s);
 }
 
