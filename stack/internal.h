@@ -216,6 +216,18 @@ struct zc_reactor {
 	struct zc_reactor_stats st;
 };
 
+/*
+ * Pool buffers kept for TLS openings.  An opening needs a buffer besides
+ * the ciphertext it opens, and only an opening gives that ciphertext back:
+ * a pool whose last buffers sit in the receive ring, which no connection
+ * reads while each waits to open (tls.c, rx_wait()), or in ciphertext
+ * queued to send, would never see one come home.  The ring refill
+ * (rxring.c) and the sealing of records (tls_bio.c) both stop short of
+ * the reserve, so that whenever the pool is empty, buffers are out with
+ * consumers, and come back.
+ */
+#define ZC__TLS_OPEN_RESERVE 2u
+
 enum zc__conn_state {
 	ZC__CONNECTING,
 	ZC__OPEN,

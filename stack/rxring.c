@@ -115,6 +115,16 @@ void zc__rxring_refill(struct zc_reactor *r)
 		uint16_t bid = r->br_free[r->br_nfree - 1];
 		struct zc_buf *b;
 
+		/* Nor may a ring that holds a buffer take the openings'
+		 * reserve: with every connection waiting to open, none
+		 * reads, and what the ring holds never comes home
+		 * (ZC__TLS_OPEN_RESERVE).  Kept whether or not TLS runs
+		 * here: the ring is filled before the first connection, and
+		 * what it holds cannot be taken back.  Only a pool capped
+		 * near the ring's size notices (the default cap is 4 rings). */
+		if (r->br_nfree < r->br_entries &&
+		    zc_pool_headroom(r->pool) < ZC__TLS_OPEN_RESERVE * size)
+			break;
 		if (zc_buf_alloc(r->pool, &b))
 			break;
 		r->br_nfree--;

@@ -61,14 +61,6 @@ int zc__tls_buf(struct zc_pool *pool, bool heap_ok, struct zc_buf **out)
 	return ret;
 }
 
-/*
- * Pool buffers kept for openings: below this headroom, records are sealed
- * into memory of their own, so that ciphertext waiting to be sent (to a
- * peer that may itself wait for our records to be read) never holds the
- * last buffers an opening needs to make progress.
- */
-#define TX_RESERVE_BUFS 2
-
 long zc__tls_tx_room(struct zc__tls *t, struct zc_pool *pool,
 		     unsigned char **dst)
 {
@@ -76,7 +68,11 @@ long zc__tls_tx_room(struct zc__tls *t, struct zc_pool *pool,
 	int ret;
 
 	if (!t->txb) {
-		ret = zc_pool_headroom(pool) < TX_RESERVE_BUFS * bs ?
+		/* Below the openings' reserve, into memory of its own:
+		 * ciphertext waiting to be sent (to a peer that may itself
+		 * wait for our records to be read) must not hold the last
+		 * buffers an opening needs. */
+		ret = zc_pool_headroom(pool) < ZC__TLS_OPEN_RESERVE * bs ?
 			      zc_buf_alloc_large(pool, bs, &t->txb) :
 			      zc__tls_buf(pool, true, &t->txb);
 		if (ret)

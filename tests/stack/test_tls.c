@@ -177,6 +177,22 @@ Test(stack_tls, empty_pool_without_budget_waits, .init = certs,
 	cr_assert_gt(res.st[0].tls_rx_stalls + res.st[1].tls_rx_stalls, 0);
 }
 
+/* The smallest pool a reactor takes, its ring and one buffer: whenever the
+ * ring held all but what waiting ciphertext holds, an opening found no
+ * buffer, and none came back (no connection reads while it waits to open,
+ * and the consumers held nothing).  The ring leaves the openings their
+ * reserve, so the streams complete. */
+Test(stack_tls, pool_of_ring_and_one_buffer_still_opens, .init = certs,
+     .fini = certs_drop)
+{
+	struct hs_result res = stream(&(struct sopt){
+		.max_msg = 256u << 10, .consumer = true, .spare = 1,
+		.no_budget = true,
+		.total = ZC_TEST_SANITIZED ? (1u << 20) : (4u << 20) });
+
+	cr_assert_gt(res.st[0].tls_rx_stalls + res.st[1].tls_rx_stalls, 0);
+}
+
 /* Both sides send a KeyUpdate after every 2 records they seal (our
  * record layer reading our own): messages of every size up to 1 MiB
  * still arrive byte-identical across thousands of keys, both ways. */
