@@ -177,6 +177,15 @@ void zc__handle_ffile(struct zc_reactor *r, const struct io_uring_cqe *cqe)
 {
 	if (cqe->res == 1)
 		return;
+	static atomic_bool logged;
+
 	ZC__STAT_INC(r, fixed_errors);
-	log_off(cqe->res < 0 ? cqe->res : -EIO, 1);
+	/* Once per process, like the table's refusal: the kernel out of
+	 * memory says so for every slot it cannot set. */
+	if (atomic_exchange(&logged, true))
+		return;
+	zc__logp(ZC_LOG_WARN, NULL, "registered file update failed",
+		 "a registered file slot could not be set (%s): its "
+		 "connection fails with EBADF (counted in fixed_errors)",
+		 strerror(cqe->res < 0 ? -cqe->res : EIO));
 }
